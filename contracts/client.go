@@ -1,0 +1,187 @@
+package contracts
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// DefaultTimeout bounds a call whose context has no deadline.
+const DefaultTimeout = 10 * time.Second
+
+const instrumentationName = "github.com/simmatch/simmatch/contracts"
+
+// Client calls simmatch processors over NATS. It is safe for concurrent use.
+type Client struct {
+	nc      *nats.Conn
+	subject string
+	timeout time.Duration
+	tracer  trace.Tracer
+	prop    propagation.TextMapPropagator
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client) error
+
+// WithSubject sends requests to subject instead of SubjectSimilarity.
+func WithSubject(subject string) ClientOption {
+	return func(c *Client) error {
+		if subject == "" {
+			return errors.New("contracts: empty subject")
+		}
+		c.subject = subject
+		return nil
+	}
+}
+
+// WithTimeout sets the timeout for calls whose context has no deadline.
+func WithTimeout(d time.Duration) ClientOption {
+	return func(c *Client) error {
+		if d <= 0 {
+			return fmt.Errorf("contracts: timeout must be positive, got %v", d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// WithTracerProvider sets the tracer provider; the default is the global one.
+func WithTracerProvider(tp trace.TracerProvider) ClientOption {
+	return func(c *Client) error {
+		c.tracer = tp.Tracer(instrumentationName)
+		return nil
+	}
+}
+
+// WithPropagator sets the propagator; the default is the global one.
+func WithPropagator(p propagation.TextMapPropagator) ClientOption {
+	return func(c *Client) error {
+		c.prop = p
+		return nil
+	}
+}
+
+// NewClient returns a client that sends requests over nc.
+func NewClient(nc *nats.Conn, opts ...ClientOption) (*Client, error) {
+	if nc == nil {
+		return nil, errors.New("contracts: nil NATS connection")
+	}
+	c := &Client{nc: nc, subject: SubjectSimilarity, timeout: DefaultTimeout}
+	for _, o := range opts {
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	if c.tracer == nil {
+		c.tracer = otel.GetTracerProvider().Tracer(instrumentationName)
+	}
+	if c.prop == nil {
+		c.prop = otel.GetTextMapPropagator()
+	}
+	return c, nil
+}
+
+// Match sends req to a processor and waits for its answer until ctx's
+// deadline (or the client's timeout). Failures are *Error values: match them
+// with errors.Is against ErrNoProcessor, ErrTimeout, ErrInvalidRequest, ...
+func (c *Client) Match(ctx context.Context, req *Request) (*Response, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return nil, &Error{Code: CodeInvalidRequest, Message: "encode request: " + err.Error()}
+	}
+	ctx, span := c.tracer.Start(ctx, "send "+c.subject, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.name", "send"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", c.subject),
+			attribute.Int("messaging.message.body.size", len(data)),
+			attribute.String("simmatch.request_id", req.RequestID),
+		))
+	defer span.End()
+
+	resp, err := c.do(ctx, data, req.RequestID)
+	if err != nil {
+		e := AsError(err)
+		span.SetStatus(codes.Error, string(e.Code))
+		span.SetAttributes(attribute.String("error.type", string(e.Code)))
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (c *Client) do(ctx context.Context, data []byte, requestID string) (*Response, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	deadline, _ := ctx.Deadline()
+	msg := nats.NewMsg(c.subject)
+	msg.Data = data
+	if requestID != "" {
+		msg.Header.Set(HeaderRequestID, requestID)
+	}
+	SetTimeout(msg.Header, time.Until(deadline))
+	c.prop.Inject(ctx, HeaderCarrier(msg.Header))
+
+	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		return nil, transportError(ctx, err)
+	}
+	return DecodeReply(reply)
+}
+
+// DecodeReply decodes a processor's reply: a Response, or the *Error that the
+// micro error headers and the JSON body describe.
+func DecodeReply(m *nats.Msg) (*Response, error) {
+	if code := m.Header.Get(HeaderErrorCode); code != "" {
+		var body ErrorBody
+		if err := json.Unmarshal(m.Data, &body); err != nil || body.Error == nil {
+			return nil, &Error{Code: Code(code), Message: m.Header.Get(HeaderError)}
+		}
+		return nil, body.Error
+	}
+	var resp Response
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return nil, Errorf(CodeInternal, "decode processor reply: %v", err)
+	}
+	return &resp, nil
+}
+
+func transportError(ctx context.Context, err error) error {
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return &Error{Code: CodeNoProcessor, Message: "no processor is serving " + SubjectSimilarity + "; start one or retry later"}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return &Error{Code: CodeTimeout, Message: "no answer from a processor within the deadline"}
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("contracts: request canceled: %w", ctx.Err())
+	case errors.Is(err, nats.ErrMaxPayload):
+		return &Error{Code: CodePayloadTooLarge, Message: "request is larger than the NATS server's max_payload"}
+	}
+	return Errorf(CodeInternal, "nats request: %v", err)
+}
+
+// Ping asks the processors' micro service for a PING answer and reports
+// whether at least one processor answered before ctx ends.
+func (c *Client) Ping(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	if _, err := c.nc.RequestWithContext(ctx, "$SRV.PING."+ServiceName, nil); err != nil {
+		return transportError(ctx, err)
+	}
+	return nil
+}

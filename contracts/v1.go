@@ -1,0 +1,211 @@
+package contracts
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"unicode/utf8"
+)
+
+// Request is a v1 similarity request. Its JSON stays compatible with the
+// original Python service: {"query": [...], "product_descriptions": [...]}.
+type Request struct {
+	// Query holds the query texts; on the wire a single string or a list.
+	Query Queries `json:"query"`
+	// ProductDescriptions is the catalog to rank for every query.
+	ProductDescriptions []string `json:"product_descriptions"`
+	// TopK keeps the K best matches per query; nil keeps all.
+	TopK *int `json:"top_k,omitempty"`
+	// Threshold drops matches that score below it; nil keeps all.
+	Threshold *float64 `json:"threshold,omitempty"`
+	// RequestID is echoed in the response and in logs; the bridge fills it when empty.
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Queries is a list of query texts that also decodes from a single JSON string.
+type Queries []string
+
+// UnmarshalJSON accepts a string or a list of strings.
+func (q *Queries) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*q = Queries{s}
+		return nil
+	}
+	var l []string
+	if err := json.Unmarshal(b, &l); err != nil {
+		return errWantStrings
+	}
+	*q = l
+	return nil
+}
+
+var errWantStrings = errors.New("want a string or a list of strings")
+
+// Response is a v1 similarity response.
+type Response struct {
+	// Results has one entry per query, in request order.
+	Results []Result `json:"results"`
+	// Model identifies the model that computed the scores.
+	Model ModelInfo `json:"model"`
+	// RequestID echoes the request's id.
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Result holds the ranked matches of one query.
+type Result struct {
+	Query string `json:"query"`
+	// Matches are sorted by score, highest first; equal scores keep catalog order.
+	Matches []Match `json:"matches"`
+}
+
+// Match is one product description and its cosine similarity to the query.
+type Match struct {
+	// Index is the description's position in the request's product_descriptions.
+	Index       int     `json:"index"`
+	Description string  `json:"description"`
+	Score       float64 `json:"score"`
+}
+
+// ModelInfo names the model behind a response.
+type ModelInfo struct {
+	Name       string `json:"name"`
+	Version    string `json:"version"`
+	Dimensions int    `json:"dimensions"`
+}
+
+// Limits bound what one request may hold. Both the bridge and the processors
+// enforce them, so a direct NATS client cannot bypass them.
+type Limits struct {
+	MaxQueries      int // texts in query
+	MaxDescriptions int // texts in product_descriptions
+	MaxTextChars    int // characters (Unicode code points) per text
+	MaxBodyBytes    int // encoded request size
+}
+
+// DefaultLimits are the limits used when none are configured.
+var DefaultLimits = Limits{
+	MaxQueries:      32,
+	MaxDescriptions: 1024,
+	MaxTextChars:    8192,
+	MaxBodyBytes:    1 << 20,
+}
+
+// DecodeRequest decodes and validates a JSON request. Every error is an
+// *Error naming the field and, where one applies, the limit.
+func DecodeRequest(data []byte, lim Limits) (*Request, error) {
+	if lim.MaxBodyBytes > 0 && len(data) > lim.MaxBodyBytes {
+		return nil, &Error{Code: CodePayloadTooLarge, Limit: lim.MaxBodyBytes,
+			Message: fmt.Sprintf("request body is %d bytes; the limit is %d", len(data), lim.MaxBodyBytes)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Request
+	if err := dec.Decode(&r); err != nil {
+		return nil, decodeError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, Errorf(CodeMalformedJSON, "request body: unexpected data after the JSON object")
+	}
+	if err := r.Validate(lim); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func decodeError(err error) *Error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return Errorf(CodeMalformedJSON, "request body is not valid JSON: %v (at byte %d)", syn, syn.Offset)
+	case errors.Is(err, io.EOF):
+		return Errorf(CodeMalformedJSON, "request body is empty; want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Errorf(CodeMalformedJSON, "request body is not valid JSON: unexpected end of input")
+	case errors.As(err, &typ):
+		field := typ.Field
+		if field == "" {
+			return Errorf(CodeInvalidRequest, "request body: want a JSON object, got %s", typ.Value)
+		}
+		return FieldError(field, 0, "want %s, got %s", wantType(field), typ.Value)
+	case errors.Is(err, errWantStrings) || strings.Contains(err.Error(), errWantStrings.Error()):
+		return FieldError("query", 0, "%s", errWantStrings)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return FieldError(f, 0, "unknown field; known fields are query, product_descriptions, top_k, threshold, request_id")
+	}
+	return Errorf(CodeMalformedJSON, "request body: %v", err)
+}
+
+func wantType(field string) string {
+	switch {
+	case strings.HasPrefix(field, "product_descriptions"):
+		return "a list of strings"
+	case field == "top_k":
+		return "an integer"
+	case field == "threshold":
+		return "a number"
+	case field == "request_id":
+		return "a string"
+	}
+	return "a string or a list of strings"
+}
+
+// Validate checks r against lim and the schema rules that JSON types cannot express.
+func (r *Request) Validate(lim Limits) error {
+	if len(r.Query) == 0 {
+		return FieldError("query", 0, "required: a non-empty string or list of strings")
+	}
+	if lim.MaxQueries > 0 && len(r.Query) > lim.MaxQueries {
+		return FieldError("query", lim.MaxQueries, "has %d texts; the limit is %d", len(r.Query), lim.MaxQueries)
+	}
+	if len(r.ProductDescriptions) == 0 {
+		return FieldError("product_descriptions", 0, "required: a non-empty list of strings")
+	}
+	if lim.MaxDescriptions > 0 && len(r.ProductDescriptions) > lim.MaxDescriptions {
+		return FieldError("product_descriptions", lim.MaxDescriptions, "has %d texts; the limit is %d", len(r.ProductDescriptions), lim.MaxDescriptions)
+	}
+	if err := checkTexts("query", r.Query, lim); err != nil {
+		return err
+	}
+	if err := checkTexts("product_descriptions", r.ProductDescriptions, lim); err != nil {
+		return err
+	}
+	if r.TopK != nil && *r.TopK < 1 {
+		return FieldError("top_k", 0, "must be at least 1 (omit it to get every match), got %d", *r.TopK)
+	}
+	if r.Threshold != nil && (math.IsNaN(*r.Threshold) || *r.Threshold < -1 || *r.Threshold > 1) {
+		return FieldError("threshold", 0, "must be a cosine similarity between -1 and 1, got %v", *r.Threshold)
+	}
+	if len(r.RequestID) > 128 {
+		return FieldError("request_id", 128, "is %d bytes; the limit is 128", len(r.RequestID))
+	}
+	return nil
+}
+
+func checkTexts(field string, texts []string, lim Limits) error {
+	for i, t := range texts {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if !utf8.ValidString(t) {
+			return FieldError(f, 0, "is not valid UTF-8")
+		}
+		if strings.TrimSpace(t) == "" {
+			return FieldError(f, 0, "must not be empty or only whitespace")
+		}
+		if lim.MaxTextChars > 0 {
+			if n := utf8.RuneCountInString(t); n > lim.MaxTextChars {
+				return FieldError(f, lim.MaxTextChars, "has %d characters; the limit is %d", n, lim.MaxTextChars)
+			}
+		}
+	}
+	return nil
+}
