@@ -51,8 +51,9 @@ test: deps ## run every test (real NATS, real ONNX Runtime, real model)
 fuzz: ## run each fuzz target briefly
 	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
 
-bench: deps ## benchmarks: ONNX Runtime alone and end to end through the bridge
-	go test -run '^$$' -bench . -benchtime 3s ./processor/... ./cmd/simmatch/
+BENCH ?= .
+bench: deps ## benchmarks (BENCH=regexp): ONNX Runtime alone and end to end through the bridge
+	go test -run '^$$' -bench '$(BENCH)' -benchtime 3s ./processor/...
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf bin models

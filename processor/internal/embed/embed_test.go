@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -98,11 +99,20 @@ func TestEmbeddingIndependentOfBatch(t *testing.T) {
 func TestTruncatesAtMaxSeqLength(t *testing.T) {
 	m := loadModel(t)
 	long := strings.Repeat("wood saw blade ", 300)
-	if n := len(m.Tokenizer().Encode(long).IDs); n != 256 {
+	if n := len(mustEncode(t, m, long)); n != 256 {
 		t.Fatalf("long text has %d tokens, want 256 (max_seq_length)", n)
 	}
-	if n := len(m.Tokenizer().Encode("saw").IDs); n != 3 {
+	if n := len(mustEncode(t, m, "saw")); n != 3 {
 		t.Fatalf(`"saw" has %d tokens, want 3 ([CLS] saw [SEP])`, n)
+	}
+}
+
+// The C interface of the tokenizer cannot carry U+0000; BERT's normalizer
+// deletes it anyway, so the text must tokenize as if it were not there.
+func TestNULIsDroppedLikeBERTNormalizer(t *testing.T) {
+	m := loadModel(t)
+	if got, want := mustEncode(t, m, "saw\x00 blade\x00"), mustEncode(t, m, "saw blade"); !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
 	}
 }
 
@@ -160,4 +170,13 @@ func TestLoadErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustEncode(t testing.TB, m *Model, text string) []int64 {
+	t.Helper()
+	e, err := m.Tokenizer().Encode(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.IDs
 }

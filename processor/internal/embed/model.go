@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/simmatch/simmatch/contracts"
 	ort "github.com/yalue/onnxruntime_go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -119,7 +120,7 @@ func Load(opts Options) (m *Model, err error) {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
-	m.tracer = tp.Tracer("github.com/simmatch/simmatch/processor/embed")
+	m.tracer = tp.Tracer(tracerName)
 
 	if m.tok, err = NewTokenizer(layout.TokenizerPath, layout.MaxSeqLength, layout.DoLowerCase); err != nil {
 		return m, err
@@ -216,11 +217,17 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 	}
 	attrs := []attribute.KeyValue{attribute.String("simmatch.model.name", m.name), attribute.String("simmatch.model.version", m.ver)}
 
-	_, span := m.tracer.Start(ctx, "tokenize", trace.WithAttributes(attrs...))
+	tracer := m.tracerFor(ctx)
+	_, span := tracer.Start(ctx, "tokenize", trace.WithAttributes(attrs...))
 	encs := make([]Encoding, len(texts))
 	tokens := 0
 	for i, t := range texts {
-		encs[i] = m.tok.Encode(t)
+		var err error
+		if encs[i], err = m.tok.Encode(t); err != nil {
+			span.SetStatus(codes.Error, err.Error())
+			span.End()
+			return nil, fmt.Errorf("text %d: %w", i, err)
+		}
 		tokens += len(encs[i].IDs)
 	}
 	span.SetAttributes(attribute.Int("simmatch.batch.size", len(texts)), attribute.Int("simmatch.tokens", tokens))
@@ -240,7 +247,7 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 		for j, i := range idx {
 			chunk[j] = encs[i]
 		}
-		vecs, err := m.run(ctx, newBatch(chunk), attrs)
+		vecs, err := m.run(ctx, tracer, newBatch(chunk), attrs)
 		if err != nil {
 			return nil, err
 		}
@@ -251,12 +258,23 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 	return out, nil
 }
 
+// tracerFor follows the caller's tracer provider when ctx carries a recording
+// span, so the model's spans land wherever the request's trace goes.
+func (m *Model) tracerFor(ctx context.Context) trace.Tracer {
+	if s := trace.SpanFromContext(ctx); s.IsRecording() {
+		return s.TracerProvider().Tracer(tracerName)
+	}
+	return m.tracer
+}
+
+const tracerName = "github.com/simmatch/simmatch/processor/embed"
+
 // run embeds one padded batch: inference, then pooling and normalization.
-func (m *Model) run(ctx context.Context, b batch, attrs []attribute.KeyValue) ([][]float32, error) {
+func (m *Model) run(ctx context.Context, tracer trace.Tracer, b batch, attrs []attribute.KeyValue) ([][]float32, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	_, span := m.tracer.Start(ctx, "inference", trace.WithAttributes(attrs...))
+	_, span := tracer.Start(ctx, "inference", trace.WithAttributes(attrs...))
 	span.SetAttributes(attribute.Int("simmatch.batch.size", b.size), attribute.Int("simmatch.batch.seq_len", b.seqLen), attribute.Int("simmatch.tokens", b.tokens))
 	raw, shape, err := m.infer(ctx, b)
 	if err != nil {
@@ -267,7 +285,7 @@ func (m *Model) run(ctx context.Context, b batch, attrs []attribute.KeyValue) ([
 	}
 	span.End()
 
-	_, span = m.tracer.Start(ctx, "pooling", trace.WithAttributes(attrs...))
+	_, span = tracer.Start(ctx, "pooling", trace.WithAttributes(attrs...))
 	defer span.End()
 	span.SetAttributes(attribute.String("simmatch.pooling", string(m.layout.Pooling)), attribute.Bool("simmatch.normalize", m.layout.Normalize))
 	vecs, err := m.pool(raw, shape, b)
@@ -436,3 +454,8 @@ func (m *Model) Close() error {
 
 // DefaultThreads is GOMAXPROCS, the number of cores the process may use.
 func DefaultThreads() int { return runtime.GOMAXPROCS(0) }
+
+// Info identifies the model on the wire.
+func (m *Model) Info() contracts.ModelInfo {
+	return contracts.ModelInfo{Name: m.name, Version: m.ver, Dimensions: m.dims}
+}

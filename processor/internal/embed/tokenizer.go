@@ -2,6 +2,7 @@ package embed
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -15,7 +16,14 @@ import (
 type Tokenizer struct {
 	tk    *tokenizers.Tokenizer
 	lower bool
+	// dropsNUL: the normalizer deletes U+0000 anyway (BERT's clean_text),
+	// so removing it before the C call, which cannot carry it, changes nothing.
+	dropsNUL bool
 }
+
+// ErrNUL is returned for a text holding U+0000 when the tokenizer would not
+// simply delete it: the native tokenizer's C interface cannot carry it.
+var ErrNUL = errors.New("embed: text contains U+0000 (NUL), which this model's tokenizer cannot take")
 
 // NewTokenizer loads tokenizer.json from path. The file's own padding and
 // truncation settings are replaced: exports often pin them (all-MiniLM-L6-v2's
@@ -30,6 +38,12 @@ func NewTokenizer(path string, maxSeqLength int, lowerCase bool) (*Tokenizer, er
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("embed: %s is not a tokenizer.json: %w", path, err)
 	}
+	var norm struct {
+		Type      string `json:"type"`
+		CleanText bool   `json:"clean_text"`
+	}
+	_ = json.Unmarshal(doc["normalizer"], &norm) // absent or another shape: not BERT's
+	dropsNUL := norm.Type == "BertNormalizer" && norm.CleanText
 	doc["padding"] = json.RawMessage("null")
 	doc["truncation"] = json.RawMessage(fmt.Sprintf(
 		`{"direction":"Right","max_length":%d,"strategy":"LongestFirst","stride":0}`, maxSeqLength))
@@ -41,7 +55,7 @@ func NewTokenizer(path string, maxSeqLength int, lowerCase bool) (*Tokenizer, er
 	if err != nil {
 		return nil, fmt.Errorf("embed: load tokenizer %s: %w", path, err)
 	}
-	return &Tokenizer{tk: tk, lower: lowerCase}, nil
+	return &Tokenizer{tk: tk, lower: lowerCase, dropsNUL: dropsNUL}, nil
 }
 
 // Encoding is one tokenized text.
@@ -52,7 +66,13 @@ type Encoding struct {
 }
 
 // Encode tokenizes text with special tokens, truncated to max_seq_length.
-func (t *Tokenizer) Encode(text string) Encoding {
+func (t *Tokenizer) Encode(text string) (Encoding, error) {
+	if strings.ContainsRune(text, 0) {
+		if !t.dropsNUL {
+			return Encoding{}, ErrNUL
+		}
+		text = strings.ReplaceAll(text, "\x00", "")
+	}
 	if t.lower {
 		text = strings.ToLower(text)
 	}
@@ -67,7 +87,7 @@ func (t *Tokenizer) Encode(text string) Encoding {
 			e.Attended[i] = 1
 		}
 	}
-	return e
+	return e, nil
 }
 
 // Close frees the native tokenizer.

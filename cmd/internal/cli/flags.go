@@ -1,0 +1,115 @@
+// Package cli holds what the simmatch commands share: flags with
+// SIMMATCH_* environment equivalents, logging and tracing set-up. It has no
+// cgo dependency, so the bridge command still builds with CGO_ENABLED=0.
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// Flags is a flag set whose flags each have an environment variable that
+// supplies the default. Precedence: command-line flag, then environment, then
+// the built-in default.
+type Flags struct {
+	fs     *flag.FlagSet
+	getenv func(string) string
+	errs   []error
+}
+
+// NewFlags returns an empty flag set for the command name.
+func NewFlags(name string, getenv func(string) string, out io.Writer) *Flags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return &Flags{fs: fs, getenv: getenv}
+}
+
+func (f *Flags) env(env string) (string, bool) {
+	if env == "" {
+		return "", false
+	}
+	v := f.getenv(env)
+	return v, v != ""
+}
+
+func usage(u, env string) string {
+	if env == "" {
+		return u
+	}
+	return u + " [$" + env + "]"
+}
+
+// String defines a string flag.
+func (f *Flags) String(p *string, name, env, def, u string) {
+	if v, ok := f.env(env); ok {
+		def = v
+	}
+	f.fs.StringVar(p, name, def, usage(u, env))
+}
+
+// Int defines an int flag.
+func (f *Flags) Int(p *int, name, env string, def int, u string) {
+	if v, ok := f.env(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$%s=%q: want an integer", env, v))
+		} else {
+			def = n
+		}
+	}
+	f.fs.IntVar(p, name, def, usage(u, env))
+}
+
+// Duration defines a duration flag (e.g. 10s, 250ms).
+func (f *Flags) Duration(p *time.Duration, name, env string, def time.Duration, u string) {
+	if v, ok := f.env(env); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$%s=%q: want a duration such as 10s or 250ms", env, v))
+		} else {
+			def = d
+		}
+	}
+	f.fs.DurationVar(p, name, def, usage(u, env))
+}
+
+// Parse parses args; bad environment values are reported here too.
+func (f *Flags) Parse(args []string) error {
+	if len(f.errs) > 0 {
+		return fmt.Errorf("configuration: %w", f.errs[0])
+	}
+	return f.fs.Parse(args)
+}
+
+// Limits registers the request limits, which the bridge and the processors share.
+func (f *Flags) Limits(l *contracts.Limits) {
+	d := contracts.DefaultLimits
+	f.Int(&l.MaxQueries, "max-queries", "SIMMATCH_MAX_QUERIES", d.MaxQueries, "most query texts per request")
+	f.Int(&l.MaxDescriptions, "max-descriptions", "SIMMATCH_MAX_DESCRIPTIONS", d.MaxDescriptions, "most product descriptions per request")
+	f.Int(&l.MaxTextChars, "max-text-chars", "SIMMATCH_MAX_TEXT_CHARS", d.MaxTextChars, "most characters per text")
+	f.Int(&l.MaxBodyBytes, "max-body-bytes", "SIMMATCH_MAX_BODY_BYTES", d.MaxBodyBytes, "largest request body in bytes (also capped by the NATS server's max_payload)")
+}
+
+// Common are the settings every command has.
+type Common struct {
+	NATSURL         string
+	LogLevel        string
+	LogFormat       string
+	ShutdownTimeout time.Duration
+}
+
+// Common registers the shared settings. natsURL false leaves out -nats-url
+// (the all-in-one embeds its server).
+func (f *Flags) Common(c *Common, natsURL bool) {
+	if natsURL {
+		f.String(&c.NATSURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	}
+	f.String(&c.LogLevel, "log-level", "SIMMATCH_LOG_LEVEL", "info", "log level: debug, info, warn, error")
+	f.String(&c.LogFormat, "log-format", "SIMMATCH_LOG_FORMAT", "json", "log format: json or text")
+	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SIMMATCH_SHUTDOWN_TIMEOUT", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+}

@@ -1,0 +1,27 @@
+package cli
+
+import (
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+)
+
+// NATSLogHandlers logs the connection's disconnects, reconnects and async errors.
+func NATSLogHandlers(logger *slog.Logger) nats.Option {
+	return func(o *nats.Options) error {
+		o.DisconnectedErrCB = func(nc *nats.Conn, err error) {
+			logger.Warn("NATS disconnected; reconnecting", "err", err)
+		}
+		o.ReconnectedCB = func(nc *nats.Conn) {
+			logger.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted())
+		}
+		o.AsyncErrorCB = func(nc *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			logger.Error("NATS async error", "err", err, "subject", subject)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,71 @@
+// Package procflags holds the processor's settings, shared by the
+// simmatch-processor command and the all-in-one simmatch command.
+package procflags
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/simmatch/simmatch/cmd/internal/cli"
+	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor"
+)
+
+// Settings configure one processor and its model.
+type Settings struct {
+	ModelDir, ModelName, ModelVersion string
+	ORTLibrary                        string
+	Workers, IntraOpThreads           int
+	BatchSize, QueueSize              int
+	QueueGroup                        string
+	Limits                            contracts.Limits
+}
+
+// Register adds the processor flags to f. Limits are registered separately
+// (cli.Flags.Limits) because the all-in-one shares them with the bridge.
+func (s *Settings) Register(f *cli.Flags) {
+	f.String(&s.ModelDir, "model-dir", "SIMMATCH_MODEL_DIR", "models/all-MiniLM-L6-v2", "model directory in the sentence-transformers ONNX layout")
+	f.String(&s.ModelName, "model-name", "SIMMATCH_MODEL_NAME", "all-MiniLM-L6-v2", "model name reported in responses")
+	f.String(&s.ModelVersion, "model-version", "SIMMATCH_MODEL_VERSION", "1", "model version reported in responses")
+	f.String(&s.ORTLibrary, "ort-lib", "SIMMATCH_ORT_LIB", "", "path of libonnxruntime.so (ONNX Runtime 1.30); `make deps` fetches it")
+	f.Int(&s.Workers, "workers", "SIMMATCH_WORKERS", runtime.GOMAXPROCS(0), "requests run at once (default: the number of cores)")
+	f.Int(&s.IntraOpThreads, "intra-op-threads", "SIMMATCH_INTRA_OP_THREADS", 1, "ONNX Runtime threads per inference; workers x threads should not exceed the cores")
+	f.Int(&s.BatchSize, "batch-size", "SIMMATCH_BATCH_SIZE", 32, "most texts per ONNX Runtime run")
+	f.Int(&s.QueueSize, "queue-size", "SIMMATCH_QUEUE_SIZE", 0, "accepted requests that may wait for a worker before new ones get 'overloaded' (default 64 per worker)")
+	f.String(&s.QueueGroup, "queue-group", "SIMMATCH_QUEUE_GROUP", contracts.DefaultQueueGroup, "NATS queue group the processors share")
+}
+
+// Start loads the model and starts a processor on nc. The returned stop
+// function drains the processor, then frees the model.
+func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger) (stop func(context.Context) error, err error) {
+	if s.ORTLibrary == "" {
+		return nil, fmt.Errorf("no ONNX Runtime library: set SIMMATCH_ORT_LIB or -ort-lib (`make run` does this for you)")
+	}
+	logger.Info("loading model", "dir", s.ModelDir, "ort_lib", s.ORTLibrary)
+	m, err := processor.LoadModel(processor.ModelOptions{
+		Dir: s.ModelDir, Library: s.ORTLibrary, Name: s.ModelName, Version: s.ModelVersion,
+		IntraOpThreads: s.IntraOpThreads, BatchSize: s.BatchSize,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p, err := processor.Start(processor.Config{
+		NATS: nc, Embedder: m, QueueGroup: s.QueueGroup,
+		Workers: s.Workers, QueueSize: s.QueueSize, Limits: s.Limits, Logger: logger,
+	})
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		err := p.Stop(ctx)
+		if cerr := m.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}, nil
+}

@@ -1,0 +1,145 @@
+// Command simmatch is the all-in-one: an embedded NATS server, one processor
+// with the real model and the HTTP bridge (default :8000) in one process.
+// More processors can join from other processes through the embedded
+// server's listen address (-nats-listen).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/simmatch/simmatch/bridge"
+	"github.com/simmatch/simmatch/cmd/internal/cli"
+	"github.com/simmatch/simmatch/cmd/internal/procflags"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "simmatch:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts everything and blocks until ctx ends. ready, when not nil, gets
+// the bridge's base URL and the NATS URL once both serve.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(httpURL, natsURL string)) error {
+	var (
+		common     cli.Common
+		bs         cli.Bridge
+		ps         procflags.Settings
+		natsListen string
+	)
+	f := cli.NewFlags("simmatch", getenv, stdout)
+	f.Common(&common, false)
+	f.Bridge(&bs)
+	ps.Register(f)
+	f.Limits(&ps.Limits)
+	f.String(&natsListen, "nats-listen", "SIMMATCH_NATS_LISTEN", "127.0.0.1:4222", "where the embedded NATS server listens for other processors and clients; empty: in-process only")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	logger, err := cli.NewLogger(common, stdout)
+	if err != nil {
+		return err
+	}
+	shutdownTracing, err := cli.SetupTracing(ctx, "simmatch", getenv)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(context.Background())
+
+	ns, err := startNATS(natsListen)
+	if err != nil {
+		return err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	connect := func(name string) (*nats.Conn, error) {
+		return nats.Connect("", nats.InProcessServer(ns), nats.Name(name), cli.NATSLogHandlers(logger))
+	}
+
+	// The processor has its own connection: its drain waits for that
+	// connection's subscriptions to end.
+	pnc, err := connect("simmatch-processor")
+	if err != nil {
+		return fmt.Errorf("connect processor to embedded NATS: %w", err)
+	}
+	defer pnc.Close()
+	stopProcessor, err := ps.Start(pnc, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), common.ShutdownTimeout)
+		defer cancel()
+		if err := stopProcessor(sctx); err != nil {
+			logger.Error("processor shutdown", "err", err)
+		}
+	}()
+
+	bnc, err := connect("simmatch-bridge")
+	if err != nil {
+		return fmt.Errorf("connect bridge to embedded NATS: %w", err)
+	}
+	defer bnc.Close()
+	h, err := bridge.New(bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, Logger: logger})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", bs.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (set SIMMATCH_HTTP_ADDR to use another address): %w", bs.HTTPAddr, err)
+	}
+	natsURL := "in-process only"
+	if natsListen != "" {
+		natsURL = ns.ClientURL()
+	}
+	logger.Info("simmatch ready", "http", "http://"+ln.Addr().String(), "nats", natsURL)
+	if ready != nil {
+		ready("http://"+ln.Addr().String(), natsURL)
+	}
+	// Serve returns after in-flight HTTP requests are answered; the deferred
+	// calls then drain the processor and stop NATS, in that order.
+	return bridge.Serve(ctx, ln, h, logger)
+}
+
+func startNATS(listen string) (*server.Server, error) {
+	opts := &server.Options{ServerName: "simmatch-embedded", NoSigs: true, MaxPayload: 8 << 20}
+	if listen == "" {
+		opts.DontListen = true
+	} else {
+		host, port, err := net.SplitHostPort(listen)
+		if err != nil {
+			return nil, fmt.Errorf("-nats-listen %q: want host:port: %w", listen, err)
+		}
+		opts.Host = host
+		if opts.Port, err = strconv.Atoi(port); err != nil {
+			return nil, fmt.Errorf("-nats-listen %q: bad port", listen)
+		}
+		if opts.Port == 0 {
+			opts.Port = server.RANDOM_PORT
+		}
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded NATS did not start within 10s (is the -nats-listen port in use?)")
+	}
+	return ns, nil
+}

@@ -1,0 +1,56 @@
+package processor
+
+import (
+	"cmp"
+	"math"
+	"slices"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// Rank scores every description embedding against the query embedding by
+// cosine similarity and returns the matches sorted by score, highest first;
+// equal scores keep catalog order. Matches below threshold are dropped, then
+// at most topK are kept. norms holds the descriptions' L2 norms.
+func Rank(query []float32, descs [][]float32, norms []float64, texts []string, topK *int, threshold *float64) []contracts.Match {
+	qn := norm(query)
+	matches := make([]contracts.Match, 0, len(descs))
+	for i, d := range descs {
+		s := cosine(query, d, qn, norms[i])
+		if threshold != nil && s < *threshold {
+			continue
+		}
+		matches = append(matches, contracts.Match{Index: i, Description: texts[i], Score: s})
+	}
+	slices.SortStableFunc(matches, func(a, b contracts.Match) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return a.Index - b.Index
+	})
+	if topK != nil && *topK < len(matches) {
+		matches = matches[:*topK]
+	}
+	return matches
+}
+
+func norm(v []float32) float64 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	return math.Sqrt(s)
+}
+
+// cosine follows sentence_transformers.util.cos_sim: the dot product of the
+// two vectors after scaling each to unit length (a zero vector scores 0).
+func cosine(a, b []float32, na, nb float64) float64 {
+	if na == 0 || nb == 0 {
+		return 0
+	}
+	var dot float64
+	for i := range a {
+		dot += float64(a[i]) * float64(b[i])
+	}
+	return dot / (na * nb)
+}
