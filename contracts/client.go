@@ -136,7 +136,11 @@ func (c *Client) do(ctx context.Context, data []byte, requestID string) (*Respon
 
 	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
-		return nil, transportError(ctx, err)
+		err = transportError(ctx, c.subject, err)
+		if e, ok := err.(*Error); ok {
+			e.RequestID = requestID
+		}
+		return nil, err
 	}
 	return DecodeReply(reply)
 }
@@ -149,6 +153,9 @@ func DecodeReply(m *nats.Msg) (*Response, error) {
 		if err := json.Unmarshal(m.Data, &body); err != nil || body.Error == nil {
 			return nil, &Error{Code: Code(code), Message: m.Header.Get(HeaderError)}
 		}
+		if body.Error.Code == "" {
+			body.Error.Code = Code(code)
+		}
 		return nil, body.Error
 	}
 	var resp Response
@@ -158,10 +165,10 @@ func DecodeReply(m *nats.Msg) (*Response, error) {
 	return &resp, nil
 }
 
-func transportError(ctx context.Context, err error) error {
+func transportError(ctx context.Context, subject string, err error) error {
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return &Error{Code: CodeNoProcessor, Message: "no processor is serving " + SubjectSimilarity + "; start one or retry later"}
+		return &Error{Code: CodeNoProcessor, Message: "no processor is serving " + subject + "; start one or retry later"}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return &Error{Code: CodeTimeout, Message: "no answer from a processor within the deadline"}
 	case errors.Is(err, context.Canceled):
@@ -181,7 +188,7 @@ func (c *Client) Ping(ctx context.Context) error {
 		defer cancel()
 	}
 	if _, err := c.nc.RequestWithContext(ctx, "$SRV.PING."+ServiceName, nil); err != nil {
-		return transportError(ctx, err)
+		return transportError(ctx, c.subject, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package contracts
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -53,7 +54,9 @@ func Timeout(h nats.Header) (d time.Duration, ok bool, err error) {
 		return 0, false, nil
 	}
 	ms, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || ms <= 0 {
+	// Beyond maxMs the Duration would overflow to a negative budget.
+	const maxMs = math.MaxInt64 / int64(time.Millisecond)
+	if err != nil || ms <= 0 || ms > maxMs {
 		return 0, false, fmt.Errorf("contracts: header %s: want a positive integer of milliseconds, got %q", HeaderTimeout, v)
 	}
 	return time.Duration(ms) * time.Millisecond, true, nil

@@ -106,6 +106,11 @@ func DecodeRequest(data []byte, lim Limits) (*Request, error) {
 		return nil, &Error{Code: CodePayloadTooLarge, Limit: lim.MaxBodyBytes,
 			Message: fmt.Sprintf("request body is %d bytes; the limit is %d", len(data), lim.MaxBodyBytes)}
 	}
+	// encoding/json silently replaces invalid UTF-8 with U+FFFD, which would
+	// rank mangled text instead of telling the caller; JSON must be UTF-8.
+	if !utf8.Valid(data) {
+		return nil, Errorf(CodeMalformedJSON, "request body is not valid UTF-8 (at byte %d)", invalidUTF8Offset(data))
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var r Request
@@ -119,6 +124,17 @@ func DecodeRequest(data []byte, lim Limits) (*Request, error) {
 		return nil, err
 	}
 	return &r, nil
+}
+
+func invalidUTF8Offset(data []byte) int {
+	for i := 0; i < len(data); {
+		r, n := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }
 
 func decodeError(err error) *Error {

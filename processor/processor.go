@@ -154,6 +154,12 @@ func Start(cfg Config) (*Processor, error) {
 		return nil, fmt.Errorf("processor: add endpoint %s: %w", cfg.Subject, err)
 	}
 	p.svc = svc
+	// Flush so the server knows the subscription before Start returns:
+	// a request sent right after must find this processor.
+	if err := cfg.NATS.Flush(); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("processor: flush subscription: %w", err)
+	}
 	for range cfg.Workers {
 		p.workers.Go(p.work)
 	}
