@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -101,6 +102,7 @@ type Processor struct {
 	tracer   trace.Tracer
 	jobs     chan *job
 	inflight sync.WaitGroup // accepted requests not yet answered
+	pending  atomic.Int64   // the same, as a number
 	workers  sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
@@ -184,6 +186,7 @@ func (p *Processor) handle(r micro.Request) {
 			attribute.Int("messaging.message.body.size", len(r.Data())),
 		))
 	p.inflight.Add(1)
+	p.pending.Add(1)
 	j := &job{span: span, req: r, received: received}
 
 	timeout, ok, err := contracts.Timeout(hdr)
@@ -322,8 +325,12 @@ func (p *Processor) fail(j *job, err error) {
 func (p *Processor) finish(j *job) {
 	j.cancel()
 	j.span.End()
+	p.pending.Add(-1)
 	p.inflight.Done()
 }
+
+// InFlight is the number of received requests not yet answered (queued or running).
+func (p *Processor) InFlight() int64 { return p.pending.Load() }
 
 // Stop stops taking requests, answers every request already accepted, and
 // stops the workers. It gives up when ctx ends. It does not close the NATS
@@ -368,5 +375,8 @@ func (p *Processor) stop(ctx context.Context) error {
 // Info describes the running micro service (id, subject, queue group, model).
 func (p *Processor) Info() micro.Info { return p.svc.Info() }
 
-// Stats are the micro service's per-endpoint counters ($SRV.STATS).
+// Stats are the micro service's per-endpoint counters ($SRV.STATS). micro
+// counts a request when it arrives, but only sees errors and processing time
+// of replies sent inside its handler; replies sent by the workers are not in
+// NumErrors or ProcessingTime.
 func (p *Processor) Stats() micro.Stats { return p.svc.Stats() }

@@ -1,0 +1,83 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// Defaults for the optional Config fields.
+const (
+	// DefaultRequestTimeout bounds how long /predict waits for a processor.
+	DefaultRequestTimeout = 10 * time.Second
+	// DefaultReadyTimeout bounds how long /ready waits for a processor's ping answer.
+	DefaultReadyTimeout = time.Second
+)
+
+// Config configures a Server. NATS is required; every other field has a
+// default that works on a laptop.
+type Config struct {
+	// NATS is the connection requests are sent over. The caller owns it:
+	// the bridge never closes or drains it.
+	NATS *nats.Conn
+	// Limits bound what one request may hold; the zero value means
+	// contracts.DefaultLimits. The body limit is further capped by the NATS
+	// server's max_payload, so an accepted body always fits in a message.
+	Limits contracts.Limits
+	// RequestTimeout bounds how long /predict waits for a processor's answer
+	// (DefaultRequestTimeout when zero). It also travels to the processor, which
+	// gives up on a request nobody waits for anymore.
+	RequestTimeout time.Duration
+	// ReadyTimeout bounds how long /ready waits for a processor to answer a
+	// ping (DefaultReadyTimeout when zero).
+	ReadyTimeout time.Duration
+	// Subject is the NATS subject requests are sent to (contracts.SubjectSimilarity when empty).
+	Subject string
+	// TracerProvider creates the HTTP server and NATS client spans; nil means
+	// the global provider.
+	TracerProvider trace.TracerProvider
+	// Propagator extracts trace context from HTTP headers and injects it into
+	// NATS headers; nil means the global propagator.
+	Propagator propagation.TextMapPropagator
+	// Logger receives the access log and errors; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults validates c and returns a copy with every optional field filled.
+func (c Config) withDefaults() (Config, error) {
+	if c.NATS == nil {
+		return c, errors.New("bridge: config: NATS connection is required")
+	}
+	if c.Limits == (contracts.Limits{}) {
+		c.Limits = contracts.DefaultLimits
+	}
+	if l := c.Limits; l.MaxQueries < 0 || l.MaxDescriptions < 0 || l.MaxTextChars < 0 || l.MaxBodyBytes < 0 {
+		return c, fmt.Errorf("bridge: config: limits must not be negative, got %+v", l)
+	}
+	if c.RequestTimeout < 0 {
+		return c, fmt.Errorf("bridge: config: RequestTimeout must be positive, got %v", c.RequestTimeout)
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.ReadyTimeout < 0 {
+		return c, fmt.Errorf("bridge: config: ReadyTimeout must be positive, got %v", c.ReadyTimeout)
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = DefaultReadyTimeout
+	}
+	if c.Subject == "" {
+		c.Subject = contracts.SubjectSimilarity
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}

@@ -1,0 +1,111 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// natsHeaderRoom is kept free in a NATS message for the headers the client
+// adds (trace context, request id, timeout), so that a body under the limit
+// always fits under the server's max_payload.
+const natsHeaderRoom = 4 << 10
+
+// predict answers POST /predict: validate, send to a processor, relay its answer.
+func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
+	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
+		writeError(w, r, e)
+		return
+	}
+	limit := s.bodyLimit()
+	tooLarge := &contracts.Error{Code: contracts.CodePayloadTooLarge, Limit: limit,
+		Message: fmt.Sprintf("request body is larger than the limit of %d bytes", limit)}
+	if r.ContentLength > int64(limit) { // known up front: do not read it
+		writeError(w, r, tooLarge)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			writeError(w, r, tooLarge)
+		case r.Context().Err() != nil:
+			clientGone(w)
+		default:
+			writeError(w, r, contracts.Errorf(contracts.CodeMalformedJSON, "read request body: %v", err))
+		}
+		return
+	}
+	lim := s.cfg.Limits
+	lim.MaxBodyBytes = limit
+	req, err := contracts.DecodeRequest(body, lim)
+	if err != nil {
+		writeError(w, r, contracts.AsError(err))
+		return
+	}
+	if req.RequestID == "" {
+		req.RequestID = infoFrom(r.Context()).id
+	} else {
+		setRequestID(w, r, req.RequestID)
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := s.client.Match(ctx, req)
+	if err != nil {
+		if r.Context().Err() != nil {
+			clientGone(w)
+			return
+		}
+		writeError(w, r, contracts.AsError(err))
+		return
+	}
+	if resp.RequestID == "" {
+		resp.RequestID = req.RequestID
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// bodyLimit is the largest body /predict reads: the configured limit, capped
+// so that the request still fits in one NATS message. The server's
+// max_payload is read per request because a reconnect may reach a server
+// with another one; before the first connect it is unknown (0).
+func (s *Server) bodyLimit() int {
+	limit := s.cfg.Limits.MaxBodyBytes
+	if mp := int(s.cfg.NATS.MaxPayload()) - natsHeaderRoom; mp > 0 && (limit <= 0 || mp < limit) {
+		limit = mp
+	}
+	if limit <= 0 {
+		limit = contracts.DefaultLimits.MaxBodyBytes
+	}
+	return limit
+}
+
+// checkContentType accepts application/json, with no charset or a UTF-8 one:
+// JSON between systems is UTF-8 (RFC 8259), and the decoder rejects anything else.
+func checkContentType(v string) *contracts.Error {
+	if v == "" {
+		return contracts.Errorf(contracts.CodeUnsupportedMediaType, "Content-Type is missing; want application/json")
+	}
+	mt, params, err := mime.ParseMediaType(v)
+	if err != nil || mt != "application/json" {
+		return contracts.Errorf(contracts.CodeUnsupportedMediaType, "Content-Type %q is not supported; want application/json", v)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return contracts.Errorf(contracts.CodeUnsupportedMediaType, "charset %q is not supported; JSON must be UTF-8", cs)
+	}
+	return nil
+}
+
+// clientGone records that the caller left before its answer was ready. It is
+// not an error of the service, so it is neither logged as one nor traced as one.
+func clientGone(w http.ResponseWriter) {
+	w.WriteHeader(statusClientClosedRequest)
+}

@@ -1,0 +1,73 @@
+package bridge
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// headerRequestID is the HTTP header that carries the request id both ways.
+const headerRequestID = "X-Request-Id"
+
+// maxRequestIDLen matches the limit contracts.Request.Validate puts on request_id.
+const maxRequestIDLen = 128
+
+// reqInfo is what the handlers of one request tell the middlewares around
+// them (the access log) through a pointer in the request's context.
+type reqInfo struct {
+	id  string           // the request id, as answered in X-Request-Id
+	err *contracts.Error // the error answered, if any
+}
+
+type reqInfoKey struct{}
+
+// infoFrom returns the request's reqInfo; outside the requestID middleware
+// (e.g. a handler under test alone) it returns a throwaway one.
+func infoFrom(ctx context.Context) *reqInfo {
+	if info, ok := ctx.Value(reqInfoKey{}).(*reqInfo); ok {
+		return info
+	}
+	return &reqInfo{}
+}
+
+// requestID gives every request an id: the caller's X-Request-Id when it is a
+// sane token, a fresh random one otherwise. It answers the id in X-Request-Id;
+// /predict replaces it with the body's request_id when there is one.
+func requestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(headerRequestID)
+		if !validRequestID(id) {
+			id = rand.Text()
+		}
+		w.Header().Set(headerRequestID, id)
+		info := &reqInfo{id: id}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info)))
+	})
+}
+
+// setRequestID makes id the request's id, echoing it in X-Request-Id when it
+// can travel in a header (the JSON body echoes it in any case).
+func setRequestID(w http.ResponseWriter, r *http.Request, id string) {
+	infoFrom(r.Context()).id = id
+	if validRequestID(id) {
+		w.Header().Set(headerRequestID, id)
+	} else {
+		w.Header().Del(headerRequestID)
+	}
+}
+
+// validRequestID accepts 1 to 128 visible ASCII characters: ids end up in
+// headers and log lines, where spaces and control characters do harm.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,76 @@
+package bridge
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// writeJSON answers status with v as the JSON body.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = contracts.Errorf(contracts.CodeInternal, "encode response: %v", err).Marshal()
+	}
+	writeBody(w, status, b)
+}
+
+func writeBody(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	// Error messages quote the caller's input (a path, a field name).
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	// A failed write means the client is gone; there is no one left to tell.
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeError answers e with the status from the one code->status table. Every
+// 503 carries Retry-After: both codes behind it (no_processor, overloaded)
+// describe a state that usually passes within a second or two.
+func writeError(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
+	// Copy: e may be shared, e.g. a sentinel returned as is.
+	out := *e
+	info := infoFrom(r.Context())
+	if out.RequestID == "" {
+		out.RequestID = info.id
+	}
+	info.err = &out
+	status := out.Code.HTTPStatus()
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeBody(w, status, out.Marshal())
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, contracts.Errorf(contracts.CodeNotFound, "no route %s %s; see /openapi.yaml", r.Method, r.URL.Path))
+}
+
+// probeMethods are the methods tried to fill the Allow header of a 405.
+var probeMethods = []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodPatch, http.MethodDelete, http.MethodOptions}
+
+// methodNotAllowed answers 405 with the Allow header. chi's own handler knows
+// the allowed methods but does not pass them to a custom one, so they are
+// found again by asking the router.
+func methodNotAllowed(routes chi.Routes) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range probeMethods {
+			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) {
+				allowed = append(allowed, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeError(w, r, contracts.Errorf(contracts.CodeMethodNotAllowed,
+			"%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")))
+	}
+}

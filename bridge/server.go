@@ -1,0 +1,94 @@
+package bridge
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/riandyrn/otelchi"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// serverName names the HTTP server in the spans' attributes.
+const serverName = "simmatch-bridge"
+
+// Server is the bridge's HTTP handler. It is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	client  *contracts.Client
+	handler http.Handler
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New validates cfg, fills its defaults and returns a Server that sends
+// requests over cfg.NATS.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	opts := []contracts.ClientOption{
+		contracts.WithSubject(cfg.Subject),
+		contracts.WithTimeout(cfg.RequestTimeout),
+	}
+	if cfg.TracerProvider != nil {
+		opts = append(opts, contracts.WithTracerProvider(cfg.TracerProvider))
+	}
+	if cfg.Propagator != nil {
+		opts = append(opts, contracts.WithPropagator(cfg.Propagator))
+	}
+	client, err := contracts.NewClient(cfg.NATS, opts...)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, client: client}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// ServeHTTP answers one HTTP request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// routes is the one place that lists the middlewares and routes. The order of
+// the middlewares matters: the request id exists before anything logs, the
+// SERVER span before the trace id is read, and the recoverer sits inside the
+// access log and the span so both see the 500 it answers.
+func (s *Server) routes() http.Handler {
+	r := chi.NewRouter()
+
+	// Requests that match no route are not traced: otelchi would name their
+	// spans "/", mixing scanners' noise with the real root route.
+	traceOpts := []otelchi.Option{otelchi.WithFilter(func(req *http.Request) bool {
+		return r.Match(chi.NewRouteContext(), req.Method, req.URL.Path)
+	})}
+	if s.cfg.TracerProvider != nil {
+		traceOpts = append(traceOpts, otelchi.WithTracerProvider(s.cfg.TracerProvider))
+	}
+	if s.cfg.Propagator != nil {
+		traceOpts = append(traceOpts, otelchi.WithPropagators(s.cfg.Propagator))
+	}
+	r.Use(
+		requestID,
+		otelchi.Middleware(serverName, traceOpts...),
+		traceIDHeader,
+		accessLog(s.cfg.Logger),
+		recoverer(s.cfg.Logger),
+	)
+	r.NotFound(notFound)
+	r.MethodNotAllowed(methodNotAllowed(r))
+
+	// Operational routes: probes and docs, never behind credentials.
+	r.Get("/health", health)
+	r.Get("/ready", s.ready)
+	r.Get("/openapi.yaml", openAPI)
+
+	// The API proper; authentication and per-route metrics go in this group.
+	r.Group(func(r chi.Router) {
+		r.Post("/predict", s.predict) // the original service's path
+		r.Post("/v1/predict", s.predict)
+	})
+	return r
+}
