@@ -10,6 +10,9 @@ import (
 func NATSLogHandlers(logger *slog.Logger) nats.Option {
 	return func(o *nats.Options) error {
 		o.DisconnectedErrCB = func(nc *nats.Conn, err error) {
+			if nc.IsClosed() || err == nil { // our own Close at shutdown
+				return
+			}
 			logger.Warn("NATS disconnected; reconnecting", "err", err)
 		}
 		o.ReconnectedCB = func(nc *nats.Conn) {
