@@ -3,6 +3,7 @@ package processor_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"sync"
@@ -28,6 +29,8 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Request logs would drown test and benchmark output; warnings still show.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	code := m.Run()
 	if model != nil {
 		model.Close()

