@@ -17,8 +17,8 @@ const statusClientClosedRequest = 499
 
 // accessLog writes one log line per request: method, route, status, duration,
 // request id, trace id and, for errors, the error code. Never the body.
-// Successful probes (/health, /ready) log at Debug so they do not drown the
-// rest; server errors log at Warn (retryable) or Error.
+// Successful probes and scrapes (/health, /ready, /metrics) log at Debug so
+// they do not drown the rest; server errors log at Warn (retryable) or Error.
 func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -66,7 +66,7 @@ func accessLevel(route string, status int) slog.Level {
 		return slog.LevelWarn
 	case status >= 500:
 		return slog.LevelError
-	case status < 300 && (route == "/health" || route == "/ready"):
+	case status < 300 && (route == "/health" || route == "/ready" || route == "/metrics"):
 		return slog.LevelDebug
 	}
 	return slog.LevelInfo

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -47,7 +48,15 @@ type Config struct {
 	// NATS headers; nil means the global propagator.
 	Propagator propagation.TextMapPropagator
 	// Logger receives the access log and errors; nil means slog.Default().
+	// Lines about a request are logged with its context, which holds its span.
 	Logger *slog.Logger
+	// Metrics receives the simmatch_http_* collectors of deploy/METRICS.md;
+	// nil means no metrics are kept. New fails if the names are already taken.
+	Metrics prometheus.Registerer
+	// Gatherer is served on GET /metrics, outside the API's authentication;
+	// nil means no /metrics route. It is usually the registry given as
+	// Metrics, which may also hold other components' collectors.
+	Gatherer prometheus.Gatherer
 }
 
 // withDefaults validates c and returns a copy with every optional field filled.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simmatch/simmatch/contracts"
 )
@@ -68,7 +69,8 @@ func TestOpenAPI(t *testing.T) {
 		t.Error("YAML must not contain tabs")
 	}
 
-	srv, err := New(Config{NATS: b.nc})
+	reg := prometheus.NewRegistry()
+	srv, err := New(Config{NATS: b.nc, Metrics: reg, Gatherer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,8 +96,8 @@ func TestOpenAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if routes < 5 {
-		t.Errorf("walked %d routes, want at least 5", routes)
+	if routes < 6 {
+		t.Errorf("walked %d routes, want at least 6", routes)
 	}
 	codes := []contracts.Code{
 		contracts.CodeMalformedJSON, contracts.CodeInvalidRequest, contracts.CodePayloadTooLarge,

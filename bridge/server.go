@@ -16,6 +16,7 @@ const serverName = "simmatch-bridge"
 type Server struct {
 	cfg     Config
 	client  *contracts.Client
+	metrics *httpMetrics // nil when Config.Metrics is nil
 	handler http.Handler
 }
 
@@ -43,6 +44,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, client: client}
+	if cfg.Metrics != nil {
+		if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
+			return nil, err
+		}
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -55,14 +61,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // routes is the one place that lists the middlewares and routes. The order of
 // the middlewares matters: the request id exists before anything logs, the
 // SERVER span before the trace id is read, and the recoverer sits inside the
-// access log and the span so both see the 500 it answers.
+// metrics, the access log and the span so all three see the 500 it answers.
 func (s *Server) routes() http.Handler {
 	r := chi.NewRouter()
 
 	// Requests that match no route are not traced: otelchi would name their
-	// spans "/", mixing scanners' noise with the real root route.
+	// spans "/", mixing scanners' noise with the real root route. Scrapes of
+	// /metrics are not traced either: one trace every few seconds per
+	// Prometheus server would tell nothing.
 	traceOpts := []otelchi.Option{otelchi.WithFilter(func(req *http.Request) bool {
-		return r.Match(chi.NewRouteContext(), req.Method, req.URL.Path)
+		return req.URL.Path != "/metrics" && r.Match(chi.NewRouteContext(), req.Method, req.URL.Path)
 	})}
 	if s.cfg.TracerProvider != nil {
 		traceOpts = append(traceOpts, otelchi.WithTracerProvider(s.cfg.TracerProvider))
@@ -74,18 +82,26 @@ func (s *Server) routes() http.Handler {
 		requestID,
 		otelchi.Middleware(serverName, traceOpts...),
 		traceIDHeader,
+	)
+	if s.metrics != nil {
+		r.Use(s.metrics.middleware)
+	}
+	r.Use(
 		accessLog(s.cfg.Logger),
 		recoverer(s.cfg.Logger),
 	)
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed(r))
 
-	// Operational routes: probes and docs, never behind credentials.
+	// Operational routes: probes, metrics and docs, never behind credentials.
 	r.Get("/health", health)
 	r.Get("/ready", s.ready)
 	r.Get("/openapi.yaml", openAPI)
+	if s.cfg.Gatherer != nil {
+		r.Method(http.MethodGet, "/metrics", metricsHandler(s.cfg.Gatherer, s.cfg.Logger))
+	}
 
-	// The API proper; authentication and per-route metrics go in this group.
+	// The API proper; authentication goes in this group.
 	r.Group(func(r chi.Router) {
 		r.Post("/predict", s.predict) // the original service's path
 		r.Post("/v1/predict", s.predict)

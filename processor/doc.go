@@ -5,5 +5,7 @@
 //
 // Requests are decoded on the subscription and handed to a bounded pool of
 // workers, so concurrent requests use every core; Stop drains, so every
-// accepted request still gets its answer.
+// accepted request still gets its answer. Given a Prometheus registerer
+// (Config.Metrics), it keeps the simmatch_processor_* and simmatch_model_*
+// metrics named in deploy/METRICS.md.
 package processor

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -19,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/internal/embed"
 )
 
 // ServiceVersion is the version the micro service announces ($SRV.INFO).
@@ -54,8 +56,20 @@ type Config struct {
 	// TracerProvider and Propagator default to the global ones.
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
-	// Logger defaults to slog.Default().
+	// Logger defaults to slog.Default(). Request-scoped lines are logged with
+	// the request's context (which holds its span) and carry request_id.
 	Logger *slog.Logger
+	// Metrics receives the simmatch_processor_* and simmatch_model_*
+	// collectors of deploy/METRICS.md; nil means no metrics are kept.
+	// Registering fails, and so does Start, if the names are already taken.
+	Metrics prometheus.Registerer
+	// SimilarityThreshold is the score at or above which a match counts in
+	// simmatch_model_matches_above_threshold_total; nil means
+	// DefaultSimilarityThreshold. It does not filter any answer.
+	SimilarityThreshold *float64
+	// MetricsTopK is how many of each query's best scores
+	// simmatch_model_topk_similarity averages; 0 means DefaultMetricsTopK.
+	MetricsTopK int
 }
 
 func (c *Config) validate() error {
@@ -92,6 +106,19 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.SimilarityThreshold == nil {
+		th := DefaultSimilarityThreshold
+		c.SimilarityThreshold = &th
+	}
+	if th := *c.SimilarityThreshold; !(th >= -1 && th <= 1) {
+		return fmt.Errorf("processor: Config.SimilarityThreshold %v: want a cosine score in [-1, 1]", th)
+	}
+	if c.MetricsTopK < 0 {
+		return fmt.Errorf("processor: Config.MetricsTopK %d: want a positive number", c.MetricsTopK)
+	}
+	if c.MetricsTopK == 0 {
+		c.MetricsTopK = DefaultMetricsTopK
+	}
 	return nil
 }
 
@@ -100,6 +127,7 @@ type Processor struct {
 	cfg      Config
 	svc      micro.Service
 	tracer   trace.Tracer
+	metrics  *metrics // nil when Config.Metrics is nil
 	jobs     chan *job
 	inflight sync.WaitGroup // accepted requests not yet answered
 	pending  atomic.Int64   // the same, as a number
@@ -115,6 +143,7 @@ type job struct {
 	req      micro.Request
 	body     *contracts.Request
 	received time.Time
+	accepted time.Time // when it entered the queue
 }
 
 // Start subscribes the processor to its subject in its queue group and starts the workers.
@@ -128,6 +157,30 @@ func Start(cfg Config) (*Processor, error) {
 		jobs:   make(chan *job, cfg.QueueSize),
 	}
 	info := cfg.Embedder.Info()
+	if cfg.Metrics != nil {
+		m, err := newMetrics(cfg.Metrics, p, info)
+		if err != nil {
+			return nil, err
+		}
+		p.metrics = m
+	}
+	svc, err := startService(cfg, p, info)
+	if err != nil {
+		p.metrics.unregister(cfg.Metrics)
+		return nil, err
+	}
+	p.svc = svc
+	for range cfg.Workers {
+		p.workers.Go(p.work)
+	}
+	cfg.Logger.Info("processor started", "subject", cfg.Subject, "queue_group", cfg.QueueGroup,
+		"workers", cfg.Workers, "queue_size", cfg.QueueSize, "model", info.Name, "model_version", info.Version)
+	return p, nil
+}
+
+// startService adds the micro service and its endpoint, and flushes so the
+// server knows the subscription.
+func startService(cfg Config, p *Processor, info contracts.ModelInfo) (micro.Service, error) {
 	svc, err := micro.AddService(cfg.NATS, micro.Config{
 		Name:        contracts.ServiceName,
 		Version:     ServiceVersion,
@@ -155,19 +208,13 @@ func Start(cfg Config) (*Processor, error) {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("processor: add endpoint %s: %w", cfg.Subject, err)
 	}
-	p.svc = svc
 	// Flush so the server knows the subscription before Start returns:
 	// a request sent right after must find this processor.
 	if err := cfg.NATS.Flush(); err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("processor: flush subscription: %w", err)
 	}
-	for range cfg.Workers {
-		p.workers.Go(p.work)
-	}
-	cfg.Logger.Info("processor started", "subject", cfg.Subject, "queue_group", cfg.QueueGroup,
-		"workers", cfg.Workers, "queue_size", cfg.QueueSize, "model", info.Name, "model_version", info.Version)
-	return p, nil
+	return svc, nil
 }
 
 // handle runs on the subscription: decode, validate, enqueue. It never blocks
@@ -213,6 +260,7 @@ func (p *Processor) handle(r micro.Request) {
 		attribute.Int("simmatch.queries", len(body.Query)),
 		attribute.Int("simmatch.descriptions", len(body.ProductDescriptions)))
 
+	j.accepted = time.Now()
 	select {
 	case p.jobs <- j:
 	default:
@@ -230,11 +278,12 @@ func (p *Processor) work() {
 func (p *Processor) process(j *job) {
 	defer func() {
 		if v := recover(); v != nil {
-			p.cfg.Logger.Error("processor: panic while handling a request", "panic", v, "request_id", j.body.RequestID)
+			p.cfg.Logger.ErrorContext(j.ctx, "processor: panic while handling a request", "panic", v, "request_id", j.body.RequestID)
 			p.fail(j, contracts.Errorf(contracts.CodeInternal, "processor failed on this request (request id %s)", j.body.RequestID))
 		}
 	}()
 	j.span.SetAttributes(attribute.Int64("simmatch.queue_wait_us", time.Since(j.received).Microseconds()))
+	p.metrics.pickedUp(j.accepted)
 	if err := j.ctx.Err(); err != nil {
 		p.fail(j, &contracts.Error{Code: contracts.CodeTimeout, Message: "the request's deadline passed while it waited for a worker"})
 		return
@@ -269,7 +318,11 @@ func (p *Processor) match(ctx context.Context, req *contracts.Request) (*contrac
 		di[i] = at(d)
 	}
 
-	vecs, err := p.cfg.Embedder.Embed(ctx, texts)
+	ectx := ctx
+	if p.metrics != nil {
+		ectx = embed.WithObserver(ctx, p.metrics)
+	}
+	vecs, err := p.cfg.Embedder.Embed(ectx, texts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &contracts.Error{Code: contracts.CodeTimeout, Message: "the request's deadline passed during inference"}
@@ -284,6 +337,7 @@ func (p *Processor) match(ctx context.Context, req *contracts.Request) (*contrac
 		attribute.Int("simmatch.queries", len(req.Query)),
 		attribute.Int("simmatch.descriptions", len(req.ProductDescriptions))))
 	defer span.End()
+	start := time.Now()
 	descs := make([][]float32, len(di))
 	norms := make([]float64, len(di))
 	for i, k := range di {
@@ -292,37 +346,44 @@ func (p *Processor) match(ctx context.Context, req *contracts.Request) (*contrac
 	}
 	resp := &contracts.Response{Results: make([]contracts.Result, len(req.Query)), Model: p.cfg.Embedder.Info(), RequestID: req.RequestID}
 	for i, q := range req.Query {
-		resp.Results[i] = contracts.Result{Query: q, Matches: Rank(vecs[qi[i]], descs, norms, req.ProductDescriptions, req.TopK, req.Threshold)}
+		scores := scoreAll(vecs[qi[i]], descs, norms)
+		resp.Results[i] = contracts.Result{Query: q, Matches: rankScores(scores, req.ProductDescriptions, req.TopK, req.Threshold)}
+		p.metrics.scored(scores)
 	}
+	p.metrics.ObserveStage(StageRank, time.Since(start))
 	return resp, nil
 }
 
 func (p *Processor) respond(j *job, resp *contracts.Response) {
-	defer p.finish(j)
+	defer p.finish(j, "")
 	if err := j.req.RespondJSON(resp); err != nil {
 		j.span.RecordError(err)
 		j.span.SetStatus(codes.Error, "reply failed")
-		p.cfg.Logger.Warn("processor: reply failed", "err", err, "request_id", resp.RequestID)
+		p.cfg.Logger.WarnContext(j.ctx, "processor: reply failed", "err", err, "request_id", resp.RequestID)
 	}
 }
 
 func (p *Processor) fail(j *job, err error) {
-	defer p.finish(j)
 	e := contracts.AsError(err)
 	if j.body != nil && e.RequestID == "" {
 		e = &contracts.Error{Code: e.Code, Message: e.Message, Field: e.Field, Limit: e.Limit, RequestID: j.body.RequestID}
 	}
+	defer p.finish(j, e.Code)
 	j.span.SetStatus(codes.Error, e.Message)
 	j.span.SetAttributes(attribute.String("error.type", string(e.Code)))
 	if e.Code == contracts.CodeInternal || e.Code == contracts.CodeModelError {
-		p.cfg.Logger.Error("processor: request failed", "code", e.Code, "err", e.Message, "request_id", e.RequestID)
+		p.cfg.Logger.ErrorContext(j.ctx, "processor: request failed", "code", e.Code, "err", e.Message, "request_id", e.RequestID)
 	}
 	if rerr := j.req.Error(string(e.Code), e.Message, e.Marshal()); rerr != nil {
-		p.cfg.Logger.Warn("processor: error reply failed", "err", rerr, "code", e.Code)
+		p.cfg.Logger.WarnContext(j.ctx, "processor: error reply failed", "err", rerr, "code", e.Code, "request_id", e.RequestID)
 	}
 }
 
-func (p *Processor) finish(j *job) {
+// finish ends a request once its reply is sent; code is the error code
+// answered, empty for a success. Every reply passes here, whichever
+// goroutine sent it, so the metrics see every outcome.
+func (p *Processor) finish(j *job, code contracts.Code) {
+	p.metrics.answered(code, j.received)
 	j.cancel()
 	j.span.End()
 	p.pending.Add(-1)

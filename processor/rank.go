@@ -13,10 +13,23 @@ import (
 // equal scores keep catalog order. Matches below threshold are dropped, then
 // at most topK are kept. norms holds the descriptions' L2 norms.
 func Rank(query []float32, descs [][]float32, norms []float64, texts []string, topK *int, threshold *float64) []contracts.Match {
+	return rankScores(scoreAll(query, descs, norms), texts, topK, threshold)
+}
+
+// scoreAll returns the cosine similarity of query with each description.
+func scoreAll(query []float32, descs [][]float32, norms []float64) []float64 {
 	qn := norm(query)
-	matches := make([]contracts.Match, 0, len(descs))
+	scores := make([]float64, len(descs))
 	for i, d := range descs {
-		s := cosine(query, d, qn, norms[i])
+		scores[i] = cosine(query, d, qn, norms[i])
+	}
+	return scores
+}
+
+// rankScores is Rank on scores already computed; it does not keep scores.
+func rankScores(scores []float64, texts []string, topK *int, threshold *float64) []contracts.Match {
+	matches := make([]contracts.Match, 0, len(scores))
+	for i, s := range scores {
 		if threshold != nil && s < *threshold {
 			continue
 		}

@@ -1,6 +1,7 @@
 // Command simmatch-bridge is the HTTP API of simmatch: it validates REST
 // requests (POST /predict, GET /health, GET /ready, ...) and turns them into
-// NATS requests to the processors. It builds with CGO_ENABLED=0.
+// NATS requests to the processors. It serves its Prometheus metrics on
+// GET /metrics of the same port. It builds with CGO_ENABLED=0.
 package main
 
 import (
@@ -53,10 +54,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	nc, err := nats.Connect(common.NATSURL, nats.Name("simmatch-bridge"), nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true), cli.NATSLogHandlers(logger))
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", common.NATSURL, err)
+		return fmt.Errorf("connect to NATS at %s: %w", cli.RedactURLs(common.NATSURL), err)
 	}
 	defer nc.Close()
-	h, err := bridge.New(bridge.Config{NATS: nc, Limits: limits, RequestTimeout: bs.RequestTimeout, Logger: logger})
+	reg := cli.NewRegistry("bridge")
+	h, err := bridge.New(bridge.Config{NATS: nc, Limits: limits, RequestTimeout: bs.RequestTimeout, Logger: logger,
+		Metrics: reg, Gatherer: reg})
 	if err != nil {
 		return err
 	}

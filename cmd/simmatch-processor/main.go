@@ -1,12 +1,15 @@
 // Command simmatch-processor serves similarity requests from NATS: it joins
 // the processors' queue group on similarity.request, so running more of them
 // shares the load. SIGTERM drains: every accepted request is answered.
+// Prometheus metrics and a liveness probe are served on -metrics-addr
+// (/metrics, /health).
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,21 +23,25 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "simmatch-processor:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+// run serves until ctx ends, then drains. ready, when not nil, gets the
+// metrics server's base URL (empty without one) once the processor serves.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(metricsURL string)) error {
 	var (
-		common cli.Common
-		ps     procflags.Settings
+		common      cli.Common
+		ps          procflags.Settings
+		metricsAddr string
 	)
 	f := cli.NewFlags("simmatch-processor", getenv, stdout)
 	f.Common(&common, true)
 	ps.Register(f)
 	f.Limits(&ps.Limits)
+	f.String(&metricsAddr, "metrics-addr", "SIMMATCH_METRICS_ADDR", ":9091", "where /metrics and /health are served; empty: nowhere")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -48,15 +55,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer shutdownTracing(context.Background())
 
+	reg := cli.NewRegistry("processor")
+	metricsURL := ""
+	if metricsAddr != "" {
+		ln, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s (set SIMMATCH_METRICS_ADDR to use another address): %w", metricsAddr, err)
+		}
+		// The metrics server outlives the drain below, so the last scrape
+		// still sees the in-flight requests go to zero.
+		mctx, stopMetrics := context.WithCancel(context.Background())
+		merr := make(chan error, 1)
+		go func() { merr <- cli.ServeMetrics(mctx, ln, reg, logger) }()
+		defer func() {
+			stopMetrics()
+			if err := <-merr; err != nil {
+				logger.Error("metrics server", "err", err)
+			}
+		}()
+		metricsURL = "http://" + ln.Addr().String()
+		logger.Info("metrics listening", "addr", ln.Addr().String())
+	}
+
 	nc, err := nats.Connect(common.NATSURL, nats.Name("simmatch-processor"), nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true), cli.NATSLogHandlers(logger))
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", common.NATSURL, err)
+		return fmt.Errorf("connect to NATS at %s: %w", cli.RedactURLs(common.NATSURL), err)
 	}
 	defer nc.Close()
-	stopProcessor, err := ps.Start(nc, logger)
+	stopProcessor, err := ps.Start(nc, logger, reg)
 	if err != nil {
 		return err
+	}
+	if ready != nil {
+		ready(metricsURL)
 	}
 	<-ctx.Done()
 	logger.Info("shutting down: draining the processor", "timeout", common.ShutdownTimeout)

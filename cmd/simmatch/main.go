@@ -1,5 +1,7 @@
 // Command simmatch is the all-in-one: an embedded NATS server, one processor
 // with the real model and the HTTP bridge (default :8000) in one process.
+// GET /metrics on the bridge's port serves the bridge's and the processor's
+// metrics together.
 // More processors can join from other processes through the embedded
 // server's listen address (-nats-listen).
 package main
@@ -77,7 +79,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("connect processor to embedded NATS: %w", err)
 	}
 	defer pnc.Close()
-	stopProcessor, err := ps.Start(pnc, logger)
+	// One registry: the bridge serves its own and the processor's metrics.
+	reg := cli.NewRegistry("all-in-one")
+	stopProcessor, err := ps.Start(pnc, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -94,7 +98,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("connect bridge to embedded NATS: %w", err)
 	}
 	defer bnc.Close()
-	h, err := bridge.New(bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, Logger: logger})
+	h, err := bridge.New(bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, Logger: logger,
+		Metrics: reg, Gatherer: reg})
 	if err != nil {
 		return err
 	}

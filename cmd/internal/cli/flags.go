@@ -1,6 +1,7 @@
 // Package cli holds what the simmatch commands share: flags with
-// SIMMATCH_* environment equivalents, logging and tracing set-up. It has no
-// cgo dependency, so the bridge command still builds with CGO_ENABLED=0.
+// SIMMATCH_* environment equivalents, logging, tracing and metrics set-up.
+// It has no cgo dependency, so the bridge command still builds with
+// CGO_ENABLED=0.
 package cli
 
 import (
@@ -63,6 +64,19 @@ func (f *Flags) Int(p *int, name, env string, def int, u string) {
 		}
 	}
 	f.fs.IntVar(p, name, def, usage(u, env))
+}
+
+// Float64 defines a float flag.
+func (f *Flags) Float64(p *float64, name, env string, def float64, u string) {
+	if v, ok := f.env(env); ok {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$%s=%q: want a number", env, v))
+		} else {
+			def = x
+		}
+	}
+	f.fs.Float64Var(p, name, def, usage(u, env))
 }
 
 // Duration defines a duration flag (e.g. 10s, 250ms).

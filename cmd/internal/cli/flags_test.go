@@ -66,3 +66,51 @@ func TestNewLogger(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFloat64Flag(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     string
+		args    []string
+		want    float64
+		wantErr bool
+	}{
+		{"default", "", nil, 0.5, false},
+		{"environment", "0.25", nil, 0.25, false},
+		{"flag over environment", "0.25", []string{"-th", "-0.1"}, -0.1, false},
+		{"bad environment", "high", nil, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var v float64
+			f := NewFlags("test", func(k string) string {
+				if k == "SIMMATCH_TH" {
+					return tt.env
+				}
+				return ""
+			}, io.Discard)
+			f.Float64(&v, "th", "SIMMATCH_TH", 0.5, "a threshold")
+			err := f.Parse(tt.args)
+			if (err != nil) != tt.wantErr || (!tt.wantErr && v != tt.want) {
+				t.Fatalf("got %v, %v; want %v, error %v", v, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRedactURLs(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://alice:s3cret@nats:4222", "nats://REDACTED@nats:4222"},
+		{"nats://t0ken@a:4222,nats://b:4222", "nats://REDACTED@a:4222,nats://b:4222"},
+		{"nats://us%zzer:pw@host", "(unparsable URL redacted)"},
+	}
+	for _, tt := range tests {
+		if got := RedactURLs(tt.in); got != tt.want {
+			t.Errorf("RedactURLs(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if strings.Contains(RedactURLs(tt.in), "s3cret") || strings.Contains(RedactURLs(tt.in), "t0ken") {
+			t.Errorf("RedactURLs(%q) leaks a credential", tt.in)
+		}
+	}
+}

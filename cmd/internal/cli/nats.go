@@ -2,6 +2,8 @@ package cli
 
 import (
 	"log/slog"
+	"net/url"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 )
@@ -27,4 +29,21 @@ func NATSLogHandlers(logger *slog.Logger) nats.Option {
 		}
 		return nil
 	}
+}
+
+// RedactURLs returns a comma-separated list of NATS URLs with their
+// credentials (user, password or token) replaced, for logs and errors.
+func RedactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil && strings.Contains(p, "@"):
+			parts[i] = "(unparsable URL redacted)"
+		case err == nil && u.User != nil:
+			u.User = url.User("REDACTED")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }

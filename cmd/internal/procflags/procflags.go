@@ -9,6 +9,7 @@ import (
 	"runtime"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simmatch/simmatch/cmd/internal/cli"
 	"github.com/simmatch/simmatch/contracts"
@@ -23,6 +24,10 @@ type Settings struct {
 	BatchSize, QueueSize              int
 	QueueGroup                        string
 	Limits                            contracts.Limits
+	// SimilarityThreshold and MetricsTopK tune the model metrics
+	// (processor.Config.SimilarityThreshold and MetricsTopK).
+	SimilarityThreshold float64
+	MetricsTopK         int
 }
 
 // Register adds the processor flags to f. Limits are registered separately
@@ -37,11 +42,16 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.Int(&s.BatchSize, "batch-size", "SIMMATCH_BATCH_SIZE", 32, "most texts per ONNX Runtime run")
 	f.Int(&s.QueueSize, "queue-size", "SIMMATCH_QUEUE_SIZE", 0, "accepted requests that may wait for a worker before new ones get 'overloaded' (default 64 per worker)")
 	f.String(&s.QueueGroup, "queue-group", "SIMMATCH_QUEUE_GROUP", contracts.DefaultQueueGroup, "NATS queue group the processors share")
+	f.Float64(&s.SimilarityThreshold, "similarity-threshold", "SIMMATCH_SIMILARITY_THRESHOLD", processor.DefaultSimilarityThreshold,
+		"score at or above which a match counts in simmatch_model_matches_above_threshold_total (metrics only; answers are not filtered)")
+	f.Int(&s.MetricsTopK, "metrics-top-k", "SIMMATCH_METRICS_TOP_K", processor.DefaultMetricsTopK,
+		"how many of each query's best scores simmatch_model_topk_similarity averages")
 }
 
-// Start loads the model and starts a processor on nc. The returned stop
-// function drains the processor, then frees the model.
-func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger) (stop func(context.Context) error, err error) {
+// Start loads the model and starts a processor on nc that registers its
+// metrics on reg (none when nil). The returned stop function drains the
+// processor, then frees the model.
+func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer) (stop func(context.Context) error, err error) {
 	if s.ORTLibrary == "" {
 		return nil, fmt.Errorf("no ONNX Runtime library: set SIMMATCH_ORT_LIB or -ort-lib (`make run` does this for you)")
 	}
@@ -56,6 +66,7 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger) (stop func(context.
 	p, err := processor.Start(processor.Config{
 		NATS: nc, Embedder: m, QueueGroup: s.QueueGroup,
 		Workers: s.Workers, QueueSize: s.QueueSize, Limits: s.Limits, Logger: logger,
+		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
 	})
 	if err != nil {
 		m.Close()

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/simmatch/simmatch/contracts"
 	ort "github.com/yalue/onnxruntime_go"
@@ -210,26 +211,31 @@ func (m *Model) Tokenizer() *Tokenizer { return m.tok }
 
 // Embed returns one embedding per text, in order. Texts are grouped by
 // length into batches of at most BatchSize so little compute goes to padding.
-// Cancelling ctx stops a running inference.
+// Cancelling ctx stops a running inference. The Observer attached to ctx
+// (WithObserver), if any, gets the stage timings and batch sizes.
 func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	if len(texts) == 0 {
 		return nil, nil
 	}
 	attrs := []attribute.KeyValue{attribute.String("simmatch.model.name", m.name), attribute.String("simmatch.model.version", m.ver)}
+	obs := observerFrom(ctx)
 
 	tracer := m.tracerFor(ctx)
-	_, span := tracer.Start(ctx, "tokenize", trace.WithAttributes(attrs...))
+	_, span := tracer.Start(ctx, StageTokenize, trace.WithAttributes(attrs...))
+	start := time.Now()
 	encs := make([]Encoding, len(texts))
 	tokens := 0
 	for i, t := range texts {
 		var err error
 		if encs[i], err = m.tok.Encode(t); err != nil {
+			obs.ObserveStage(StageTokenize, time.Since(start))
 			span.SetStatus(codes.Error, err.Error())
 			span.End()
 			return nil, fmt.Errorf("text %d: %w", i, err)
 		}
 		tokens += len(encs[i].IDs)
 	}
+	obs.ObserveStage(StageTokenize, time.Since(start))
 	span.SetAttributes(attribute.Int("simmatch.batch.size", len(texts)), attribute.Int("simmatch.tokens", tokens))
 	span.End()
 
@@ -247,7 +253,7 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 		for j, i := range idx {
 			chunk[j] = encs[i]
 		}
-		vecs, err := m.run(ctx, tracer, newBatch(chunk), attrs)
+		vecs, err := m.run(ctx, tracer, obs, newBatch(chunk), attrs)
 		if err != nil {
 			return nil, err
 		}
@@ -270,13 +276,15 @@ func (m *Model) tracerFor(ctx context.Context) trace.Tracer {
 const tracerName = "github.com/simmatch/simmatch/processor/embed"
 
 // run embeds one padded batch: inference, then pooling and normalization.
-func (m *Model) run(ctx context.Context, tracer trace.Tracer, b batch, attrs []attribute.KeyValue) ([][]float32, error) {
+func (m *Model) run(ctx context.Context, tracer trace.Tracer, obs Observer, b batch, attrs []attribute.KeyValue) ([][]float32, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	_, span := tracer.Start(ctx, "inference", trace.WithAttributes(attrs...))
+	_, span := tracer.Start(ctx, StageInference, trace.WithAttributes(attrs...))
 	span.SetAttributes(attribute.Int("simmatch.batch.size", b.size), attribute.Int("simmatch.batch.seq_len", b.seqLen), attribute.Int("simmatch.tokens", b.tokens))
+	start := time.Now()
 	raw, shape, err := m.infer(ctx, b)
+	obs.ObserveStage(StageInference, time.Since(start))
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "inference failed")
@@ -284,9 +292,12 @@ func (m *Model) run(ctx context.Context, tracer trace.Tracer, b batch, attrs []a
 		return nil, err
 	}
 	span.End()
+	obs.ObserveBatch(b.size, b.tokens)
 
-	_, span = tracer.Start(ctx, "pooling", trace.WithAttributes(attrs...))
+	_, span = tracer.Start(ctx, StagePooling, trace.WithAttributes(attrs...))
 	defer span.End()
+	start = time.Now()
+	defer func() { obs.ObserveStage(StagePooling, time.Since(start)) }()
 	span.SetAttributes(attribute.String("simmatch.pooling", string(m.layout.Pooling)), attribute.Bool("simmatch.normalize", m.layout.Normalize))
 	vecs, err := m.pool(raw, shape, b)
 	if err != nil {

@@ -1,0 +1,124 @@
+package bridge
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// routeUnmatched is the route label of requests that match no route, so that
+// scanners probing random paths cannot create a series per path.
+const routeUnmatched = "unmatched"
+
+// durationBuckets span a /health answer (well under a millisecond) to the
+// longest /predict a caller may wait for (DefaultRequestTimeout and more).
+var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+
+// httpMetrics are the bridge's simmatch_http_* collectors (deploy/METRICS.md).
+type httpMetrics struct {
+	requests *prometheus.CounterVec   // route, method, status, outcome
+	duration *prometheus.HistogramVec // route, method
+	inFlight prometheus.Gauge
+}
+
+// newHTTPMetrics registers the bridge's collectors on reg.
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "simmatch_http_requests_total",
+			Help: "Answered HTTP requests, by route pattern, method, status and outcome (ok or the error code).",
+		}, []string{"route", "method", "status", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "simmatch_http_request_duration_seconds",
+			Help:    "Time from receiving an HTTP request to the end of its answer, as the bridge sees it.",
+			Buckets: durationBuckets,
+		}, []string{"route", "method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "simmatch_http_requests_in_flight",
+			Help: "HTTP requests being served.",
+		}),
+	}
+	for i, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
+		if err := reg.Register(c); err != nil {
+			for _, done := range []prometheus.Collector{m.requests, m.duration, m.inFlight}[:i] {
+				reg.Unregister(done)
+			}
+			return nil, fmt.Errorf("bridge: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// middleware records every request once it is answered, by the chi route
+// pattern it matched. It sits inside requestID, whose reqInfo tells it the
+// error code answered, and outside the recoverer, so a panic counts as the
+// 500 it becomes.
+func (m *httpMetrics) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		m.inFlight.Inc()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		// Deferred, like the access log, so an aborted answer counts too.
+		defer func() {
+			m.inFlight.Dec()
+			status := ww.Status()
+			if status == 0 {
+				status = http.StatusOK // net/http's answer when the handler wrote nothing
+			}
+			route := routeUnmatched
+			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+				route = rc.RoutePattern()
+			}
+			method := methodLabel(r.Method)
+			m.requests.WithLabelValues(route, method, strconv.Itoa(status), outcome(infoFrom(r.Context()).err, status)).Inc()
+			m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		}()
+		next.ServeHTTP(ww, r)
+	})
+}
+
+// outcome is the outcome label: the error code answered, else "ok". The two
+// answers that carry no code get their own values: a caller that went away
+// (499) is "client_closed", and a 5xx written outside writeError (only
+// /metrics can do that) is "internal".
+func outcome(e *contracts.Error, status int) string {
+	switch {
+	case e != nil:
+		return string(e.Code)
+	case status == statusClientClosedRequest:
+		return "client_closed"
+	case status >= 500:
+		return string(contracts.CodeInternal)
+	}
+	return "ok"
+}
+
+// methodLabel keeps the method label to the standard methods: any token is a
+// valid method, and each would be a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// metricsHandler serves g in the Prometheus text format. A collector that
+// fails is logged and left out; the rest is still served, so one broken
+// collector does not blind the whole scrape.
+func metricsHandler(g prometheus.Gatherer, logger *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+}

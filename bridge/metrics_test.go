@@ -1,0 +1,226 @@
+package bridge
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// Known traffic gives exact counts on /metrics, labelled by route pattern,
+// never by raw path.
+func TestMetricsCountRequestsByRoute(t *testing.T) {
+	ns := startNATS(t)
+	ranked := rank(t)
+	startFake(t, ns, func(m *nats.Msg) {
+		var req contracts.Request
+		if err := json.Unmarshal(m.Data, &req); err == nil && req.Query[0] == "busy" {
+			replyError(t, contracts.CodeOverloaded, "all workers are busy")(m)
+			return
+		}
+		ranked(m)
+	})
+	reg := prometheus.NewRegistry()
+	b := startBridge(t, ns, func(c *Config) { c.Metrics, c.Gatherer = reg, reg })
+
+	const good = `{"query": ["saw"], "product_descriptions": ["a", "b"]}`
+	for _, path := range []string{"/predict", "/predict", "/v1/predict"} {
+		if resp, body := b.post(t, path, "application/json", good); resp.StatusCode != 200 {
+			t.Fatalf("%s: status %d: %s", path, resp.StatusCode, body)
+		}
+	}
+	b.post(t, "/predict", "application/json", `{"query": ["busy"], "product_descriptions": ["a"]}`)
+	b.post(t, "/v1/predict", "application/json", `{"query": [`)
+	b.post(t, "/predict", "text/plain", good)
+	b.get(t, "/health")
+	b.get(t, "/nope/1")
+	b.get(t, "/nope/2")
+	brew, err := http.NewRequest("BREW", b.URL+"/predict", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	do(t, brew)
+
+	fams := scrape(t, b.URL)
+	want := []struct {
+		labels map[string]string
+		n      float64
+	}{
+		{map[string]string{"route": "/predict", "method": "POST", "status": "200", "outcome": "ok"}, 2},
+		{map[string]string{"route": "/v1/predict", "method": "POST", "status": "200", "outcome": "ok"}, 1},
+		{map[string]string{"route": "/predict", "method": "POST", "status": "503", "outcome": "overloaded"}, 1},
+		{map[string]string{"route": "/v1/predict", "method": "POST", "status": "400", "outcome": "malformed_json"}, 1},
+		{map[string]string{"route": "/predict", "method": "POST", "status": "415", "outcome": "unsupported_media_type"}, 1},
+		{map[string]string{"route": "/health", "method": "GET", "status": "200", "outcome": "ok"}, 1},
+		{map[string]string{"route": "unmatched", "method": "GET", "status": "404", "outcome": "not_found"}, 2},
+		{map[string]string{"route": "unmatched", "method": "other", "status": "405", "outcome": "method_not_allowed"}, 1},
+	}
+	total := 0.0
+	for _, w := range want {
+		if got := value(t, fams, "simmatch_http_requests_total", w.labels); got != w.n {
+			t.Errorf("simmatch_http_requests_total%v = %v, want %v", w.labels, got, w.n)
+		}
+		total += w.n
+	}
+	if got := sum(fams["simmatch_http_requests_total"]); got != total {
+		t.Errorf("simmatch_http_requests_total sums to %v, want %v: a request counted under unexpected labels", got, total)
+	}
+	if got := value(t, fams, "simmatch_http_request_duration_seconds", map[string]string{"route": "/predict", "method": "POST"}); got != 4 {
+		t.Errorf("duration count for POST /predict = %v, want 4", got)
+	}
+	// The scrape itself is the one request in flight while it is gathered.
+	if got := value(t, fams, "simmatch_http_requests_in_flight", nil); got != 1 {
+		t.Errorf("in flight during the scrape = %v, want 1", got)
+	}
+
+	// The first scrape is counted once answered.
+	fams = scrape(t, b.URL)
+	if got := value(t, fams, "simmatch_http_requests_total", map[string]string{"route": "/metrics", "method": "GET", "status": "200", "outcome": "ok"}); got != 1 {
+		t.Errorf("GET /metrics counted %v times, want 1", got)
+	}
+}
+
+// A panic counts as the 500 internal the recoverer answers, and the in-flight
+// gauge comes back down.
+func TestMetricsCountPanics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := newHTTPMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := chi.NewRouter()
+	r.Use(requestID, m.middleware, recoverer(slog.New(&logRecorder{})))
+	r.Get("/boom/{id}", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/boom/7", nil))
+
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]*dto.MetricFamily{}
+	for _, f := range fams {
+		byName[f.GetName()] = f
+	}
+	if got := value(t, byName, "simmatch_http_requests_total", map[string]string{"route": "/boom/{id}", "method": "GET", "status": "500", "outcome": "internal"}); got != 1 {
+		t.Errorf("panic counted %v times as 500 internal on /boom/{id}, want 1", got)
+	}
+	if got := value(t, byName, "simmatch_http_requests_in_flight", nil); got != 0 {
+		t.Errorf("in flight = %v after the request, want 0", got)
+	}
+}
+
+func TestMetricsConfig(t *testing.T) {
+	ns := startNATS(t)
+	t.Run("no gatherer, no route", func(t *testing.T) {
+		b := startBridge(t, ns, func(c *Config) { c.Metrics = prometheus.NewRegistry() })
+		resp, body := b.get(t, "/metrics")
+		if e := decodeError(t, resp, body); resp.StatusCode != 404 || e.Code != contracts.CodeNotFound {
+			t.Fatalf("GET /metrics without a Gatherer: %d %+v, want 404 not_found", resp.StatusCode, e)
+		}
+	})
+	t.Run("gatherer without bridge metrics", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "other_total", Help: "another component's"}))
+		b := startBridge(t, ns, func(c *Config) { c.Gatherer = reg })
+		fams := scrape(t, b.URL)
+		if _, ok := fams["other_total"]; !ok || len(fams) != 1 {
+			t.Fatalf("served %v, want only other_total", keys(fams))
+		}
+	})
+	t.Run("names already taken", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		startBridge(t, ns, func(c *Config) { c.Metrics = reg })
+		_, err := New(Config{NATS: connect(t, ns), Metrics: reg})
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) || !strings.HasPrefix(err.Error(), "bridge: ") {
+			t.Fatalf("err = %v, want a bridge error wrapping AlreadyRegisteredError", err)
+		}
+	})
+}
+
+// scrape GETs base/metrics and parses the text exposition.
+func scrape(t testing.TB, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: status %d", resp.StatusCode)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the series of name whose labels include want: a
+// counter's or gauge's value, a histogram's count. It is 0 when no series matches.
+func value(t testing.TB, fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	t.Helper()
+	f, ok := fams[name]
+	if !ok {
+		t.Errorf("metric %s is not exposed", name)
+		return 0
+	}
+	var v float64
+	for _, m := range f.GetMetric() {
+		if !hasLabels(m, want) {
+			continue
+		}
+		switch {
+		case m.Counter != nil:
+			v += m.Counter.GetValue()
+		case m.Gauge != nil:
+			v += m.Gauge.GetValue()
+		case m.Histogram != nil:
+			v += float64(m.Histogram.GetSampleCount())
+		}
+	}
+	return v
+}
+
+func hasLabels(m *dto.Metric, want map[string]string) bool {
+	n := 0
+	for _, l := range m.GetLabel() {
+		if v, ok := want[l.GetName()]; ok {
+			if v != l.GetValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(want)
+}
+
+// sum adds up every series of a counter family.
+func sum(f *dto.MetricFamily) float64 {
+	var s float64
+	for _, m := range f.GetMetric() {
+		s += m.GetCounter().GetValue()
+	}
+	return s
+}
+
+func keys(fams map[string]*dto.MetricFamily) []string {
+	var ks []string
+	for k := range fams {
+		ks = append(ks, k)
+	}
+	return ks
+}

@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNewRegistry(t *testing.T) {
+	reg := NewRegistry("bridge")
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range fams {
+		got[f.GetName()] = true
+		switch f.GetName() {
+		case "simmatch_build_info":
+			labels := map[string]string{}
+			for _, l := range f.GetMetric()[0].GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["component"] != "bridge" || labels["go_version"] != runtime.Version() || labels["version"] == "" {
+				t.Errorf("build info labels %v", labels)
+			}
+			if v := f.GetMetric()[0].GetGauge().GetValue(); v != 1 {
+				t.Errorf("build info = %v, want 1", v)
+			}
+		case "simmatch_uptime_seconds":
+			if v := f.GetMetric()[0].GetGauge().GetValue(); v <= 0 {
+				t.Errorf("uptime = %v, want > 0", v)
+			}
+		}
+	}
+	// The standard collectors the dashboards use (deploy/METRICS.md).
+	for _, name := range []string{"simmatch_build_info", "simmatch_uptime_seconds", "go_goroutines",
+		"go_memstats_heap_inuse_bytes", "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds"} {
+		if !got[name] {
+			t.Errorf("%s is not registered", name)
+		}
+	}
+}
+
+func TestServeMetrics(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeMetrics(ctx, ln, NewRegistry("processor"), slog.New(slog.DiscardHandler)) }()
+	base := "http://" + ln.Addr().String()
+
+	tests := []struct {
+		name, path string
+		status     int
+		contains   string
+	}{
+		{"metrics", "/metrics", 200, `simmatch_build_info{component="processor"`},
+		{"health", "/health", 200, `{"status":"ok"}`},
+		{"nothing else", "/predict", 404, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Get(base + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.contains) {
+				t.Fatalf("status %d, body %.200s: want %d containing %q", resp.StatusCode, body, tt.status, tt.contains)
+			}
+		})
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ServeMetrics: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeMetrics did not return after its context ended")
+	}
+}

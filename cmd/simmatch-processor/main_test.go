@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// The processor command serves its metrics and a liveness probe on
+// -metrics-addr, counts what it answers there, and stops both cleanly.
+func TestProcessorServesMetrics(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	args := []string{"-nats-url", ns.ClientURL(), "-metrics-addr", "127.0.0.1:0", "-log-level", "warn", "-workers", "1"}
+	go func() {
+		done <- run(ctx, args, func(k string) string {
+			if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
+				return os.Getenv(k)
+			}
+			return ""
+		}, io.Discard, func(metricsURL string) { ready <- metricsURL })
+	}()
+	var base string
+	select {
+	case base = <-ready:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("not ready after 60s")
+	}
+
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := contracts.NewClient(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Match(ctx, &contracts.Request{Query: contracts.Queries{"cut wood"}, ProductDescriptions: []string{"a saw"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	if status, body := get("/health"); status != 200 || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("/health: %d %s", status, body)
+	}
+	status, body := get("/metrics")
+	for _, want := range []string{
+		`simmatch_build_info{component="processor"`,
+		`simmatch_processor_requests_total{outcome="ok",subject="similarity.request"} 1`,
+		`simmatch_processor_workers 1`,
+		`simmatch_model_matches_total{model="all-MiniLM-L6-v2",model_version="1"} 1`,
+		`process_resident_memory_bytes `,
+	} {
+		if status != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics (status %d) lacks %q", status, want)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	if _, err := http.Get(base + "/health"); err == nil {
+		t.Error("the metrics server still answers after run returned")
+	}
+}

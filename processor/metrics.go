@@ -1,0 +1,250 @@
+package processor
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/internal/embed"
+)
+
+// Defaults of the Config fields that tune the model metrics.
+const (
+	// DefaultSimilarityThreshold is the score at or above which a match
+	// counts in simmatch_model_matches_above_threshold_total.
+	DefaultSimilarityThreshold = 0.5
+	// DefaultMetricsTopK is how many of a query's best scores
+	// simmatch_model_topk_similarity averages.
+	DefaultMetricsTopK = 5
+)
+
+// StageRank names the ranking stage in simmatch_processor_stage_duration_seconds;
+// the model reports the other stages (tokenize, inference, pooling).
+const StageRank = "rank"
+
+// Bucket layouts. Latencies run from well under a millisecond (tokenizing one
+// query) to the 30 s default deadline; similarity scores are cosines, and
+// real ones of a sentence model rarely fall below -0.2.
+var (
+	latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	stageBuckets   = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+	scoreBuckets   = []float64{-.2, -.1, 0, .1, .2, .3, .4, .5, .6, .7, .8, .9, 1}
+)
+
+// metrics are the processor's simmatch_processor_* and simmatch_model_*
+// collectors, as named in deploy/METRICS.md. A nil *metrics records nothing,
+// so the request path needs no checks.
+type metrics struct {
+	requests  *prometheus.CounterVec // subject, outcome
+	duration  prometheus.Observer    // subject curried
+	queueWait prometheus.Histogram
+	stage     *prometheus.HistogramVec // stage
+	batchSize prometheus.Histogram
+	batchToks prometheus.Histogram
+	texts     prometheus.Counter
+
+	topK      prometheus.Histogram
+	scores    prometheus.Histogram
+	matches   prometheus.Counter
+	above     prometheus.Counter
+	threshold float64
+	k         int
+
+	subject    string
+	collectors []prometheus.Collector // to unregister when Start fails
+}
+
+// newMetrics registers the processor's collectors on reg. The gauges read the
+// live state of p when scraped.
+func newMetrics(reg prometheus.Registerer, p *Processor, info contracts.ModelInfo) (*metrics, error) {
+	cfg := p.cfg
+	model := prometheus.Labels{"model": info.Name, "model_version": info.Version}
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "simmatch_processor_requests_total",
+			Help: "Answered NATS requests, by subject and outcome (ok or the error code).",
+		}, []string{"subject", "outcome"}),
+		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "simmatch_processor_queue_wait_seconds",
+			Help:    "Time from a request's acceptance to a worker picking it up.",
+			Buckets: latencyBuckets,
+		}),
+		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "simmatch_processor_stage_duration_seconds",
+			Help:    "Time per stage: tokenize and rank once per request, inference and pooling once per ONNX Runtime run.",
+			Buckets: stageBuckets,
+		}, []string{"stage"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "simmatch_processor_batch_size",
+			Help:    "Texts per ONNX Runtime run.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 .. 256
+		}),
+		batchToks: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "simmatch_processor_batch_tokens",
+			Help:    "Real (non-padding) tokens per ONNX Runtime run.",
+			Buckets: prometheus.ExponentialBuckets(8, 2, 12), // 8 .. 16384
+		}),
+		texts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "simmatch_processor_texts_total",
+			Help: "Texts embedded.",
+		}),
+		topK: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "simmatch_model_topk_similarity",
+			Help:        "Per query, the average score of its best K matches (K = SIMMATCH_METRICS_TOP_K), before the request's top_k and threshold.",
+			Buckets:     scoreBuckets,
+			ConstLabels: model,
+		}),
+		scores: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "simmatch_model_similarity_score",
+			Help:        "Every similarity score computed, before the request's top_k and threshold.",
+			Buckets:     scoreBuckets,
+			ConstLabels: model,
+		}),
+		matches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "simmatch_model_matches_total",
+			Help:        "Similarity scores computed (queries x descriptions).",
+			ConstLabels: model,
+		}),
+		above: prometheus.NewCounter(prometheus.CounterOpts{
+			Name:        "simmatch_model_matches_above_threshold_total",
+			Help:        "Similarity scores at or above the configured threshold (SIMMATCH_SIMILARITY_THRESHOLD).",
+			ConstLabels: model,
+		}),
+		threshold: *cfg.SimilarityThreshold,
+		k:         cfg.MetricsTopK,
+		subject:   cfg.Subject,
+	}
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "simmatch_processor_request_duration_seconds",
+		Help:    "Time from receiving a NATS request to replying.",
+		Buckets: latencyBuckets,
+	}, []string{"subject"})
+	m.duration = duration.WithLabelValues(cfg.Subject)
+	// Series that exist before the first request, so rates and panels start at 0.
+	m.requests.WithLabelValues(cfg.Subject, "ok")
+	for _, s := range []string{embed.StageTokenize, embed.StageInference, embed.StagePooling, StageRank} {
+		m.stage.WithLabelValues(s)
+	}
+
+	modelInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "simmatch_model_info",
+		Help: "The loaded model (always 1).",
+		ConstLabels: prometheus.Labels{"model": info.Name, "model_version": info.Version,
+			"dimensions": strconv.Itoa(info.Dimensions)},
+	})
+	modelInfo.Set(1)
+	threshold := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "simmatch_model_similarity_threshold",
+		Help:        "The configured similarity threshold (SIMMATCH_SIMILARITY_THRESHOLD).",
+		ConstLabels: model,
+	})
+	threshold.Set(m.threshold)
+
+	cs := []prometheus.Collector{m.requests, duration, m.queueWait, m.stage, m.batchSize, m.batchToks, m.texts,
+		m.topK, m.scores, m.matches, m.above, modelInfo, threshold,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "simmatch_processor_in_flight",
+			Help: "Requests received and not yet answered (queued or running).",
+		}, func() float64 { return float64(p.InFlight()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "simmatch_processor_queue_depth",
+			Help: "Accepted requests waiting for a worker.",
+		}, func() float64 { return float64(len(p.jobs)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "simmatch_processor_queue_capacity",
+			Help: "How many requests may wait for a worker; more are answered overloaded.",
+		}, func() float64 { return float64(cfg.QueueSize) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "simmatch_processor_workers",
+			Help: "Requests run at once.",
+		}, func() float64 { return float64(cfg.Workers) }),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			m.unregister(reg)
+			return nil, fmt.Errorf("processor: register metrics: %w", err)
+		}
+		m.collectors = append(m.collectors, c)
+	}
+	return m, nil
+}
+
+// unregister removes what newMetrics registered, so a failed Start leaves
+// the registry as it found it.
+func (m *metrics) unregister(reg prometheus.Registerer) {
+	if m == nil {
+		return
+	}
+	for _, c := range m.collectors {
+		reg.Unregister(c)
+	}
+}
+
+// answered counts one reply.
+func (m *metrics) answered(code contracts.Code, received time.Time) {
+	if m == nil {
+		return
+	}
+	outcome := "ok"
+	if code != "" {
+		outcome = string(code)
+	}
+	m.requests.WithLabelValues(m.subject, outcome).Inc()
+	m.duration.Observe(time.Since(received).Seconds())
+}
+
+// pickedUp records how long a request waited for a worker.
+func (m *metrics) pickedUp(accepted time.Time) {
+	if m == nil {
+		return
+	}
+	m.queueWait.Observe(time.Since(accepted).Seconds())
+}
+
+// ObserveStage implements embed.Observer; the processor reports StageRank through it too.
+func (m *metrics) ObserveStage(stage string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.stage.WithLabelValues(stage).Observe(d.Seconds())
+}
+
+// ObserveBatch implements embed.Observer.
+func (m *metrics) ObserveBatch(texts, tokens int) {
+	if m == nil {
+		return
+	}
+	m.batchSize.Observe(float64(texts))
+	m.batchToks.Observe(float64(tokens))
+	m.texts.Add(float64(texts))
+}
+
+var _ embed.Observer = (*metrics)(nil)
+
+// scored records the scores of one query against every description, before
+// the request's top_k and threshold. It sorts scores.
+func (m *metrics) scored(scores []float64) {
+	if m == nil || len(scores) == 0 {
+		return
+	}
+	above := 0
+	for _, s := range scores {
+		m.scores.Observe(s)
+		if s >= m.threshold {
+			above++
+		}
+	}
+	m.matches.Add(float64(len(scores)))
+	m.above.Add(float64(above))
+	slices.Sort(scores)
+	top := scores[len(scores)-min(m.k, len(scores)):]
+	var sum float64
+	for _, s := range top {
+		sum += s
+	}
+	m.topK.Observe(sum / float64(len(top)))
+}
