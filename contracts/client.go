@@ -137,7 +137,8 @@ func (c *Client) do(ctx context.Context, data []byte, requestID string) (*Respon
 	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
 	if err != nil {
 		err = transportError(ctx, c.subject, err)
-		if e, ok := err.(*Error); ok {
+		var e *Error
+		if errors.As(err, &e) {
 			e.RequestID = requestID
 		}
 		return nil, err

@@ -65,7 +65,8 @@ func TestSentinels(t *testing.T) {
 			}
 		})
 	}
-	if errors.Is(contracts.ErrInternal, errors.New("simmatch: internal")) {
+	var internal error = &contracts.Error{Code: contracts.CodeInternal}
+	if errors.Is(internal, errors.New("simmatch: internal")) {
 		t.Error("an *Error must not match a plain error with the same text")
 	}
 }

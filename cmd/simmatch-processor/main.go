@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/nats-io/nats.go"
@@ -29,9 +30,9 @@ func main() {
 	}
 }
 
-// run serves until ctx ends, then drains. ready, when not nil, gets the
+// run serves until ctx ends, then drains. onReady, when not nil, gets the
 // metrics server's base URL (empty without one) once the processor serves.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(metricsURL string)) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, onReady func(metricsURL string)) error {
 	var (
 		common      cli.Common
 		ps          procflags.Settings
@@ -56,6 +57,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer shutdownTracing(context.Background())
 
 	reg := cli.NewRegistry("processor")
+	// Ready: the model is loaded, the processor subscribed, NATS connected,
+	// and no drain has begun.
+	var serving atomic.Bool
+	var conn atomic.Pointer[nats.Conn]
+	ready := func() bool { nc := conn.Load(); return serving.Load() && nc != nil && nc.IsConnected() }
 	metricsURL := ""
 	if metricsAddr != "" {
 		ln, err := net.Listen("tcp", metricsAddr)
@@ -66,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// still sees the in-flight requests go to zero.
 		mctx, stopMetrics := context.WithCancel(context.Background())
 		merr := make(chan error, 1)
-		go func() { merr <- cli.ServeMetrics(mctx, ln, reg, logger) }()
+		go func() { merr <- cli.ServeMetrics(mctx, ln, reg, ready, logger) }()
 		defer func() {
 			stopMetrics()
 			if err := <-merr; err != nil {
@@ -83,14 +89,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("connect to NATS at %s: %w", cli.RedactURLs(common.NATSURL), err)
 	}
 	defer nc.Close()
+	conn.Store(nc)
 	stopProcessor, err := ps.Start(nc, logger, reg)
 	if err != nil {
 		return err
 	}
-	if ready != nil {
-		ready(metricsURL)
+	serving.Store(true)
+	if onReady != nil {
+		onReady(metricsURL)
 	}
 	<-ctx.Done()
+	serving.Store(false)
 	logger.Info("shutting down: draining the processor", "timeout", common.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), common.ShutdownTimeout)
 	defer cancel()

@@ -79,6 +79,9 @@ func TestProcessorServesMetrics(t *testing.T) {
 	if status, body := get("/health"); status != 200 || !strings.Contains(body, `"ok"`) {
 		t.Fatalf("/health: %d %s", status, body)
 	}
+	if status, body := get("/ready"); status != 200 || !strings.Contains(body, `"ready"`) {
+		t.Fatalf("/ready: %d %s", status, body)
+	}
 	status, body := get("/metrics")
 	for _, want := range []string{
 		`simmatch_build_info{component="processor"`,

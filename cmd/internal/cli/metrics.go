@@ -62,10 +62,11 @@ func version() string {
 	return "devel"
 }
 
-// MetricsHandler serves g on GET /metrics and a liveness answer on
-// GET /health. A collector that fails is logged and left out of the scrape
+// MetricsHandler serves g on GET /metrics, a liveness answer on GET /health
+// and, on GET /ready, 200 while ready reports true (503 otherwise, or if
+// ready is nil). A collector that fails is logged and left out of the scrape
 // rather than failing it.
-func MetricsHandler(g prometheus.Gatherer, logger *slog.Logger) http.Handler {
+func MetricsHandler(g prometheus.Gatherer, ready func() bool, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
@@ -74,6 +75,15 @@ func MetricsHandler(g prometheus.Gatherer, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if ready == nil || !ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"not ready"}` + "\n"))
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
 	return mux
 }
@@ -84,9 +94,9 @@ const metricsShutdownTimeout = 5 * time.Second
 
 // ServeMetrics serves MetricsHandler(g) on ln until ctx ends, then shuts
 // down gracefully; it returns nil after a clean shutdown and closes ln.
-func ServeMetrics(ctx context.Context, ln net.Listener, g prometheus.Gatherer, logger *slog.Logger) error {
+func ServeMetrics(ctx context.Context, ln net.Listener, g prometheus.Gatherer, ready func() bool, logger *slog.Logger) error {
 	srv := &http.Server{
-		Handler:           MetricsHandler(g, logger),
+		Handler:           MetricsHandler(g, ready, logger),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

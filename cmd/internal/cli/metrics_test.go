@@ -55,7 +55,9 @@ func TestServeMetrics(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeMetrics(ctx, ln, NewRegistry("processor"), slog.New(slog.DiscardHandler)) }()
+	go func() {
+		done <- ServeMetrics(ctx, ln, NewRegistry("processor"), func() bool { return true }, slog.New(slog.DiscardHandler))
+	}()
 	base := "http://" + ln.Addr().String()
 
 	tests := []struct {

@@ -317,7 +317,7 @@ func (m *Model) infer(ctx context.Context, b batch) ([]float32, ort.Shape, error
 	inputs := make([]ort.Value, 0, len(m.inputs))
 	defer func() {
 		for _, v := range inputs {
-			v.Destroy()
+			_ = v.Destroy()
 		}
 	}()
 	for _, name := range m.inputs {
