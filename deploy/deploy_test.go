@@ -197,7 +197,7 @@ func TestCompose(t *testing.T) {
 	for _, tc := range []struct {
 		name, command, health string
 	}{
-		{"processor", "simmatch-processor", "http://127.0.0.1:9091/health"},
+		{"processor", "simmatch-processor", "http://127.0.0.1:9091/ready"},
 		{"bridge", "simmatch-bridge", "http://127.0.0.1:8000/health"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
