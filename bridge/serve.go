@@ -10,28 +10,32 @@ import (
 	"time"
 )
 
-// ShutdownTimeout bounds how long ListenAndServe and Serve wait for in-flight
-// requests once their context ends. It is longer than DefaultRequestTimeout,
-// so a /predict that is waiting for a processor still gets its answer.
-const ShutdownTimeout = 15 * time.Second
+// DefaultShutdownTimeout bounds how long ListenAndServe and Serve wait for
+// in-flight requests once their context ends, when the caller gives no
+// timeout. It is longer than DefaultRequestTimeout, so a /predict that is
+// waiting for a processor still gets its answer.
+const DefaultShutdownTimeout = 15 * time.Second
 
 // ListenAndServe listens on addr and serves h until ctx ends, then shuts down
 // gracefully; see Serve.
-func ListenAndServe(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) error {
+func ListenAndServe(ctx context.Context, addr string, h http.Handler, shutdownTimeout time.Duration, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("bridge: listen on %s: %w", addr, err)
 	}
-	return Serve(ctx, ln, h, logger)
+	return Serve(ctx, ln, h, shutdownTimeout, logger)
 }
 
 // Serve serves h on ln until ctx ends. Then it stops accepting connections and
-// waits up to ShutdownTimeout for in-flight requests to be answered; it
+// waits up to shutdownTimeout (0: DefaultShutdownTimeout) for in-flight requests to be answered; it
 // returns nil after a clean shutdown. ln is closed when Serve returns. A nil
 // logger means slog.Default().
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Logger) error {
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, shutdownTimeout time.Duration, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.Default()
+	}
+	if shutdownTimeout <= 0 {
+		shutdownTimeout = DefaultShutdownTimeout
 	}
 	srv := &http.Server{
 		Handler:           h,
@@ -52,7 +56,7 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, logger *slog.Lo
 	case <-ctx.Done():
 	}
 	logger.Info("http server shutting down", "addr", ln.Addr().String())
-	sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {

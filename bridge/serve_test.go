@@ -27,7 +27,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, ln, h, slog.New(&logRecorder{})) }()
+	go func() { served <- Serve(ctx, ln, h, 0, slog.New(&logRecorder{})) }()
 
 	type answer struct {
 		body string
@@ -69,7 +69,7 @@ func TestServeShutsDownGracefully(t *testing.T) {
 }
 
 func TestListenAndServeBadAddress(t *testing.T) {
-	err := ListenAndServe(context.Background(), "256.0.0.1:bad", http.NotFoundHandler(), nil)
+	err := ListenAndServe(context.Background(), "256.0.0.1:bad", http.NotFoundHandler(), 0, nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "bridge: listen on 256.0.0.1:bad: ") {
 		t.Fatalf("err = %v, want a bridge: listen error", err)
 	}

@@ -64,5 +64,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	logger.Info("bridge listening", "addr", bs.HTTPAddr)
-	return bridge.ListenAndServe(ctx, bs.HTTPAddr, h, logger)
+	return bridge.ListenAndServe(ctx, bs.HTTPAddr, h, common.ShutdownTimeout, logger)
 }

@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	// Serve returns after in-flight HTTP requests are answered; the deferred
 	// calls then drain the processor and stop NATS, in that order.
-	return bridge.Serve(ctx, ln, h, logger)
+	return bridge.Serve(ctx, ln, h, common.ShutdownTimeout, logger)
 }
 
 func startNATS(listen string) (*server.Server, error) {
