@@ -47,9 +47,11 @@ test: deps ## run every test (real NATS, real ONNX Runtime, real model)
 	CGO_ENABLED=0 go build ./bridge/... ./contracts/... ./cmd/simmatch-bridge
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory test-docker
 
 fuzz: ## run each fuzz target briefly
 	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
+	go test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZ_TIME) ./processor/internal/embed/
 
 BENCH ?= .
 bench: deps ## benchmarks (BENCH=regexp): ONNX Runtime alone and end to end through the bridge
@@ -57,3 +59,45 @@ bench: deps ## benchmarks (BENCH=regexp): ONNX Runtime alone and end to end thro
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf bin models
+
+# ---- container images --------------------------------------------------------
+# `make image` builds the runtime image from the public base images (a machine
+# that can pull). `make test-docker` builds the same Dockerfile and runs NATS +
+# processor + bridge containers (host networking) with testcontainers-go. By
+# default it builds from local base images (TEST_DOCKER_BASES=local:
+# deploy/docker/base-images.sh, debootstrap + docker import, nothing pulled,
+# needs root) on a dockerd with host networking only
+# (deploy/docker/ensure-dockerd.sh); TEST_DOCKER_BASES=public uses the
+# Dockerfile's public defaults instead (a machine that can pull, e.g. GitHub).
+.PHONY: image test-docker
+IMAGE ?= simmatch:latest
+BAKE_MODEL ?= 0
+DOCKER_BUILD := deploy/docker/docker-build.sh
+DOCKER_BUILD_FLAGS ?=
+TEST_DOCKER_BASES ?= local
+LOCAL_RUNTIME_BASE ?= simmatch-local/debian:bookworm
+LOCAL_BUILDER_BASE ?= simmatch-local/builder:bookworm
+TEST_IMAGE ?= simmatch:test
+TEST_NATS_IMAGE ?= simmatch-nats:test
+ifeq ($(TEST_DOCKER_BASES),local)
+TEST_BUILD_ARGS = --network host --build-arg BUILDER_IMAGE=$(LOCAL_BUILDER_BASE) \
+	--build-arg NODE_IMAGE=$(LOCAL_BUILDER_BASE) --build-arg RUNTIME_IMAGE=$(LOCAL_RUNTIME_BASE)
+else ifeq ($(TEST_DOCKER_BASES),public)
+TEST_BUILD_ARGS =
+else
+$(error TEST_DOCKER_BASES must be local or public)
+endif
+
+image: ## build the runtime image (IMAGE=simmatch:latest) from public base images; BAKE_MODEL=1 bakes the model in
+	$(DOCKER_BUILD) $(DOCKER_BUILD_FLAGS) --build-arg BAKE_MODEL=$(BAKE_MODEL) -t $(IMAGE) .
+
+test-docker: $(if $(filter 1,$(BAKE_MODEL)),,$(MODEL_DIR)/model.onnx) ## build the images (TEST_DOCKER_BASES=local: nothing pulled) and test them in containers
+	deploy/docker/ensure-dockerd.sh
+ifeq ($(TEST_DOCKER_BASES),local)
+	SIMMATCH_RUNTIME_BASE=$(LOCAL_RUNTIME_BASE) SIMMATCH_BUILDER_BASE=$(LOCAL_BUILDER_BASE) deploy/docker/base-images.sh
+endif
+	$(DOCKER_BUILD) $(TEST_BUILD_ARGS) $(DOCKER_BUILD_FLAGS) --target nats -t $(TEST_NATS_IMAGE) .
+	$(DOCKER_BUILD) $(TEST_BUILD_ARGS) $(DOCKER_BUILD_FLAGS) --build-arg BAKE_MODEL=$(BAKE_MODEL) -t $(TEST_IMAGE) .
+	@docker image ls --format 'image {{.Repository}}:{{.Tag}} {{.Size}}' $(TEST_IMAGE)
+	SIMMATCH_IMAGE=$(TEST_IMAGE) SIMMATCH_NATS_IMAGE=$(TEST_NATS_IMAGE) SIMMATCH_BAKED_MODEL=$(BAKE_MODEL) \
+	TESTCONTAINERS_RYUK_DISABLED=true go test -tags docker -count=1 -timeout 30m ./deploy/dockertest/
