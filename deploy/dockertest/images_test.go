@@ -143,6 +143,8 @@ func assertServes(ctx context.Context, t *testing.T, base string) {
 	t.Helper()
 	// /ready: NATS is connected and a processor answers a ping.
 	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		code, body := get(ctx, t, base+"/ready")
 		if code == http.StatusOK {
@@ -151,7 +153,7 @@ func assertServes(ctx context.Context, t *testing.T, base string) {
 		if time.Now().After(deadline) {
 			t.Fatalf("GET /ready: %d %s (wanted 200 within 30s)", code, body)
 		}
-		time.Sleep(250 * time.Millisecond)
+		<-tick.C
 	}
 
 	reqBody := `{"query": ["What can I use to cut wood?"], "product_descriptions": ["Heavy-duty claw hammer with a non-slip grip handle.", "High-performance circular saw with laser guide."]}`
