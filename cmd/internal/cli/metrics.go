@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +9,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"time"
+
+	"github.com/simmatch/simmatch/bridge"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -95,27 +96,8 @@ const metricsShutdownTimeout = 5 * time.Second
 // ServeMetrics serves MetricsHandler(g) on ln until ctx ends, then shuts
 // down gracefully; it returns nil after a clean shutdown and closes ln.
 func ServeMetrics(ctx context.Context, ln net.Listener, g prometheus.Gatherer, ready func() bool, logger *slog.Logger) error {
-	srv := &http.Server{
-		Handler:           MetricsHandler(g, ready, logger),
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
+	if err := bridge.Serve(ctx, ln, MetricsHandler(g, ready, logger), metricsShutdownTimeout, logger); err != nil {
 		return fmt.Errorf("metrics server: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), metricsShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) {
-		return fmt.Errorf("metrics server: %w", serr)
-	}
-	if err != nil {
-		_ = srv.Close()
-		return fmt.Errorf("metrics server: shutdown: %w", err)
 	}
 	return nil
 }
