@@ -2,7 +2,6 @@ package processor_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
 )
 
@@ -41,11 +41,7 @@ func TestMain(m *testing.M) {
 func realModel(t testing.TB) *processor.Model {
 	t.Helper()
 	modelOnce.Do(func() {
-		dir, lib := os.Getenv("SIMMATCH_MODEL_DIR"), os.Getenv("SIMMATCH_ORT_LIB")
-		if dir == "" || lib == "" {
-			modelErr = fmt.Errorf("SIMMATCH_MODEL_DIR and SIMMATCH_ORT_LIB must point at the real model and ONNX Runtime: run the tests with `make test`")
-			return
-		}
+		dir, lib := testenv.ModelPaths(t)
 		model, modelErr = processor.LoadModel(processor.ModelOptions{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1"})
 	})
 	if modelErr != nil {
@@ -55,29 +51,9 @@ func realModel(t testing.TB) *processor.Model {
 }
 
 // startNATS runs a real NATS server in-process on a random loopback port.
-func startNATS(t testing.TB) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns
-}
+func startNATS(t testing.TB) *server.Server { t.Helper(); return testenv.StartNATS(t) }
 
-func connect(t testing.TB, ns *server.Server) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
+func connect(t testing.TB, ns *server.Server) *nats.Conn { t.Helper(); return testenv.Connect(t, ns) }
 
 // startProcessor starts a processor with the real model on its own connection.
 func startProcessor(t testing.TB, ns *server.Server, mod func(*processor.Config)) *processor.Processor {
@@ -132,13 +108,5 @@ func newClient(t testing.TB, nc *nats.Conn, tp trace.TracerProvider) *contracts.
 // waitFor polls cond until it holds or the timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
+	testenv.WaitFor(t, timeout, what, cond)
 }
