@@ -16,7 +16,8 @@ import (
 const statusClientClosedRequest = 499
 
 // accessLog writes one log line per request: method, route, status, duration,
-// request id, trace id and, for errors, the error code. Never the body.
+// request id, trace id, the API key's name (never the key) and, for errors,
+// the error code. Never the body.
 // Successful probes and scrapes (/health, /ready, /metrics) log at Debug so
 // they do not drown the rest; server errors log at Warn (retryable) or Error.
 func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
@@ -40,6 +41,9 @@ func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 					slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 					slog.Int("bytes", ww.BytesWritten()),
 					slog.String("request_id", info.id),
+				}
+				if info.key != "" {
+					attrs = append(attrs, slog.String("api_key", info.key))
 				}
 				if route == "" {
 					attrs = append(attrs, slog.String("path", r.URL.Path))

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,11 +55,26 @@ type Config struct {
 	// Metrics receives the simmatch_http_* collectors of deploy/METRICS.md;
 	// nil means no metrics are kept. New fails if the names are already taken.
 	Metrics prometheus.Registerer
-	// Gatherer is served on GET /metrics, outside the API's authentication;
-	// nil means no /metrics route. It is usually the registry given as
+	// Gatherer is served on GET /metrics (public unless PublicPaths says
+	// otherwise); nil means no /metrics route. It is usually the registry given as
 	// Metrics, which may also hold other components' collectors.
 	Gatherer prometheus.Gatherer
+	// Keys are the API keys callers must present (Authorization: Bearer or
+	// X-API-Key) on every path but PublicPaths; route groups add the scope
+	// they need. Nil means no authentication.
+	Keys *KeyStore
+	// PublicPaths are the paths served without a key when Keys is set; nil
+	// means DefaultPublicPaths, an empty non-nil slice means none.
+	PublicPaths []string
+	// RateLimit is every key's token bucket, unless its line in the keys
+	// file sets its own; without Keys, one bucket shared by every caller of
+	// the non-public paths. The zero value means no limit.
+	RateLimit RateLimit
 }
+
+// DefaultPublicPaths are the operational routes served without an API key:
+// probes, metrics and the API description.
+var DefaultPublicPaths = []string{"/health", "/ready", "/metrics", "/openapi.yaml"}
 
 // withDefaults validates c and returns a copy with every optional field filled.
 func (c Config) withDefaults() (Config, error) {
@@ -87,6 +104,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.PublicPaths == nil {
+		c.PublicPaths = DefaultPublicPaths
+	}
+	for _, p := range c.PublicPaths {
+		if !strings.HasPrefix(p, "/") {
+			return c, fmt.Errorf("bridge: config: public path %q must start with /", p)
+		}
+	}
+	if r := c.RateLimit; r.Rate < 0 || r.Burst < 0 || math.IsNaN(r.Rate) {
+		return c, fmt.Errorf("bridge: config: rate limit must not be negative, got %+v", r)
 	}
 	return c, nil
 }

@@ -26,6 +26,7 @@ var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 
 // httpMetrics are the bridge's simmatch_http_* collectors (deploy/METRICS.md).
 type httpMetrics struct {
 	requests *prometheus.CounterVec   // route, method, status, outcome
+	byKey    *prometheus.CounterVec   // key, outcome
 	duration *prometheus.HistogramVec // route, method
 	inFlight prometheus.Gauge
 }
@@ -42,14 +43,18 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Help:    "Time from receiving an HTTP request to the end of its answer, as the bridge sees it.",
 			Buckets: durationBuckets,
 		}, []string{"route", "method"}),
+		byKey: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "simmatch_http_key_requests_total",
+			Help: "Answered HTTP requests that came with a valid API key, by the key's name (from the keys file) and outcome.",
+		}, []string{"key", "outcome"}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "simmatch_http_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
 	}
-	for i, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
+	for i, c := range []prometheus.Collector{m.requests, m.byKey, m.duration, m.inFlight} {
 		if err := reg.Register(c); err != nil {
-			for _, done := range []prometheus.Collector{m.requests, m.duration, m.inFlight}[:i] {
+			for _, done := range []prometheus.Collector{m.requests, m.byKey, m.duration, m.inFlight}[:i] {
 				reg.Unregister(done)
 			}
 			return nil, fmt.Errorf("bridge: register metrics: %w", err)
@@ -79,7 +84,12 @@ func (m *httpMetrics) middleware(next http.Handler) http.Handler {
 				route = rc.RoutePattern()
 			}
 			method := methodLabel(r.Method)
-			m.requests.WithLabelValues(route, method, strconv.Itoa(status), outcome(infoFrom(r.Context()).err, status)).Inc()
+			info := infoFrom(r.Context())
+			out := outcome(info.err, status)
+			m.requests.WithLabelValues(route, method, strconv.Itoa(status), out).Inc()
+			if info.key != "" {
+				m.byKey.WithLabelValues(info.key, out).Inc()
+			}
 			m.duration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		}()
 		next.ServeHTTP(ww, r)

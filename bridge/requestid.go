@@ -19,6 +19,7 @@ const maxRequestIDLen = 128
 type reqInfo struct {
 	id  string           // the request id, as answered in X-Request-Id
 	err *contracts.Error // the error answered, if any
+	key string           // the name of the API key the request came with, once authenticated
 }
 
 type reqInfoKey struct{}

@@ -18,6 +18,8 @@ type Server struct {
 	client  *contracts.Client
 	metrics *httpMetrics // nil when Config.Metrics is nil
 	handler http.Handler
+	public  map[string]bool // Config.PublicPaths
+	limiter *limiter
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -43,7 +45,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, client: client}
+	s := &Server{cfg: cfg, client: client, public: map[string]bool{}, limiter: newLimiter()}
+	for _, p := range cfg.PublicPaths {
+		s.public[p] = true
+	}
 	if cfg.Metrics != nil {
 		if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
 			return nil, err
@@ -86,14 +91,21 @@ func (s *Server) routes() http.Handler {
 	if s.metrics != nil {
 		r.Use(s.metrics.middleware)
 	}
+	// Authentication comes after the access log and the metrics, which
+	// record its 401, 403 and 429 answers with the key's name. It guards
+	// every path but Config.PublicPaths, so a route added without a scope
+	// still needs a valid key, and an unknown path answers 401 (not 404) to
+	// a caller without one.
 	r.Use(
 		accessLog(s.cfg.Logger),
 		recoverer(s.cfg.Logger),
+		s.authenticate,
 	)
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed(r))
 
-	// Operational routes: probes, metrics and docs, never behind credentials.
+	// Operational routes: probes, metrics and docs, public by default
+	// (Config.PublicPaths).
 	r.Get("/health", health)
 	r.Get("/ready", s.ready)
 	r.Get("/openapi.yaml", openAPI)
@@ -101,8 +113,9 @@ func (s *Server) routes() http.Handler {
 		r.Method(http.MethodGet, "/metrics", metricsHandler(s.cfg.Gatherer, s.cfg.Logger))
 	}
 
-	// The API proper; authentication goes in this group.
+	// The API proper: each group declares the scope its routes need.
 	r.Group(func(r chi.Router) {
+		r.Use(s.requireScope(ScopePredict))
 		r.Post("/predict", s.predict) // the original service's path
 		r.Post("/v1/predict", s.predict)
 	})

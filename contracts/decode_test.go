@@ -151,7 +151,7 @@ var decodeCases = []decodeCase{
 // allSentinels lists every sentinel, to check that an error matches exactly one.
 var allSentinels = []*contracts.Error{
 	contracts.ErrMalformedJSON, contracts.ErrInvalidRequest, contracts.ErrPayloadTooLarge,
-	contracts.ErrUnsupportedMediaType, contracts.ErrUnauthorized, contracts.ErrOverloaded,
+	contracts.ErrUnsupportedMediaType, contracts.ErrUnauthorized, contracts.ErrForbidden, contracts.ErrRateLimited, contracts.ErrOverloaded,
 	contracts.ErrNoProcessor, contracts.ErrTimeout, contracts.ErrModelError, contracts.ErrInternal,
 }
 

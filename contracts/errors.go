@@ -19,6 +19,8 @@ const (
 	CodePayloadTooLarge      Code = "payload_too_large"      // the body is over the size limit
 	CodeUnsupportedMediaType Code = "unsupported_media_type" // the body is not application/json
 	CodeUnauthorized         Code = "unauthorized"           // missing or wrong credentials
+	CodeForbidden            Code = "forbidden"              // valid credentials without the scope the route needs
+	CodeRateLimited          Code = "rate_limited"           // the caller's rate limit is spent: retry after Retry-After
 	CodeNotFound             Code = "not_found"              // no such route
 	CodeMethodNotAllowed     Code = "method_not_allowed"     // the route exists for other methods
 	CodeOverloaded           Code = "overloaded"             // the processors' queues are full: retry later
@@ -35,6 +37,8 @@ var codeStatus = map[Code]int{
 	CodePayloadTooLarge:      http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMediaType: http.StatusUnsupportedMediaType,
 	CodeUnauthorized:         http.StatusUnauthorized,
+	CodeForbidden:            http.StatusForbidden,
+	CodeRateLimited:          http.StatusTooManyRequests,
 	CodeNotFound:             http.StatusNotFound,
 	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	CodeOverloaded:           http.StatusServiceUnavailable,
@@ -54,7 +58,7 @@ func (c Code) HTTPStatus() int {
 
 // Retryable reports whether the same request may succeed later unchanged.
 func (c Code) Retryable() bool {
-	return c == CodeOverloaded || c == CodeNoProcessor || c == CodeTimeout
+	return c == CodeOverloaded || c == CodeNoProcessor || c == CodeTimeout || c == CodeRateLimited
 }
 
 // Error is simmatch's error: a stable code, a message for humans and, for
@@ -82,6 +86,8 @@ var (
 	ErrPayloadTooLarge      = &Error{Code: CodePayloadTooLarge}
 	ErrUnsupportedMediaType = &Error{Code: CodeUnsupportedMediaType}
 	ErrUnauthorized         = &Error{Code: CodeUnauthorized}
+	ErrForbidden            = &Error{Code: CodeForbidden}
+	ErrRateLimited          = &Error{Code: CodeRateLimited}
 	ErrOverloaded           = &Error{Code: CodeOverloaded}
 	ErrNoProcessor          = &Error{Code: CodeNoProcessor}
 	ErrTimeout              = &Error{Code: CodeTimeout}

@@ -22,6 +22,8 @@ func TestCodeHTTPStatusAndRetryable(t *testing.T) {
 		{contracts.CodePayloadTooLarge, http.StatusRequestEntityTooLarge, false},
 		{contracts.CodeUnsupportedMediaType, http.StatusUnsupportedMediaType, false},
 		{contracts.CodeUnauthorized, http.StatusUnauthorized, false},
+		{contracts.CodeForbidden, http.StatusForbidden, false},
+		{contracts.CodeRateLimited, http.StatusTooManyRequests, true},
 		{contracts.CodeNotFound, http.StatusNotFound, false},
 		{contracts.CodeMethodNotAllowed, http.StatusMethodNotAllowed, false},
 		{contracts.CodeOverloaded, http.StatusServiceUnavailable, true},

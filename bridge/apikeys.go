@@ -1,0 +1,264 @@
+package bridge
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Scope names a group of routes an API key may call. A route group declares
+// the scope it needs with Server.requireScope.
+type Scope string
+
+// The scopes a keys file may grant.
+const (
+	ScopePredict      Scope = "predict"       // predict, embeddings, similarity, search
+	ScopeCatalogWrite Scope = "catalog:write" // create, change and delete catalogs
+	ScopeJobs         Scope = "jobs"          // submit and read asynchronous jobs
+	ScopeAdmin        Scope = "admin"         // the model routes
+	ScopeAll          Scope = "*"             // every scope, present and future
+)
+
+// knownScopes are the scopes a keys file may name; anything else is a typo
+// that would silently grant nothing, so the file is refused.
+var knownScopes = map[Scope]bool{ScopePredict: true, ScopeCatalogWrite: true, ScopeJobs: true, ScopeAdmin: true, ScopeAll: true}
+
+// maxKeyNameLen bounds a key's name, which becomes a metric label and a log field.
+const maxKeyNameLen = 64
+
+// HashKey returns the lowercase hex SHA-256 of key, the form a keys file
+// stores (the same as `printf %s "$KEY" | sha256sum`).
+func HashKey(key string) string {
+	h := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(h[:])
+}
+
+// apiKey is one line of a keys file.
+type apiKey struct {
+	name   string
+	hash   [sha256.Size]byte
+	scopes map[Scope]bool
+	// limit overrides Config.RateLimit for this key when set.
+	limit *RateLimit
+}
+
+// allows reports whether the key grants scope.
+func (k *apiKey) allows(scope Scope) bool { return k.scopes[ScopeAll] || k.scopes[scope] }
+
+// parseKeys parses the keys-file format (see the README's Security section):
+//
+//	# comment
+//	<name> <sha256 hex of the key> <scope>[,<scope>...] [rate=<per second>] [burst=<n>]
+//
+// Errors name the line and the field, never the line's content.
+func parseKeys(data []byte) ([]*apiKey, error) {
+	var keys []*apiKey
+	names := map[string]int{}
+	hashes := map[[sha256.Size]byte]int{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := parseKeyLine(strings.Fields(line))
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		if prev, dup := names[k.name]; dup {
+			return nil, fmt.Errorf("line %d: name %q is already used on line %d", n, k.name, prev)
+		}
+		if prev, dup := hashes[k.hash]; dup {
+			return nil, fmt.Errorf("line %d: the same key hash is already on line %d", n, prev)
+		}
+		names[k.name], hashes[k.hash] = n, n
+		keys = append(keys, k)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return keys, nil
+}
+
+func parseKeyLine(fields []string) (*apiKey, error) {
+	if len(fields) < 3 {
+		return nil, fmt.Errorf("want <name> <sha256 hex of the key> <scope>[,<scope>...], got %d fields", len(fields))
+	}
+	k := &apiKey{name: fields[0], scopes: map[Scope]bool{}}
+	if !validKeyName(k.name) {
+		return nil, fmt.Errorf("name: want 1 to %d of A-Z a-z 0-9 . _ -", maxKeyNameLen)
+	}
+	h, err := hex.DecodeString(fields[1])
+	if err != nil || len(h) != sha256.Size {
+		return nil, errors.New("hash: want the 64 hex digits of the key's SHA-256 (printf %s \"$KEY\" | sha256sum), not the key itself")
+	}
+	copy(k.hash[:], h)
+	for s := range strings.SplitSeq(fields[2], ",") {
+		if !knownScopes[Scope(s)] {
+			return nil, fmt.Errorf("scope %q: want predict, catalog:write, jobs, admin or *", s)
+		}
+		k.scopes[Scope(s)] = true
+	}
+	for i, f := range fields[3:] {
+		opt, val, _ := strings.Cut(f, "=")
+		if k.limit == nil {
+			k.limit = &RateLimit{}
+		}
+		switch opt {
+		case "rate":
+			r, err := strconv.ParseFloat(val, 64)
+			if err != nil || r < 0 || r != r {
+				return nil, fmt.Errorf("rate: want requests per second >= 0 (0: unlimited), got %q", val)
+			}
+			k.limit.Rate = r
+		case "burst":
+			b, err := strconv.Atoi(val)
+			if err != nil || b < 0 {
+				return nil, fmt.Errorf("burst: want an integer >= 0, got %q", val)
+			}
+			k.limit.Burst = b
+		default:
+			return nil, fmt.Errorf("field %d: want rate=<per second> or burst=<n>", i+4)
+		}
+	}
+	return k, nil
+}
+
+func validKeyName(s string) bool {
+	if s == "" || len(s) > maxKeyNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// KeyStore holds the API keys of a keys file and re-reads the file when it
+// changes (Watch) or when asked (Reload, e.g. on SIGHUP). Only the keys'
+// SHA-256 hashes are held. A file that fails to parse keeps the previous
+// keys. It is safe for concurrent use.
+type KeyStore struct {
+	path   string
+	logger *slog.Logger
+
+	keys atomic.Pointer[[]*apiKey]
+
+	mu       sync.Mutex        // serializes reloads
+	loaded   [sha256.Size]byte // hash of the content the keys come from
+	lastFail [sha256.Size]byte // hash of the content that last failed, logged once
+	failing  bool
+}
+
+// OpenKeyStore reads the keys file at path. Unlike a later reload, a file
+// that cannot be read or parsed now is an error: the bridge must not start
+// with no keys by accident. A nil logger means slog.Default().
+func OpenKeyStore(path string, logger *slog.Logger) (*KeyStore, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &KeyStore{path: path, logger: logger}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: API keys file: %w", err)
+	}
+	keys, err := parseKeys(data)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: API keys file %s: %w", path, err)
+	}
+	s.keys.Store(&keys)
+	s.loaded = sha256.Sum256(data)
+	logger.Info("API keys loaded", "file", path, "keys", len(keys))
+	return s, nil
+}
+
+// Len is the number of keys in force.
+func (s *KeyStore) Len() int { return len(*s.keys.Load()) }
+
+// Reload re-reads the file if its content changed. On an error the previous
+// keys stay in force; the error is logged once per broken content and returned.
+func (s *KeyStore) Reload() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The content, not the mtime, decides: a mounted Kubernetes secret changes
+	// by swapping a symlink, and ReadFile follows it to the new file.
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		err = fmt.Errorf("bridge: API keys file: %w", err)
+		if !s.failing {
+			s.logger.Error("API keys file unreadable; keeping the previous keys", "file", s.path, "err", err)
+		}
+		s.failing = true
+		s.lastFail = [sha256.Size]byte{}
+		return err
+	}
+	sum := sha256.Sum256(data)
+	if sum == s.loaded {
+		s.failing = false
+		return nil
+	}
+	keys, err := parseKeys(data)
+	if err != nil {
+		err = fmt.Errorf("bridge: API keys file %s: %w", s.path, err)
+		if !s.failing || sum != s.lastFail {
+			s.logger.Error("API keys file rejected; keeping the previous keys", "file", s.path, "err", err)
+		}
+		s.failing, s.lastFail = true, sum
+		return err
+	}
+	s.keys.Store(&keys)
+	s.loaded, s.failing = sum, false
+	s.logger.Info("API keys reloaded", "file", s.path, "keys", len(keys))
+	return nil
+}
+
+// Watch calls Reload every interval until ctx ends.
+func (s *KeyStore) Watch(ctx context.Context, interval time.Duration) {
+	poll(ctx, interval, func() { _ = s.Reload() })
+}
+
+// lookup returns the key whose hash is SHA-256(presented), or nil. Every
+// entry is compared, in constant time, so the answer's timing does not
+// depend on which entry matched or how much of a hash did.
+func (s *KeyStore) lookup(presented string) *apiKey {
+	sum := sha256.Sum256([]byte(presented))
+	var found *apiKey
+	for _, k := range *s.keys.Load() {
+		if subtle.ConstantTimeCompare(sum[:], k.hash[:]) == 1 {
+			found = k
+		}
+	}
+	return found
+}
+
+// poll calls f every interval until ctx ends.
+func poll(ctx context.Context, interval time.Duration, f func()) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}

@@ -1,0 +1,425 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// Test keys: long random-looking strings that must never show up in a log.
+const (
+	keyPredict = "sk-predict-6f1d0c2b9e8a4c7d"
+	keyAdmin   = "sk-admin-0a9b8c7d6e5f4a3b"
+	keyAll     = "sk-all-5e4d3c2b1a0f9e8d"
+	keyLimited = "sk-limited-1c2d3e4f5a6b7c8d"
+	keyUnknown = "sk-unknown-9f8e7d6c5b4a3f2e"
+)
+
+// testKeysFile is a keys file granting the keys above, with comments and
+// blank lines as users write them.
+func testKeysFile() string {
+	return fmt.Sprintf(`# simmatch API keys: <name> <sha256 hex> <scopes> [rate=] [burst=]
+
+reader   %s predict
+ops %s admin
+  root %s *
+limited %s predict,jobs rate=1 burst=2
+`, HashKey(keyPredict), HashKey(keyAdmin), HashKey(keyAll), HashKey(keyLimited))
+}
+
+// writeKeys writes content to a keys file in dir and returns its path.
+func writeKeys(t testing.TB, dir, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, "keys")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// openKeys writes content and opens a KeyStore on it, logging to logs.
+func openKeys(t testing.TB, content string, logs *logRecorder) *KeyStore {
+	t.Helper()
+	ks, err := OpenKeyStore(writeKeys(t, t.TempDir(), content), slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+const goodPredict = `{"query": ["What can I use to cut wood?"], "product_descriptions": ["Claw hammer", "Circular saw"]}`
+
+func TestAuth(t *testing.T) {
+	ns := startNATS(t)
+	startFake(t, ns, rank(t))
+	reg := prometheus.NewRegistry()
+	logs := &logRecorder{}
+	ks := openKeys(t, testKeysFile(), logs)
+	b := startBridge(t, ns, func(c *Config) { c.Keys, c.Metrics, c.Gatherer, c.Logger = ks, reg, reg, slog.New(logs) })
+
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		hdr        []string
+		status     int
+		code       contracts.Code
+		wantKey    string // the api_key in the access log
+		challenged bool   // WWW-Authenticate expected
+	}{
+		{"no key", "POST", "/predict", nil, 401, contracts.CodeUnauthorized, "", true},
+		{"unknown bearer key", "POST", "/predict", []string{"Authorization", "Bearer " + keyUnknown}, 401, contracts.CodeUnauthorized, "", true},
+		{"unknown X-API-Key", "POST", "/v1/predict", []string{"X-API-Key", keyUnknown}, 401, contracts.CodeUnauthorized, "", true},
+		{"basic auth is not a key", "POST", "/predict", []string{"Authorization", "Basic " + keyPredict}, 401, contracts.CodeUnauthorized, "", true},
+		{"empty bearer", "POST", "/predict", []string{"Authorization", "Bearer "}, 401, contracts.CodeUnauthorized, "", true},
+		{"the hash is not the key", "POST", "/predict", []string{"X-API-Key", HashKey(keyPredict)}, 401, contracts.CodeUnauthorized, "", true},
+		{"bearer predict key", "POST", "/predict", []string{"Authorization", "Bearer " + keyPredict}, 200, "", "reader", false},
+		{"bearer scheme is case-insensitive", "POST", "/v1/predict", []string{"Authorization", "bearer " + keyPredict}, 200, "", "reader", false},
+		{"X-API-Key predict key", "POST", "/v1/predict", []string{"X-API-Key", keyPredict}, 200, "", "reader", false},
+		{"star scope", "POST", "/predict", []string{"X-API-Key", keyAll}, 200, "", "root", false},
+		{"wrong scope", "POST", "/predict", []string{"Authorization", "Bearer " + keyAdmin}, 403, contracts.CodeForbidden, "ops", true},
+		{"unknown path without a key", "GET", "/v1/secret", nil, 401, contracts.CodeUnauthorized, "", true},
+		{"unknown path with a key", "GET", "/v1/secret", []string{"X-API-Key", keyAdmin}, 404, contracts.CodeNotFound, "ops", false},
+		{"health is public", "GET", "/health", nil, 200, "", "", false},
+		{"ready is public (no micro service here: 503, not 401)", "GET", "/ready", nil, 503, contracts.CodeNoProcessor, "", false},
+		{"metrics are public", "GET", "/metrics", nil, 200, "", "", false},
+		{"openapi is public", "GET", "/openapi.yaml", nil, 200, "", "", false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("auth-%d", i)
+			body := ""
+			if tt.method == "POST" {
+				body = goodPredict
+			}
+			req, err := http.NewRequest(tt.method, b.URL+tt.path, strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(headerRequestID, id)
+			for j := 0; j+1 < len(tt.hdr); j += 2 {
+				req.Header.Set(tt.hdr[j], tt.hdr[j+1])
+			}
+			resp, got := do(t, req)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tt.status, clip(got))
+			}
+			if tt.code != "" {
+				if e := decodeError(t, resp, got); e.Code != tt.code || e.RequestID != id {
+					t.Fatalf("error %+v, want code %s and request id %s", e, tt.code, id)
+				}
+			}
+			if ch := resp.Header.Get("WWW-Authenticate"); (ch != "") != tt.challenged || (ch != "" && !strings.HasPrefix(ch, "Bearer ")) {
+				t.Fatalf("WWW-Authenticate %q, want one: %v", ch, tt.challenged)
+			}
+			var line logLine
+			waitFor(t, 2*time.Second, "the access-log line", func() bool {
+				var ok bool
+				line, ok = logs.access(id)
+				return ok
+			})
+			if line.Attrs["api_key"] != tt.wantKey {
+				t.Fatalf("access log api_key %q, want %q", line.Attrs["api_key"], tt.wantKey)
+			}
+		})
+	}
+
+	// Keys and texts never reach the logs, not even at debug level.
+	for _, l := range logs.all() {
+		s := l.Msg + fmt.Sprint(l.Attrs)
+		for _, secret := range []string{keyPredict, keyAdmin, keyAll, keyUnknown, "Circular saw", "cut wood"} {
+			if strings.Contains(s, secret) {
+				t.Errorf("log line leaks %q: %s", secret, s)
+			}
+		}
+	}
+	// The key's name is a metric label, counted per outcome.
+	fams := scrape(t, b.URL)
+	for _, w := range []struct {
+		key, outcome string
+		n            float64
+	}{{"reader", "ok", 3}, {"root", "ok", 1}, {"ops", "forbidden", 1}, {"ops", "not_found", 1}} {
+		if got := value(t, fams, "simmatch_http_key_requests_total", map[string]string{"key": w.key, "outcome": w.outcome}); got != w.n {
+			t.Errorf("simmatch_http_key_requests_total{key=%s,outcome=%s} = %v, want %v", w.key, w.outcome, got, w.n)
+		}
+	}
+	if got := sum(fams["simmatch_http_key_requests_total"]); got != 6 {
+		t.Errorf("simmatch_http_key_requests_total sums to %v, want 6", got)
+	}
+}
+
+func TestPublicPathsConfigurable(t *testing.T) {
+	ns := startNATS(t)
+	reg := prometheus.NewRegistry()
+	ks := openKeys(t, testKeysFile(), &logRecorder{})
+	b := startBridge(t, ns, func(c *Config) {
+		c.Keys, c.Metrics, c.Gatherer, c.PublicPaths = ks, reg, reg, []string{"/health"}
+	})
+	if resp, _ := b.get(t, "/health"); resp.StatusCode != 200 {
+		t.Fatalf("/health: %d, want 200", resp.StatusCode)
+	}
+	resp, body := b.get(t, "/metrics")
+	if resp.StatusCode != 401 || decodeError(t, resp, body).Code != contracts.CodeUnauthorized {
+		t.Fatalf("/metrics without a key: %d, want 401", resp.StatusCode)
+	}
+	// Any valid key may scrape: /metrics declares no scope.
+	req, _ := http.NewRequest("GET", b.URL+"/metrics", nil)
+	req.Header.Set("X-API-Key", keyAdmin)
+	if resp, _ := do(t, req); resp.StatusCode != 200 {
+		t.Fatalf("/metrics with a key: %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestAuthOffWithoutKeys(t *testing.T) {
+	ns := startNATS(t)
+	startFake(t, ns, rank(t))
+	b := startBridge(t, ns, nil)
+	if resp, body := b.post(t, "/predict", "application/json", goodPredict); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+}
+
+func TestRateLimitPerKey(t *testing.T) {
+	ns := startNATS(t)
+	startFake(t, ns, rank(t))
+	ks := openKeys(t, testKeysFile(), &logRecorder{})
+	// Every key but "limited" (rate=1 burst=2 in the file) gets 1000/s.
+	b := startBridge(t, ns, func(c *Config) { c.Keys, c.RateLimit = ks, RateLimit{Rate: 1000, Burst: 1000} })
+	post := func(key string) *http.Response {
+		resp, _ := b.post(t, "/predict", "application/json", goodPredict, "X-API-Key", key)
+		return resp
+	}
+	for i := range 2 {
+		if resp := post(keyLimited); resp.StatusCode != 200 {
+			t.Fatalf("request %d within the burst: %d", i+1, resp.StatusCode)
+		}
+	}
+	resp, body := b.post(t, "/predict", "application/json", goodPredict, "X-API-Key", keyLimited)
+	if resp.StatusCode != 429 || decodeError(t, resp, body).Code != contracts.CodeRateLimited {
+		t.Fatalf("third request: %d %s, want 429 rate_limited", resp.StatusCode, body)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "1" {
+		t.Fatalf("Retry-After %q, want 1 (one token at 1/s)", ra)
+	}
+	// Another key has its own bucket.
+	if resp := post(keyPredict); resp.StatusCode != 200 {
+		t.Fatalf("other key: %d, want 200", resp.StatusCode)
+	}
+	// Public paths are not limited.
+	for range 5 {
+		if resp, _ := b.get(t, "/health"); resp.StatusCode != 200 {
+			t.Fatalf("/health: %d", resp.StatusCode)
+		}
+	}
+}
+
+func TestRateLimitGlobalWithoutKeys(t *testing.T) {
+	ns := startNATS(t)
+	startFake(t, ns, rank(t))
+	b := startBridge(t, ns, func(c *Config) { c.RateLimit = RateLimit{Rate: 0.25, Burst: 1} })
+	if resp, body := b.post(t, "/predict", "application/json", goodPredict); resp.StatusCode != 200 {
+		t.Fatalf("first: %d %s", resp.StatusCode, body)
+	}
+	resp, body := b.post(t, "/v1/predict", "application/json", goodPredict)
+	if resp.StatusCode != 429 || decodeError(t, resp, body).Code != contracts.CodeRateLimited {
+		t.Fatalf("second: %d %s, want 429", resp.StatusCode, body)
+	}
+	// At 0.25/s the next token is up to 4 s away.
+	if ra := resp.Header.Get("Retry-After"); ra != "4" && ra != "3" {
+		t.Fatalf("Retry-After %q, want 4 (or 3 if a second passed)", ra)
+	}
+}
+
+func TestLimiterRetryAfter(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newLimiter()
+	l.now = func() time.Time { return now }
+	lim := RateLimit{Rate: 2, Burst: 3}
+	for i := range 3 {
+		if ok, _ := l.allow("k", lim); !ok {
+			t.Fatalf("request %d refused within the burst", i+1)
+		}
+	}
+	ok, wait := l.allow("k", lim)
+	if ok || wait != 500*time.Millisecond {
+		t.Fatalf("got %v %v, want refused with 500ms to wait", ok, wait)
+	}
+	if retryAfterSeconds(wait) != 1 {
+		t.Fatalf("Retry-After %d, want 1", retryAfterSeconds(wait))
+	}
+	now = now.Add(500 * time.Millisecond)
+	if ok, _ := l.allow("k", lim); !ok {
+		t.Fatal("refused after the token came back")
+	}
+	// A changed limit (keys file reloaded) starts a full bucket.
+	if ok, _ := l.allow("k", RateLimit{Rate: 1, Burst: 1}); !ok {
+		t.Fatal("refused after the limit changed")
+	}
+	if ok, _ := l.allow("other", RateLimit{}); !ok {
+		t.Fatal("a zero rate must not limit")
+	}
+}
+
+func TestKeysReload(t *testing.T) {
+	ns := startNATS(t)
+	startFake(t, ns, rank(t))
+	logs := &logRecorder{}
+	dir := t.TempDir()
+	path := writeKeys(t, dir, fmt.Sprintf("reader %s predict\n", HashKey(keyPredict)))
+	ks, err := OpenKeyStore(path, slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ks.Watch(ctx, 5*time.Millisecond)
+	b := startBridge(t, ns, func(c *Config) { c.Keys = ks })
+	status := func(key string) int {
+		resp, _ := b.post(t, "/predict", "application/json", goodPredict, "X-API-Key", key)
+		return resp.StatusCode
+	}
+	if status(keyAll) != 401 {
+		t.Fatal("a key not in the file was accepted")
+	}
+
+	// A changed file is picked up by polling.
+	writeKeys(t, dir, fmt.Sprintf("reader %s predict\nroot %s *\n", HashKey(keyPredict), HashKey(keyAll)))
+	waitFor(t, 5*time.Second, "the new key to work", func() bool { return status(keyAll) == 200 })
+
+	// A broken file keeps the previous keys and logs the line, not its content.
+	writeKeys(t, dir, fmt.Sprintf("reader %s predict\nroot %s *\nbad %s predict,sudo\n", HashKey(keyPredict), HashKey(keyAll), HashKey(keyAdmin)))
+	waitFor(t, 5*time.Second, "the error log", func() bool {
+		for _, l := range logs.all() {
+			if l.Level == slog.LevelError && strings.Contains(l.Attrs["err"], "line 3") && strings.Contains(l.Attrs["err"], `scope "sudo"`) {
+				return true
+			}
+		}
+		return false
+	})
+	if status(keyAll) != 200 || status(keyPredict) != 200 || status(keyAdmin) != 401 {
+		t.Fatal("a broken file changed the keys in force")
+	}
+	if err := ks.Reload(); err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Fatalf("Reload: %v, want an error naming line 3", err)
+	}
+
+	// A mounted Kubernetes secret changes by swapping the ..data symlink.
+	mount := t.TempDir()
+	for i, content := range []string{
+		fmt.Sprintf("ops %s admin\n", HashKey(keyAdmin)),
+		fmt.Sprintf("reader %s predict\n", HashKey(keyPredict)),
+	} {
+		gen := filepath.Join(mount, fmt.Sprintf("..gen%d", i))
+		if err := os.Mkdir(gen, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeKeys(t, gen, content)
+		tmp := filepath.Join(mount, "..data_tmp")
+		if err := os.Symlink(filepath.Base(gen), tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(mount, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if err := os.Symlink(filepath.Join("..data", "keys"), filepath.Join(mount, "keys")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mounted, err := OpenKeyStore(filepath.Join(mount, "keys"), slog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mounted.lookup(keyPredict) == nil || mounted.lookup(keyAdmin) != nil {
+		t.Fatal("the mounted file's current generation is not the one loaded")
+	}
+	gen := filepath.Join(mount, "..gen2")
+	if err := os.Mkdir(gen, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeKeys(t, gen, fmt.Sprintf("ops %s admin\n", HashKey(keyAdmin)))
+	if err := os.Symlink(filepath.Base(gen), filepath.Join(mount, "..data_tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(mount, "..data_tmp"), filepath.Join(mount, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := mounted.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if mounted.lookup(keyAdmin) == nil || mounted.lookup(keyPredict) != nil {
+		t.Fatal("the symlink swap was not picked up")
+	}
+}
+
+func TestParseKeys(t *testing.T) {
+	h := HashKey("k")
+	tests := []struct {
+		name    string
+		file    string
+		want    int
+		wantErr string
+	}{
+		{"empty", "", 0, ""},
+		{"comments only", "# nothing\n\n   # still nothing\n", 0, ""},
+		{"one key", "a " + h + " predict\n", 1, ""},
+		{"options", "a " + h + " predict,jobs rate=2.5 burst=10\n", 1, ""},
+		{"uppercase hash", "a " + strings.ToUpper(h) + " admin", 1, ""},
+		{"too few fields", "a " + h + "\n", 0, "line 1: want <name>"},
+		{"the key instead of its hash", "# c\na sk-secret predict\n", 0, "line 2: hash"},
+		{"short hash", "a " + h[:60] + " predict", 0, "line 1: hash"},
+		{"unknown scope", "a " + h + " predict,write", 0, `line 1: scope "write"`},
+		{"empty scope", "a " + h + " predict,", 0, `line 1: scope ""`},
+		{"bad name", "a/b " + h + " predict", 0, "line 1: name"},
+		{"duplicate name", "a " + h + " predict\na " + HashKey("j") + " admin", 0, "line 2: name \"a\" is already used on line 1"},
+		{"duplicate hash", "a " + h + " predict\nb " + h + " admin", 0, "line 2: the same key hash"},
+		{"bad rate", "a " + h + " predict rate=fast", 0, "line 1: rate"},
+		{"negative burst", "a " + h + " predict burst=-1", 0, "line 1: burst"},
+		{"unknown option", "a " + h + " predict color=red", 0, "line 1: field 4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			keys, err := parseKeys([]byte(tt.file))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want it to contain %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "sk-secret") || strings.Contains(err.Error(), h[:16]) {
+					t.Fatalf("error quotes the line: %v", err)
+				}
+				return
+			}
+			if err != nil || len(keys) != tt.want {
+				t.Fatalf("got %d keys, %v; want %d", len(keys), err, tt.want)
+			}
+		})
+	}
+}
+
+func TestOpenKeyStoreErrors(t *testing.T) {
+	if _, err := OpenKeyStore(filepath.Join(t.TempDir(), "missing"), nil); err == nil {
+		t.Fatal("a missing file must fail at start")
+	}
+	if _, err := OpenKeyStore(writeKeys(t, t.TempDir(), "a b c\n"), nil); err == nil || !strings.Contains(err.Error(), "line 1") {
+		t.Fatalf("err %v, want line 1", err)
+	}
+}
+
+func TestHashKey(t *testing.T) {
+	// printf %s abc | sha256sum
+	if got := HashKey("abc"); got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Fatalf("HashKey(abc) = %s", got)
+	}
+}
