@@ -52,6 +52,7 @@ test: deps ## run every test (real NATS, real ONNX Runtime, real model)
 fuzz: ## run each fuzz target briefly
 	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
 	go test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZ_TIME) ./processor/internal/embed/
+	go test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZ_TIME) ./bridge/
 
 BENCH ?= .
 bench: deps ## benchmarks (BENCH=regexp): ONNX Runtime alone and end to end through the bridge
