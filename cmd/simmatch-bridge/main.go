@@ -2,17 +2,22 @@
 // requests (POST /predict, GET /health, GET /ready, ...) and turns them into
 // NATS requests to the processors. It serves its Prometheus metrics on
 // GET /metrics of the same port. It builds with CGO_ENABLED=0.
+//
+// With SIMMATCH_API_KEYS_FILE it requires API keys, with
+// SIMMATCH_TLS_CERT_FILE it serves HTTPS; see the README's Security section.
+// `simmatch-bridge -hash-key < keyfile` prints a key's hash for the keys file.
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
-
-	"github.com/nats-io/nats.go"
 
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/cmd/internal/cli"
@@ -22,24 +27,29 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "simmatch-bridge:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	var (
-		common cli.Common
-		bs     cli.Bridge
-		limits contracts.Limits
+		common  cli.Common
+		bs      cli.Bridge
+		limits  contracts.Limits
+		hashKey bool
 	)
 	f := cli.NewFlags("simmatch-bridge", getenv, stdout)
 	f.Common(&common, true)
 	f.Bridge(&bs)
 	f.Limits(&limits)
+	f.Bool(&hashKey, "hash-key", "", false, "read an API key on stdin, print its SHA-256 for the keys file, and exit")
 	if err := f.Parse(args); err != nil {
 		return err
+	}
+	if hashKey {
+		return printKeyHash(stdin, stdout)
 	}
 	logger, err := cli.NewLogger(common, stdout)
 	if err != nil {
@@ -51,18 +61,46 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer shutdownTracing(context.Background())
 
-	nc, err := nats.Connect(common.NATSURL, nats.Name("simmatch-bridge"), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true), cli.NATSLogHandlers(logger))
-	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", cli.RedactURLs(common.NATSURL), err)
-	}
-	defer nc.Close()
-	reg := cli.NewRegistry("bridge")
-	h, err := bridge.New(bridge.Config{NATS: nc, Limits: limits, RequestTimeout: bs.RequestTimeout, Logger: logger,
-		Metrics: reg, Gatherer: reg})
+	sec, err := bs.Security(ctx, logger)
 	if err != nil {
 		return err
 	}
-	logger.Info("bridge listening", "addr", bs.HTTPAddr)
-	return bridge.ListenAndServe(ctx, bs.HTTPAddr, h, common.ShutdownTimeout, logger)
+	nc, err := cli.ConnectNATS(common, "simmatch-bridge", logger)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	reg := cli.NewRegistry("bridge")
+	cfg := bridge.Config{NATS: nc, Limits: limits, RequestTimeout: bs.RequestTimeout, Logger: logger,
+		Metrics: reg, Gatherer: reg}
+	sec.Apply(&cfg)
+	h, err := bridge.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, url, err := sec.Listen(bs.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	logger.Info("bridge listening", "url", url)
+	return bridge.Serve(ctx, ln, h, common.ShutdownTimeout, logger)
+}
+
+// minKeyLen is the shortest API key -hash-key accepts: a key is a password
+// nobody types, so it can be long and random.
+const minKeyLen = 16
+
+// printKeyHash reads a key (one line) from stdin and prints its hash, as
+// the keys file stores it.
+func printKeyHash(stdin io.Reader, stdout io.Writer) error {
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read the key from stdin: %w", err)
+	}
+	key := strings.TrimSpace(line)
+	if len(key) < minKeyLen || strings.ContainsAny(key, " \t") {
+		return fmt.Errorf("-hash-key: want a key of at least %d characters without spaces on stdin, e.g. from `openssl rand -hex 32`", minKeyLen)
+	}
+	_, err = fmt.Fprintln(stdout, bridge.HashKey(key))
+	return err
 }

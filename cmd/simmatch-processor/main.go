@@ -83,10 +83,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		logger.Info("metrics listening", "addr", ln.Addr().String())
 	}
 
-	nc, err := nats.Connect(common.NATSURL, nats.Name("simmatch-processor"), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(true), cli.NATSLogHandlers(logger))
+	nc, err := cli.ConnectNATS(common, "simmatch-processor", logger)
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w", cli.RedactURLs(common.NATSURL), err)
+		return err
 	}
 	defer nc.Close()
 	conn.Store(nc)

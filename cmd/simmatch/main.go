@@ -63,6 +63,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer shutdownTracing(context.Background())
 
+	// Keys and certificates first: a broken file fails before the model loads.
+	sec, err := bs.Security(ctx, logger)
+	if err != nil {
+		return err
+	}
 	ns, err := startNATS(natsListen)
 	if err != nil {
 		return err
@@ -98,22 +103,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("connect bridge to embedded NATS: %w", err)
 	}
 	defer bnc.Close()
-	h, err := bridge.New(bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, Logger: logger,
-		Metrics: reg, Gatherer: reg})
+	cfg := bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, Logger: logger,
+		Metrics: reg, Gatherer: reg}
+	sec.Apply(&cfg)
+	h, err := bridge.New(cfg)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", bs.HTTPAddr)
+	ln, httpURL, err := sec.Listen(bs.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("listen on %s (set SIMMATCH_HTTP_ADDR to use another address): %w", bs.HTTPAddr, err)
+		return err
 	}
 	natsURL := "in-process only"
 	if natsListen != "" {
 		natsURL = ns.ClientURL()
 	}
-	logger.Info("simmatch ready", "http", "http://"+ln.Addr().String(), "nats", natsURL)
+	logger.Info("simmatch ready", "http", httpURL, "nats", natsURL)
 	if ready != nil {
-		ready("http://"+ln.Addr().String(), natsURL)
+		ready(httpURL, natsURL)
 	}
 	// Serve returns after in-flight HTTP requests are answered; the deferred
 	// calls then drain the processor and stop NATS, in that order.

@@ -1,15 +1,134 @@
 package cli
 
-import "time"
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/simmatch/simmatch/bridge"
+)
 
 // Bridge are the HTTP bridge's settings.
 type Bridge struct {
 	HTTPAddr       string
 	RequestTimeout time.Duration
+
+	APIKeysFile    string
+	PublicPaths    string
+	RateLimit      float64
+	RateBurst      int
+	TLSCertFile    string
+	TLSKeyFile     string
+	TLSClientCA    string
+	ReloadInterval time.Duration
 }
 
 // Bridge registers the bridge flags.
 func (f *Flags) Bridge(s *Bridge) {
 	f.String(&s.HTTPAddr, "http-addr", "SIMMATCH_HTTP_ADDR", ":8000", "HTTP listen address")
 	f.Duration(&s.RequestTimeout, "request-timeout", "SIMMATCH_REQUEST_TIMEOUT", 10*time.Second, "how long /predict waits for a processor")
+	f.String(&s.APIKeysFile, "api-keys-file", "SIMMATCH_API_KEYS_FILE", "", "API keys file (<name> <sha256 hex> <scopes> per line); empty: no authentication")
+	f.String(&s.PublicPaths, "public-paths", "SIMMATCH_PUBLIC_PATHS", strings.Join(bridge.DefaultPublicPaths, ","),
+		"comma-separated paths served without an API key; none: every path needs one")
+	f.Float64(&s.RateLimit, "rate-limit", "SIMMATCH_RATE_LIMIT", 0, "requests per second per API key (without keys: for all callers together); 0: no limit")
+	f.Int(&s.RateBurst, "rate-burst", "SIMMATCH_RATE_BURST", 0, "requests a key may send at once above -rate-limit; 0: the rate, at least 1")
+	f.String(&s.TLSCertFile, "tls-cert-file", "SIMMATCH_TLS_CERT_FILE", "", "PEM certificate (chain) to serve HTTPS with; empty: plain HTTP")
+	f.String(&s.TLSKeyFile, "tls-key-file", "SIMMATCH_TLS_KEY_FILE", "", "PEM private key of -tls-cert-file")
+	f.String(&s.TLSClientCA, "tls-client-ca-file", "SIMMATCH_TLS_CLIENT_CA_FILE", "", "PEM CAs whose client certificates are required (mutual TLS); empty: none asked")
+	f.Duration(&s.ReloadInterval, "reload-interval", "SIMMATCH_RELOAD_INTERVAL", 10*time.Second,
+		"how often the API keys and TLS files are checked for changes (SIGHUP checks at once)")
+}
+
+// BridgeSecurity is the bridge's authentication, rate limit and TLS, set up
+// from Bridge by Security.
+type BridgeSecurity struct {
+	keys        *bridge.KeyStore
+	publicPaths []string
+	rateLimit   bridge.RateLimit
+	tls         *tls.Config // nil: plain HTTP
+}
+
+// Security loads the API keys and TLS files of s and keeps them current
+// until ctx ends: it re-reads them every ReloadInterval and on SIGHUP.
+// Without a keys file it warns that the API is open to anyone.
+func (s Bridge) Security(ctx context.Context, logger *slog.Logger) (*BridgeSecurity, error) {
+	if s.RateLimit < 0 || s.RateBurst < 0 {
+		return nil, fmt.Errorf("SIMMATCH_RATE_LIMIT and SIMMATCH_RATE_BURST must not be negative, got %g and %d", s.RateLimit, s.RateBurst)
+	}
+	sec := &BridgeSecurity{rateLimit: bridge.RateLimit{Rate: s.RateLimit, Burst: s.RateBurst}, publicPaths: []string{}}
+	if s.PublicPaths != "none" {
+		for p := range strings.SplitSeq(s.PublicPaths, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				if !strings.HasPrefix(p, "/") {
+					return nil, fmt.Errorf("SIMMATCH_PUBLIC_PATHS: %q must start with /", p)
+				}
+				sec.publicPaths = append(sec.publicPaths, p)
+			}
+		}
+	}
+	var reloads []func() error
+	if s.APIKeysFile == "" {
+		logger.Warn("no API keys file (SIMMATCH_API_KEYS_FILE): the API is open to anyone who reaches it")
+	} else {
+		ks, err := bridge.OpenKeyStore(s.APIKeysFile, logger)
+		if err != nil {
+			return nil, err
+		}
+		sec.keys = ks
+		reloads = append(reloads, ks.Reload)
+		go ks.Watch(ctx, s.ReloadInterval)
+	}
+	if s.TLSCertFile != "" || s.TLSKeyFile != "" || s.TLSClientCA != "" {
+		r, err := bridge.NewCertReloader(bridge.TLSFiles{CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile, ClientCAFile: s.TLSClientCA}, logger)
+		if err != nil {
+			return nil, fmt.Errorf("%w (SIMMATCH_TLS_CERT_FILE, SIMMATCH_TLS_KEY_FILE, SIMMATCH_TLS_CLIENT_CA_FILE)", err)
+		}
+		sec.tls = r.TLSConfig()
+		reloads = append(reloads, r.Reload)
+		go r.Watch(ctx, s.ReloadInterval)
+	}
+	if len(reloads) > 0 {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		go func() {
+			defer signal.Stop(hup)
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-hup:
+					logger.Info("SIGHUP: reloading the API keys and TLS files")
+					for _, reload := range reloads {
+						_ = reload() // errors are logged by the reloader
+					}
+				}
+			}
+		}()
+	}
+	return sec, nil
+}
+
+// Apply sets the authentication and rate-limit fields of cfg.
+func (sec *BridgeSecurity) Apply(cfg *bridge.Config) {
+	cfg.Keys, cfg.PublicPaths, cfg.RateLimit = sec.keys, sec.publicPaths, sec.rateLimit
+}
+
+// Listen listens on addr, with TLS when it is configured, and returns the
+// listener and the base URL it serves.
+func (sec *BridgeSecurity) Listen(addr string) (net.Listener, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on %s (set SIMMATCH_HTTP_ADDR to use another address): %w", addr, err)
+	}
+	if sec.tls == nil {
+		return ln, "http://" + ln.Addr().String(), nil
+	}
+	return tls.NewListener(ln, sec.tls), "https://" + ln.Addr().String(), nil
 }

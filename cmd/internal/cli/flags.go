@@ -92,6 +92,19 @@ func (f *Flags) Duration(p *time.Duration, name, env string, def time.Duration, 
 	f.fs.DurationVar(p, name, def, usage(u, env))
 }
 
+// Bool defines a boolean flag.
+func (f *Flags) Bool(p *bool, name, env string, def bool, u string) {
+	if v, ok := f.env(env); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Errorf("$%s=%q: want true or false", env, v))
+		} else {
+			def = b
+		}
+	}
+	f.fs.BoolVar(p, name, def, usage(u, env))
+}
+
 // Parse parses args; bad environment values are reported here too.
 func (f *Flags) Parse(args []string) error {
 	if len(f.errs) > 0 {
@@ -111,7 +124,9 @@ func (f *Flags) Limits(l *contracts.Limits) {
 
 // Common are the settings every command has.
 type Common struct {
-	NATSURL         string
+	NATSURL string
+	// NATS holds the credentials and TLS files for the NATS connection.
+	NATS            NATSAuth
 	LogLevel        string
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -121,7 +136,8 @@ type Common struct {
 // (the all-in-one embeds its server).
 func (f *Flags) Common(c *Common, natsURL bool) {
 	if natsURL {
-		f.String(&c.NATSURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+		f.String(&c.NATSURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated; nats://user:password@host also works")
+		f.NATSAuth(&c.NATS)
 	}
 	f.String(&c.LogLevel, "log-level", "SIMMATCH_LOG_LEVEL", "info", "log level: debug, info, warn, error")
 	f.String(&c.LogFormat, "log-format", "SIMMATCH_LOG_FORMAT", "json", "log format: json or text")
