@@ -1,0 +1,176 @@
+// Package nats_test proves the least-privilege permissions of
+// nats-server.conf with a real NATS server loaded from the file.
+package nats_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv"
+)
+
+const (
+	bridgePassword    = "test-bridge-pw"
+	processorPassword = "test-processor-pw"
+)
+
+// asyncErrors connects as user and collects the server's asynchronous
+// errors (permission violations arrive that way).
+func connectAs(t *testing.T, ns *server.Server, user, password string) (*nats.Conn, <-chan error) {
+	t.Helper()
+	errs := make(chan error, 16)
+	nc := testenv.Connect(t, ns, nats.UserInfo(user, password), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}))
+	return nc, errs
+}
+
+// wantViolation waits for a permissions violation naming what.
+func wantViolation(t *testing.T, errs <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-errs:
+		if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), what) {
+			t.Fatalf("async error %v, want a permissions violation for %s", err, what)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no permissions violation for %s", what)
+	}
+}
+
+func startServer(t *testing.T) *server.Server {
+	t.Helper()
+	t.Setenv("NATS_BRIDGE_PASSWORD", bridgePassword)
+	t.Setenv("NATS_PROCESSOR_PASSWORD", processorPassword)
+	ns := testenv.StartNATSFromConfig(t, "nats-server.conf")
+	if !ns.JetStreamEnabled() {
+		t.Fatal("JetStream is not enabled by the config")
+	}
+	return ns
+}
+
+func TestPermissions(t *testing.T) {
+	ns := startServer(t)
+	bridge, bridgeErrs := connectAs(t, ns, "bridge", bridgePassword)
+	proc, procErrs := connectAs(t, ns, "processor", processorPassword)
+
+	// A processor serving similarity.request in its queue group, and the
+	// micro service the bridge's /ready pings, on simmatch.embed.
+	_, err := proc.QueueSubscribe(contracts.SubjectSimilarity, contracts.DefaultQueueGroup, func(m *nats.Msg) {
+		_ = m.Respond(append([]byte("ranked:"), m.Data...))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := micro.AddService(proc, micro.Config{Name: contracts.ServiceName, Version: "1.0.0",
+		Endpoint: &micro.EndpointConfig{Subject: "simmatch.embed", Handler: micro.HandlerFunc(func(r micro.Request) {
+			_ = r.Respond([]byte("embedded"))
+		})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	if err := proc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("request-reply through both users", func(t *testing.T) {
+		for subj, want := range map[string]string{contracts.SubjectSimilarity: "ranked:q", "simmatch.embed": "embedded"} {
+			reply, err := bridge.Request(subj, []byte("q"), 5*time.Second)
+			if err != nil {
+				t.Fatalf("%s: %v", subj, err)
+			}
+			if string(reply.Data) != want {
+				t.Fatalf("%s: reply %q, want %q", subj, reply.Data, want)
+			}
+		}
+		if _, err := bridge.Request("$SRV.PING."+contracts.ServiceName, nil, 5*time.Second); err != nil {
+			t.Fatalf("$SRV.PING: %v", err)
+		}
+	})
+
+	t.Run("bridge cannot subscribe to the service subjects", func(t *testing.T) {
+		for _, subj := range []string{contracts.SubjectSimilarity, "simmatch.embed"} {
+			if _, err := bridge.QueueSubscribe(subj, contracts.DefaultQueueGroup, func(*nats.Msg) {}); err != nil {
+				t.Fatal(err)
+			}
+			_ = bridge.Flush()
+			wantViolation(t, bridgeErrs, `Subscription to "`+subj+`"`)
+		}
+	})
+
+	t.Run("bridge cannot use JetStream", func(t *testing.T) {
+		js, err := jetstream.New(bridge)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "stolen"}); err == nil {
+			t.Fatal("the bridge created a KV bucket")
+		}
+		wantViolation(t, bridgeErrs, `Publish to "$JS.API.`)
+	})
+
+	t.Run("processor cannot send a request", func(t *testing.T) {
+		for _, subj := range []string{contracts.SubjectSimilarity, "simmatch.embed"} {
+			if _, err := proc.Request(subj, []byte("q"), 500*time.Millisecond); err == nil {
+				t.Fatalf("a processor's request to %s was answered", subj)
+			}
+			wantViolation(t, procErrs, `Publish to "`+subj+`"`)
+		}
+	})
+
+	t.Run("processor can use JetStream key-value buckets", func(t *testing.T) {
+		js, err := jetstream.New(proc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "simmatch_test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := kv.Get(ctx, "k"); err != nil || string(e.Value()) != "v" {
+			t.Fatalf("get: %v", err)
+		}
+	})
+
+	t.Run("wrong password", func(t *testing.T) {
+		_, err := nats.Connect(ns.ClientURL(), nats.UserInfo("bridge", processorPassword))
+		if !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("err %v, want an authorization violation", err)
+		}
+	})
+}
+
+// The file refuses to load without the passwords: no default secret can slip
+// into production.
+func TestConfigNeedsPasswords(t *testing.T) {
+	for _, k := range []string{"NATS_BRIDGE_PASSWORD", "NATS_PROCESSOR_PASSWORD"} {
+		t.Setenv(k, "") // restores the variable after the test
+		if err := os.Unsetenv(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := server.ProcessConfigFile("nats-server.conf"); err == nil || !strings.Contains(err.Error(), "NATS_BRIDGE_PASSWORD") {
+		t.Fatalf("err %v, want it to name NATS_BRIDGE_PASSWORD", err)
+	}
+}
