@@ -161,6 +161,7 @@ type KeyStore struct {
 
 	mu       sync.Mutex        // serializes reloads
 	loaded   [sha256.Size]byte // hash of the content the keys come from
+	pending  [sha256.Size]byte // hash of a new content Watch saw once
 	lastFail [sha256.Size]byte // hash of the content that last failed, logged once
 	failing  bool
 }
@@ -192,7 +193,12 @@ func (s *KeyStore) Len() int { return len(*s.keys.Load()) }
 
 // Reload re-reads the file if its content changed. On an error the previous
 // keys stay in force; the error is logged once per broken content and returned.
-func (s *KeyStore) Reload() error {
+func (s *KeyStore) Reload() error { return s.reload(false) }
+
+// reload is Reload; with settled, new content is applied only once two
+// reads in a row saw it, so that polling never loads a file caught half
+// written (an empty or cut file may parse as fewer keys).
+func (s *KeyStore) reload(settled bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// The content, not the mtime, decides: a mounted Kubernetes secret changes
@@ -212,6 +218,10 @@ func (s *KeyStore) Reload() error {
 		s.failing = false
 		return nil
 	}
+	if settled && sum != s.pending {
+		s.pending = sum
+		return nil
+	}
 	keys, err := parseKeys(data)
 	if err != nil {
 		err = fmt.Errorf("bridge: API keys file %s: %w", s.path, err)
@@ -227,9 +237,10 @@ func (s *KeyStore) Reload() error {
 	return nil
 }
 
-// Watch calls Reload every interval until ctx ends.
+// Watch checks the file every interval until ctx ends, and applies a
+// change once it has read the same new content twice in a row.
 func (s *KeyStore) Watch(ctx context.Context, interval time.Duration) {
-	poll(ctx, interval, func() { _ = s.Reload() })
+	poll(ctx, interval, func() { _ = s.reload(true) })
 }
 
 // lookup returns the key whose hash is SHA-256(presented), or nil. Every

@@ -101,7 +101,7 @@ func TestOpenAPI(t *testing.T) {
 	}
 	codes := []contracts.Code{
 		contracts.CodeMalformedJSON, contracts.CodeInvalidRequest, contracts.CodePayloadTooLarge,
-		contracts.CodeUnsupportedMediaType, contracts.CodeUnauthorized, contracts.CodeNotFound,
+		contracts.CodeUnsupportedMediaType, contracts.CodeUnauthorized, contracts.CodeForbidden, contracts.CodeRateLimited, contracts.CodeNotFound,
 		contracts.CodeMethodNotAllowed, contracts.CodeOverloaded, contracts.CodeNoProcessor,
 		contracts.CodeTimeout, contracts.CodeModelError, contracts.CodeInternal,
 	}

@@ -41,6 +41,7 @@ type CertReloader struct {
 
 	mu      sync.Mutex // serializes reloads
 	loaded  [sha256.Size]byte
+	pending [sha256.Size]byte // a new content Watch saw once
 	failed  [sha256.Size]byte
 	failing bool
 }
@@ -104,10 +105,19 @@ func (c *CertReloader) read() (*tlsState, [sha256.Size]byte, error) {
 // Reload re-reads the files if their content changed. On an error the
 // previous certificate stays in use; the error is logged once per broken
 // content and returned.
-func (c *CertReloader) Reload() error {
+func (c *CertReloader) Reload() error { return c.reload(false) }
+
+// reload is Reload; with settled, new content is applied (or reported
+// broken) only once two reads in a row saw it, so that a rotation written
+// file by file is not reported as a mismatched pair halfway.
+func (c *CertReloader) reload(settled bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, sum, err := c.read()
+	if sum != c.loaded && settled && sum != c.pending {
+		c.pending = sum
+		return nil
+	}
 	if err != nil {
 		if !c.failing || sum != c.failed {
 			c.logger.Error("TLS files rejected; keeping the previous certificate", "err", err)
@@ -125,9 +135,10 @@ func (c *CertReloader) Reload() error {
 	return nil
 }
 
-// Watch calls Reload every interval until ctx ends.
+// Watch checks the files every interval until ctx ends, and applies a
+// change once it has read the same new content twice in a row.
 func (c *CertReloader) Watch(ctx context.Context, interval time.Duration) {
-	poll(ctx, interval, func() { _ = c.Reload() })
+	poll(ctx, interval, func() { _ = c.reload(true) })
 }
 
 // TLSConfig returns a server configuration (TLS 1.2 or later) that picks up
