@@ -189,8 +189,26 @@ func TestCompose(t *testing.T) {
 		if s.Image != "nats:2.11" {
 			t.Errorf("image = %q, want the official nats:2.11", s.Image)
 		}
-		if !slices.Contains(s.Command, "-js") || !slices.Contains(s.Command, "8222") {
-			t.Errorf("command = %v, want JetStream (-js) and monitoring on 8222", s.Command)
+		if !slices.Equal([]string(s.Command), []string{"-c", "/etc/nats/nats-server.conf"}) {
+			t.Errorf("command = %v, want the mounted deploy/nats/nats-server.conf", s.Command)
+		}
+		mounted := false
+		for _, v := range s.Volumes {
+			mounted = mounted || (v.Target == "/etc/nats/nats-server.conf" && filepath.Base(v.Source) == "nats-server.conf" && v.ReadOnly)
+		}
+		if !mounted {
+			t.Errorf("volumes = %+v, want deploy/nats/nats-server.conf mounted read-only", s.Volumes)
+		}
+		conf := string(readFile(t, "deploy/nats/nats-server.conf"))
+		for _, want := range []string{"jetstream {", "http_port: 8222", "$NATS_BRIDGE_PASSWORD", "$NATS_PROCESSOR_PASSWORD"} {
+			if !strings.Contains(conf, want) {
+				t.Errorf("nats-server.conf lacks %q", want)
+			}
+		}
+		for _, pw := range []string{"NATS_BRIDGE_PASSWORD", "NATS_PROCESSOR_PASSWORD"} {
+			if env(s, pw) == "" {
+				t.Errorf("the nats service does not set %s", pw)
+			}
 		}
 	})
 
@@ -212,6 +230,10 @@ func TestCompose(t *testing.T) {
 			}
 			if got := env(s, "NATS_URL"); got != "nats://nats:4222" {
 				t.Errorf("NATS_URL = %q", got)
+			}
+			// Each role logs in with its own user (deploy/nats/nats-server.conf).
+			if got := env(s, "NATS_USER"); got != strings.TrimPrefix(tc.command, "simmatch-") || env(s, "NATS_PASSWORD") == "" {
+				t.Errorf("NATS_USER = %q (want %s) and a NATS_PASSWORD", got, strings.TrimPrefix(tc.command, "simmatch-"))
 			}
 			if got := env(s, "OTEL_EXPORTER_OTLP_ENDPOINT"); got != "http://otel-collector:4318" {
 				t.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT = %q, want the collector's OTLP/HTTP port", got)

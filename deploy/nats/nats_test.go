@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
@@ -172,5 +175,64 @@ func TestConfigNeedsPasswords(t *testing.T) {
 	}
 	if _, err := server.ProcessConfigFile("nats-server.conf"); err == nil || !strings.Contains(err.Error(), "NATS_BRIDGE_PASSWORD") {
 		t.Fatalf("err %v, want it to name NATS_BRIDGE_PASSWORD", err)
+	}
+}
+
+// deploy/k8s/nats-values.yaml repeats the users' permissions for the Helm
+// chart; they must stay those of nats-server.conf.
+func TestHelmValuesMatchConfig(t *testing.T) {
+	t.Setenv("NATS_BRIDGE_PASSWORD", bridgePassword)
+	t.Setenv("NATS_PROCESSOR_PASSWORD", processorPassword)
+	opts, err := server.ProcessConfigFile("nats-server.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join("..", "k8s", "nats-values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type allow struct {
+		Allow []string `yaml:"allow"`
+	}
+	var values struct {
+		Config struct {
+			Merge struct {
+				Authorization struct {
+					Users []struct {
+						User        string `yaml:"user"`
+						Permissions struct {
+							Publish        allow `yaml:"publish"`
+							Subscribe      allow `yaml:"subscribe"`
+							AllowResponses *struct {
+								Max     int    `yaml:"max"`
+								Expires string `yaml:"expires"`
+							} `yaml:"allow_responses"`
+						} `yaml:"permissions"`
+					} `yaml:"users"`
+				} `yaml:"authorization"`
+			} `yaml:"merge"`
+		} `yaml:"config"`
+	}
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		t.Fatal(err)
+	}
+	helm := values.Config.Merge.Authorization.Users
+	if len(helm) != len(opts.Users) {
+		t.Fatalf("nats-values.yaml has %d users, nats-server.conf %d", len(helm), len(opts.Users))
+	}
+	for i, u := range opts.Users {
+		h := helm[i]
+		p := u.Permissions
+		if h.User != u.Username || !slices.Equal(h.Permissions.Publish.Allow, p.Publish.Allow) || !slices.Equal(h.Permissions.Subscribe.Allow, p.Subscribe.Allow) {
+			t.Errorf("user %d: nats-values.yaml %+v, nats-server.conf %s %+v %+v", i, h, u.Username, p.Publish, p.Subscribe)
+		}
+		if (p.Response == nil) != (h.Permissions.AllowResponses == nil) {
+			t.Errorf("user %s: allow_responses differs", u.Username)
+		} else if p.Response != nil {
+			exp, err := time.ParseDuration(h.Permissions.AllowResponses.Expires)
+			if err != nil || p.Response.MaxMsgs != h.Permissions.AllowResponses.Max || p.Response.Expires != exp {
+				t.Errorf("user %s: allow_responses %+v in nats-values.yaml, %+v in nats-server.conf", u.Username, h.Permissions.AllowResponses, p.Response)
+			}
+		}
 	}
 }
