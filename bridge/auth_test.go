@@ -423,3 +423,22 @@ func TestHashKey(t *testing.T) {
 		t.Fatalf("HashKey(abc) = %s", got)
 	}
 }
+
+// The keys-file example in the README parses.
+func TestREADMEKeysExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "```\n# <name> <sha256 hex of the key>")
+	if start < 0 {
+		t.Fatal("README: no keys-file example")
+	}
+	block := doc[start+4:]
+	block = block[:strings.Index(block, "```")]
+	keys, err := parseKeys([]byte(block))
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("README example: %d keys, %v", len(keys), err)
+	}
+}
