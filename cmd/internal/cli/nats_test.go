@@ -2,11 +2,15 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
 	"github.com/simmatch/simmatch/internal/testenv"
@@ -122,4 +126,26 @@ func TestNATSAuthOptionsConflicts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A server that is not up yet is retried in the background: the commands
+// may start before NATS (docker compose, Kubernetes).
+func TestConnectNATSRetriesUntilTheServerIsUp(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	var logs bytes.Buffer
+	nc, err := ConnectNATS(Common{NATSURL: fmt.Sprintf("nats://127.0.0.1:%d", port)}, "test", slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatalf("connect before the server is up: %v", err)
+	}
+	defer nc.Close()
+	if !strings.Contains(logs.String(), "retrying") {
+		t.Errorf("no log line says NATS is being retried: %s", logs.String())
+	}
+	testenv.StartNATS(t, func(o *server.Options) { o.Port = port })
+	testenv.WaitFor(t, 10*time.Second, "the connection once the server is up", nc.IsConnected)
 }
