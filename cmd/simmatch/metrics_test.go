@@ -19,6 +19,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/simmatch/simmatch/bridge"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -31,8 +33,14 @@ const repoRoot = "../.."
 // trace and span ids.
 func TestAllInOneMetrics(t *testing.T) {
 	base, logs := startAllInOne(t)
-	resp, err := http.Post(base+"/predict", "application/json", strings.NewReader(
+	req, err := http.NewRequest("POST", base+"/predict", strings.NewReader(
 		`{"query": ["What can I use to cut wood?"], "product_descriptions": ["Heavy-duty claw hammer.", "Circular saw with laser guide."]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-API-Key", metricsTestKey)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,17 +153,31 @@ func TestAllInOneMetrics(t *testing.T) {
 			if line["trace_id"] == nil || line["span_id"] == nil || line["request_id"] == nil {
 				t.Errorf("access log line without trace_id, span_id or request_id: %s", sc.Bytes())
 			}
+			if line["api_key"] != "metrics-test" {
+				t.Errorf("access log line without the API key's name: %s", sc.Bytes())
+			}
 		}
 		if !found {
 			t.Errorf("no access log line for /predict in:\n%s", logs.Bytes())
 		}
+		if bytes.Contains(logs.Bytes(), []byte(metricsTestKey)) || bytes.Contains(logs.Bytes(), []byte("Circular saw")) {
+			t.Error("the logs hold the API key or a request text")
+		}
 	})
 }
 
-// startAllInOne runs the command until the test ends and returns the
-// bridge's base URL and the JSON logs it writes.
+// metricsTestKey is the API key startAllInOne's bridge accepts, so that the
+// per-key metrics are exposed too.
+const metricsTestKey = "sk-metrics-7a9c1e3b5d7f9a1c"
+
+// startAllInOne runs the command, with API keys on, until the test ends and
+// returns the bridge's base URL and the JSON logs it writes.
 func startAllInOne(t *testing.T) (string, *syncBuffer) {
 	t.Helper()
+	keys := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(keys, []byte("metrics-test "+bridge.HashKey(metricsTestKey)+" predict\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
@@ -165,6 +187,9 @@ func startAllInOne(t *testing.T) (string, *syncBuffer) {
 		done <- run(ctx, args, func(k string) string {
 			if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
 				return os.Getenv(k)
+			}
+			if k == "SIMMATCH_API_KEYS_FILE" {
+				return keys
 			}
 			return ""
 		}, logs, func(httpURL, _ string) { ready <- httpURL })
