@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -50,8 +51,20 @@ type apiKey struct {
 	name   string
 	hash   [sha256.Size]byte
 	scopes map[Scope]bool
-	// limit overrides Config.RateLimit for this key when set.
-	limit *RateLimit
+	// rate and burst, when set, override Config.RateLimit's for this key.
+	rate  *float64
+	burst *int
+}
+
+// limit is the key's token bucket: def with the key's own rate and burst.
+func (k *apiKey) limit(def RateLimit) RateLimit {
+	if k.rate != nil {
+		def.Rate = *k.rate
+	}
+	if k.burst != nil {
+		def.Burst = *k.burst
+	}
+	return def
 }
 
 // allows reports whether the key grants scope.
@@ -62,6 +75,8 @@ func (k *apiKey) allows(scope Scope) bool { return k.scopes[ScopeAll] || k.scope
 //	# comment
 //	<name> <sha256 hex of the key> <scope>[,<scope>...] [rate=<per second>] [burst=<n>]
 //
+// rate and burst override the bridge's SIMMATCH_RATE_LIMIT and
+// SIMMATCH_RATE_BURST for that key, each on its own.
 // Errors name the line and the field, never the line's content.
 func parseKeys(data []byte) ([]*apiKey, error) {
 	var keys []*apiKey
@@ -113,22 +128,19 @@ func parseKeyLine(fields []string) (*apiKey, error) {
 	}
 	for i, f := range fields[3:] {
 		opt, val, _ := strings.Cut(f, "=")
-		if k.limit == nil {
-			k.limit = &RateLimit{}
-		}
 		switch opt {
 		case "rate":
 			r, err := strconv.ParseFloat(val, 64)
-			if err != nil || r < 0 || r != r {
+			if err != nil || r < 0 || math.IsNaN(r) || math.IsInf(r, 0) {
 				return nil, fmt.Errorf("rate: want requests per second >= 0 (0: unlimited), got %q", val)
 			}
-			k.limit.Rate = r
+			k.rate = &r
 		case "burst":
 			b, err := strconv.Atoi(val)
 			if err != nil || b < 0 {
 				return nil, fmt.Errorf("burst: want an integer >= 0, got %q", val)
 			}
-			k.limit.Burst = b
+			k.burst = &b
 		default:
 			return nil, fmt.Errorf("field %d: want rate=<per second> or burst=<n>", i+4)
 		}

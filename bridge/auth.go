@@ -68,10 +68,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			}
 			infoFrom(r.Context()).key = k.name
 			r = r.WithContext(context.WithValue(r.Context(), apiKeyCtx{}, k))
-			if k.limit != nil {
-				limit = *k.limit
-			}
-			bucket = k.name
+			limit, bucket = k.limit(limit), k.name
 		}
 		if ok, wait := s.limiter.allow(bucket, limit); !ok {
 			after := retryAfterSeconds(wait)

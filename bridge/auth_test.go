@@ -442,3 +442,27 @@ func TestREADMEKeysExample(t *testing.T) {
 		t.Fatalf("README example: %d keys, %v", len(keys), err)
 	}
 }
+
+// A key's rate= and burst= each override the global setting on their own.
+func TestKeyLimitOverrides(t *testing.T) {
+	h := HashKey("k")
+	def := RateLimit{Rate: 2, Burst: 1}
+	tests := []struct {
+		line string
+		want RateLimit
+	}{
+		{"a " + h + " predict", def},
+		{"a " + h + " predict burst=5", RateLimit{Rate: 2, Burst: 5}},
+		{"a " + h + " predict rate=0.5", RateLimit{Rate: 0.5, Burst: 1}},
+		{"a " + h + " predict rate=0 burst=9", RateLimit{Rate: 0, Burst: 9}},
+	}
+	for _, tt := range tests {
+		keys, err := parseKeys([]byte(tt.line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := keys[0].limit(def); got != tt.want {
+			t.Errorf("%q: limit %+v, want %+v", tt.line, got, tt.want)
+		}
+	}
+}

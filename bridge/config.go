@@ -113,7 +113,7 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("bridge: config: public path %q must start with /", p)
 		}
 	}
-	if r := c.RateLimit; r.Rate < 0 || r.Burst < 0 || math.IsNaN(r.Rate) {
+	if r := c.RateLimit; r.Rate < 0 || r.Burst < 0 || math.IsNaN(r.Rate) || math.IsInf(r.Rate, 0) {
 		return c, fmt.Errorf("bridge: config: rate limit must not be negative, got %+v", r)
 	}
 	return c, nil
