@@ -114,7 +114,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if r := c.RateLimit; r.Rate < 0 || r.Burst < 0 || math.IsNaN(r.Rate) || math.IsInf(r.Rate, 0) {
-		return c, fmt.Errorf("bridge: config: rate limit must not be negative, got %+v", r)
+		return c, fmt.Errorf("bridge: config: rate limit: want a finite rate and a burst >= 0, got %+v", r)
 	}
 	return c, nil
 }

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +59,19 @@ func TestSubject(t *testing.T) {
 	e := decodeError(t, resp, body)
 	if resp.StatusCode != 503 || e.Code != contracts.CodeNoProcessor || !strings.Contains(e.Message, "elsewhere") {
 		t.Fatalf("got %d %+v, want 503 no_processor naming the subject", resp.StatusCode, e)
+	}
+}
+
+func TestSecurityConfig(t *testing.T) {
+	nc := connect(t, startNATS(t))
+	for _, cfg := range []Config{
+		{NATS: nc, PublicPaths: []string{"health"}},
+		{NATS: nc, RateLimit: RateLimit{Rate: -1}},
+		{NATS: nc, RateLimit: RateLimit{Rate: 1, Burst: -1}},
+		{NATS: nc, RateLimit: RateLimit{Rate: math.Inf(1)}},
+	} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%+v: want an error", cfg)
+		}
 	}
 }
