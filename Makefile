@@ -9,7 +9,11 @@ ORT_VERSION := 1.30.0
 TOKENIZERS_VERSION := $(shell awk '$$1=="github.com/daulet/tokenizers"{print $$2}' go.mod)
 ORT_LIB := $(CACHE)/onnxruntime-$(ORT_VERSION)/libonnxruntime.so
 TOKENIZERS_DIR := $(CACHE)/tokenizers-$(TOKENIZERS_VERSION)
-MODEL_DIR := $(CURDIR)/models/all-MiniLM-L6-v2
+# The model store: models/<name>/<version>/ in the sentence-transformers ONNX
+# layout. fp32 is the default; int8 is the quantized graph of the same model.
+MODEL_ROOT := $(CURDIR)/models/all-MiniLM-L6-v2
+MODEL_DIR := $(MODEL_ROOT)/fp32
+MODEL_INT8_DIR := $(MODEL_ROOT)/int8
 
 export SIMMATCH_CACHE := $(CACHE)
 export CGO_ENABLED := 1
@@ -31,10 +35,10 @@ $(ORT_LIB):
 $(TOKENIZERS_DIR)/libtokenizers.a:
 	deploy/scripts/build-tokenizers.sh $(TOKENIZERS_DIR)
 
-$(MODEL_DIR)/model.onnx:
-	deploy/scripts/fetch-model.sh $(MODEL_DIR)
+$(MODEL_ROOT)/%/model.onnx:
+	deploy/scripts/fetch-model.sh $(MODEL_ROOT)/$* $*
 
-deps: $(ORT_LIB) $(TOKENIZERS_DIR)/libtokenizers.a $(MODEL_DIR)/model.onnx ## fetch ONNX Runtime, build libtokenizers.a, fetch the model
+deps: $(ORT_LIB) $(TOKENIZERS_DIR)/libtokenizers.a $(MODEL_DIR)/model.onnx $(MODEL_INT8_DIR)/model.onnx ## fetch ONNX Runtime, build libtokenizers.a, fetch the model (fp32 and int8)
 
 build: deps ## build the three binaries into bin/
 	go build -o bin/ ./cmd/...

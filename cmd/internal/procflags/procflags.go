@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 
 	"github.com/nats-io/nats.go"
@@ -30,12 +31,30 @@ type Settings struct {
 	MetricsTopK         int
 }
 
+// DefaultModelName and DefaultModelDir name the model served when none is
+// configured: the fp32 version in the model store `make deps` assembles.
+const (
+	DefaultModelName = "all-MiniLM-L6-v2"
+	DefaultModelDir  = "models/" + DefaultModelName + "/fp32"
+)
+
+// VersionFromDir is the model version a directory of the model store
+// models/<name>/<version>/ stands for: its base name when its parent is named
+// after the model, else "1" (a directory outside the store).
+func VersionFromDir(dir, name string) string {
+	dir = filepath.Clean(dir)
+	if base := filepath.Base(dir); filepath.Base(filepath.Dir(dir)) == name && base != "." && base != string(filepath.Separator) {
+		return base
+	}
+	return "1"
+}
+
 // Register adds the processor flags to f. Limits are registered separately
 // (cli.Flags.Limits) because the all-in-one shares them with the bridge.
 func (s *Settings) Register(f *cli.Flags) {
-	f.String(&s.ModelDir, "model-dir", "SIMMATCH_MODEL_DIR", "models/all-MiniLM-L6-v2", "model directory in the sentence-transformers ONNX layout")
-	f.String(&s.ModelName, "model-name", "SIMMATCH_MODEL_NAME", "all-MiniLM-L6-v2", "model name reported in responses")
-	f.String(&s.ModelVersion, "model-version", "SIMMATCH_MODEL_VERSION", "1", "model version reported in responses")
+	f.String(&s.ModelDir, "model-dir", "SIMMATCH_MODEL_DIR", DefaultModelDir, "model directory in the sentence-transformers ONNX layout (a version of the model store models/<name>/<version>/)")
+	f.String(&s.ModelName, "model-name", "SIMMATCH_MODEL_NAME", DefaultModelName, "model name reported in responses")
+	f.String(&s.ModelVersion, "model-version", "SIMMATCH_MODEL_VERSION", "", "model version reported in responses (default: the model directory's name when it is <name>/<version>, else \"1\")")
 	f.String(&s.ORTLibrary, "ort-lib", "SIMMATCH_ORT_LIB", "", "path of libonnxruntime.so (ONNX Runtime 1.30); `make deps` fetches it")
 	f.Int(&s.Workers, "workers", "SIMMATCH_WORKERS", runtime.GOMAXPROCS(0), "requests run at once (default: the number of cores)")
 	f.Int(&s.IntraOpThreads, "intra-op-threads", "SIMMATCH_INTRA_OP_THREADS", 1, "ONNX Runtime threads per inference; workers x threads should not exceed the cores")
@@ -55,7 +74,10 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 	if s.ORTLibrary == "" {
 		return nil, fmt.Errorf("no ONNX Runtime library: set SIMMATCH_ORT_LIB or -ort-lib (`make run` does this for you)")
 	}
-	logger.Info("loading model", "dir", s.ModelDir, "ort_lib", s.ORTLibrary)
+	if s.ModelVersion == "" {
+		s.ModelVersion = VersionFromDir(s.ModelDir, s.ModelName)
+	}
+	logger.Info("loading model", "dir", s.ModelDir, "model", s.ModelName+"@"+s.ModelVersion, "ort_lib", s.ORTLibrary)
 	m, err := processor.LoadModel(processor.ModelOptions{
 		Dir: s.ModelDir, Library: s.ORTLibrary, Name: s.ModelName, Version: s.ModelVersion,
 		IntraOpThreads: s.IntraOpThreads, BatchSize: s.BatchSize,
