@@ -181,6 +181,20 @@ func ModelPaths(t testing.TB) (dir, lib string) {
 	return dir, lib
 }
 
+// ModelVersionDir returns the directory of another version of the model in
+// the model store models/<name>/<version>/ that `make deps` assembles: the
+// sibling of SIMMATCH_MODEL_DIR named version (e.g. "int8"), or fails the test
+// with what to run.
+func ModelVersionDir(t testing.TB, version string) string {
+	t.Helper()
+	dir, _ := ModelPaths(t)
+	v := filepath.Join(filepath.Dir(filepath.Clean(dir)), version)
+	if _, err := os.Stat(filepath.Join(v, "model.onnx")); err != nil {
+		t.Fatalf("model version %q: %v (SIMMATCH_MODEL_DIR must be a version of the model store models/<name>/<version>/; run `make deps`)", version, err)
+	}
+	return v
+}
+
 // WaitFor polls cond every 2ms until it holds, or fails the test after timeout.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
