@@ -1,0 +1,217 @@
+// Package loadgen drives simmatch (the bridge over HTTP, or the processors
+// over NATS) at a fixed concurrency or an open-loop rate with a request mix,
+// and reports throughput, errors and latency percentiles. cmd/simmatch-load
+// is its command line; `make bench-compare` uses it to compare simmatch with
+// a replica of the service it replaces. Targets are loopback addresses only
+// unless remote targets are allowed explicitly.
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures one run.
+type Config struct {
+	// Target is an http:// URL (the bridge, or any service with the same
+	// /predict) or a nats:// URL (the processors). Required.
+	Target string
+	// Mix makes the requests. Required.
+	Mix Mix
+	// Concurrency is the number of clients, each sending its next request
+	// when the last is answered (closed loop). With Rate it caps the requests
+	// in flight instead. Default 1.
+	Concurrency int
+	// Rate, when > 0, sends this many requests per second whatever the
+	// answers (open loop); a request due while Concurrency are in flight is
+	// counted as "client saturated" and not sent.
+	Rate float64
+	// Duration and Requests bound the run; at least one is required. Requests
+	// still in flight at the end of Duration are cut off and not counted.
+	Duration time.Duration
+	Requests int64
+	// Timeout is each request's client-side limit. Default 30s.
+	Timeout time.Duration
+	// AllowRemote lets Target be outside the loopback range.
+	AllowRemote bool
+	// Label names the run in reports (e.g. "simmatch-fp32"); default the target.
+	Label string
+}
+
+// Result is what a run measured.
+type Result struct {
+	Label       string  `json:"label"`
+	Target      string  `json:"target"`
+	Mix         string  `json:"mix"`
+	Concurrency int     `json:"concurrency"`
+	Rate        float64 `json:"rate,omitempty"`
+	// Seconds is the measured time: from the first request to the end of the
+	// last counted one (or to the end of Duration).
+	Seconds float64 `json:"seconds"`
+	// Requests counts answered requests, OK and failed; OK and Texts only
+	// the successful ones (Texts: queries plus descriptions).
+	Requests int64 `json:"requests"`
+	OK       int64 `json:"ok"`
+	Texts    int64 `json:"texts"`
+	// RequestsPerSecond and TextsPerSecond are successful requests and texts per second.
+	RequestsPerSecond float64 `json:"requests_per_second"`
+	TextsPerSecond    float64 `json:"texts_per_second"`
+	// Errors counts failures by outcome ("429 overloaded", "504 timeout", ...).
+	Errors map[string]int64 `json:"errors"`
+	// Latency is of the successful requests; ErrorLatency of the failed ones.
+	Latency      Latency `json:"latency"`
+	ErrorLatency Latency `json:"error_latency"`
+}
+
+// ErrorCount is the total of r.Errors.
+func (r *Result) ErrorCount() int64 {
+	var n int64
+	for _, c := range r.Errors {
+		n += c
+	}
+	return n
+}
+
+// Run sends the configured load and returns what it measured. It stops at
+// Duration, after Requests, or when ctx ends (then with what was measured
+// so far and ctx's error).
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if cfg.Target == "" || cfg.Mix == nil {
+		return nil, errors.New("loadgen: Target and Mix are required")
+	}
+	if cfg.Duration <= 0 && cfg.Requests <= 0 {
+		return nil, errors.New("loadgen: bound the run with a duration or a request count")
+	}
+	if cfg.Rate < 0 || cfg.Concurrency < 0 || cfg.Requests < 0 {
+		return nil, errors.New("loadgen: rate, concurrency and request count must not be negative")
+	}
+	if !cfg.AllowRemote {
+		if err := CheckLoopback(cfg.Target); err != nil {
+			return nil, err
+		}
+	}
+	cfg.Concurrency = max(cfg.Concurrency, 1)
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Label == "" {
+		cfg.Label = cfg.Target
+	}
+	tgt, err := NewTarget(cfg.Target, cfg.Timeout, cfg.Concurrency)
+	if err != nil {
+		return nil, err
+	}
+	defer tgt.Close()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.Duration > 0 {
+		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	r := &recorder{errors: map[string]int64{}}
+	var next atomic.Int64 // the index of the next request
+	take := func() (int64, bool) {
+		i := next.Add(1) - 1
+		return i, cfg.Requests <= 0 || i < cfg.Requests
+	}
+	send := func(i int64) {
+		req := cfg.Mix.Request(i)
+		start := time.Now()
+		out := tgt.Do(runCtx, req)
+		r.record(out, time.Since(start), Texts(req))
+	}
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	if cfg.Rate > 0 {
+		sem := make(chan struct{}, cfg.Concurrency)
+		tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
+	loop:
+		for {
+			select {
+			case <-runCtx.Done():
+				break loop
+			case <-tick.C:
+			}
+			i, ok := take()
+			if !ok {
+				break
+			}
+			select {
+			case sem <- struct{}{}:
+				wg.Go(func() { defer func() { <-sem }(); send(i) })
+			default:
+				r.record("client saturated", 0, 0)
+			}
+		}
+		tick.Stop()
+	} else {
+		for range cfg.Concurrency {
+			wg.Go(func() {
+				for runCtx.Err() == nil {
+					i, ok := take()
+					if !ok {
+						return
+					}
+					send(i)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if cfg.Duration > 0 && elapsed > cfg.Duration {
+		elapsed = cfg.Duration // the cut-off requests are not counted
+	}
+	res := r.result(elapsed)
+	res.Label, res.Target, res.Mix, res.Concurrency, res.Rate = cfg.Label, cfg.Target, cfg.Mix.Name(), cfg.Concurrency, cfg.Rate
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("loadgen: run interrupted: %w", err)
+	}
+	return res, nil
+}
+
+type recorder struct {
+	mu        sync.Mutex
+	ok, texts int64
+	okLat     []time.Duration
+	errLat    []time.Duration
+	errors    map[string]int64
+}
+
+func (r *recorder) record(outcome string, d time.Duration, texts int) {
+	if outcome == outcomeCancelled {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if outcome == "" {
+		r.ok++
+		r.texts += int64(texts)
+		r.okLat = append(r.okLat, d)
+		return
+	}
+	r.errors[outcome]++
+	if outcome != "client saturated" {
+		r.errLat = append(r.errLat, d)
+	}
+}
+
+func (r *recorder) result(elapsed time.Duration) *Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := &Result{
+		Seconds: elapsed.Seconds(), OK: r.ok, Texts: r.texts, Errors: r.errors,
+		Requests: r.ok + int64(len(r.errLat)),
+		Latency:  Summarize(r.okLat), ErrorLatency: Summarize(r.errLat),
+	}
+	if s := elapsed.Seconds(); s > 0 {
+		res.RequestsPerSecond, res.TextsPerSecond = float64(r.ok)/s, float64(r.texts)/s
+	}
+	return res
+}
