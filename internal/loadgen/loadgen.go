@@ -38,6 +38,10 @@ type Config struct {
 	Timeout time.Duration
 	// AllowRemote lets Target be outside the loopback range.
 	AllowRemote bool
+	// FirstRequest is the index of the run's first request in the mix: runs
+	// against the same service that must not repeat texts (a sweep over
+	// concurrency levels) start where the last one ended.
+	FirstRequest int64
 	// Label names the run in reports (e.g. "simmatch-fp32"); default the target.
 	Label string
 }
@@ -65,6 +69,9 @@ type Result struct {
 	// Latency is of the successful requests; ErrorLatency of the failed ones.
 	Latency      Latency `json:"latency"`
 	ErrorLatency Latency `json:"error_latency"`
+	// NextRequest is the index after the last request taken: the next run's
+	// FirstRequest.
+	NextRequest int64 `json:"next_request"`
 }
 
 // ErrorCount is the total of r.Errors.
@@ -114,10 +121,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer cancel()
 	}
 	r := &recorder{errors: map[string]int64{}}
-	var next atomic.Int64 // the index of the next request
+	var next atomic.Int64 // how many requests were taken
 	take := func() (int64, bool) {
 		i := next.Add(1) - 1
-		return i, cfg.Requests <= 0 || i < cfg.Requests
+		return cfg.FirstRequest + i, cfg.Requests <= 0 || i < cfg.Requests
 	}
 	send := func(i int64) {
 		req := cfg.Mix.Request(i)
@@ -170,6 +177,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := r.result(elapsed)
 	res.Label, res.Target, res.Mix, res.Concurrency, res.Rate = cfg.Label, cfg.Target, cfg.Mix.Name(), cfg.Concurrency, cfg.Rate
+	res.NextRequest = cfg.FirstRequest + next.Load()
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("loadgen: run interrupted: %w", err)
 	}

@@ -150,3 +150,15 @@ func CompareTable(w io.Writer, rs []*Result, baseline string, labels []string, c
 		fmt.Fprintln(w)
 	}
 }
+
+// ReadJSON decodes the JSON in file into v.
+func ReadJSON(file string, v any) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("loadgen: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("loadgen: %s: %w", file, err)
+	}
+	return nil
+}

@@ -105,6 +105,9 @@ func (f *Flags) Bool(p *bool, name, env string, def bool, u string) {
 	f.fs.BoolVar(p, name, def, usage(u, env))
 }
 
+// Args are the arguments left after the flags.
+func (f *Flags) Args() []string { return f.fs.Args() }
+
 // Parse parses args; bad environment values are reported here too.
 func (f *Flags) Parse(args []string) error {
 	if len(f.errs) > 0 {
