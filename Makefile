@@ -24,10 +24,10 @@ export SIMMATCH_MODEL_DIR ?= $(MODEL_DIR)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 FUZZ_TIME ?= 15s
 
-.PHONY: help deps run test test-go fuzz bench build lint clean
+.PHONY: help deps run test test-go fuzz bench build lint clean bench-compare soak
 
 help: ## list targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(ORT_LIB):
 	deploy/scripts/fetch-ort.sh $@
@@ -40,7 +40,7 @@ $(MODEL_ROOT)/%/model.onnx:
 
 deps: $(ORT_LIB) $(TOKENIZERS_DIR)/libtokenizers.a $(MODEL_DIR)/model.onnx $(MODEL_INT8_DIR)/model.onnx ## fetch ONNX Runtime, build libtokenizers.a, fetch the model (fp32 and int8)
 
-build: deps ## build the three binaries into bin/
+build: deps ## build the binaries (simmatch, -processor, -bridge, -healthcheck, -load) into bin/
 	go build -o bin/ ./cmd/...
 
 run: deps ## run the all-in-one (embedded NATS + processor + bridge on :8000)
@@ -62,8 +62,16 @@ BENCH ?= .
 bench: deps ## benchmarks (BENCH=regexp): ONNX Runtime alone and end to end through the bridge
 	go test -run '^$$' -bench '$(BENCH)' -benchtime 3s ./processor/...
 
+BENCH_DURATION ?= 20s
+bench-compare: deps ## ceiling, simmatch fp32/int8 and the original's replica side by side (BENCH_DURATION per cell; results/)
+	BENCH_DURATION=$(BENCH_DURATION) deploy/bench/compare.sh
+
+SOAK_DURATION ?= 10m
+soak: deps ## steady load on the all-in-one for SOAK_DURATION, sampling its RSS: start/end/max, flat or not
+	SOAK_DURATION=$(SOAK_DURATION) deploy/bench/soak.sh
+
 clean: ## remove build outputs (keeps the download cache)
-	rm -rf bin models
+	rm -rf bin models results
 
 # ---- container images --------------------------------------------------------
 # `make image` builds the runtime image from the public base images (a machine
