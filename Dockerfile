@@ -94,7 +94,8 @@ RUN missing=""; \
 COPY deploy/scripts/lib.sh deploy/scripts/fetch-model.sh /m/deploy/scripts/
 RUN --mount=type=cache,id=simmatch-cache,target=/root/.cache/simmatch \
     --mount=type=cache,id=simmatch-m2,target=/root/.m2 \
-    /m/deploy/scripts/fetch-model.sh /models/all-MiniLM-L6-v2
+    /m/deploy/scripts/fetch-model.sh /models/all-MiniLM-L6-v2/fp32 fp32 \
+ && /m/deploy/scripts/fetch-model.sh /models/all-MiniLM-L6-v2/int8 int8
 
 FROM scratch AS model-0
 WORKDIR /models
@@ -124,7 +125,7 @@ COPY --from=ort /opt/onnxruntime/libonnxruntime.so /opt/onnxruntime/libonnxrunti
 COPY --from=model /models /models
 COPY --from=build /out/bin/ /usr/local/bin/
 ENV SIMMATCH_ORT_LIB=/opt/onnxruntime/libonnxruntime.so \
-    SIMMATCH_MODEL_DIR=/models/all-MiniLM-L6-v2
+    SIMMATCH_MODEL_DIR=/models/all-MiniLM-L6-v2/fp32
 USER 10001:10001
 # 8000: HTTP API (all-in-one, bridge); 9091: /metrics and /health (SIMMATCH_METRICS_ADDR)
 EXPOSE 8000 9091

@@ -8,7 +8,7 @@
 //	SIMMATCH_IMAGE       the runtime image (every simmatch binary)
 //	SIMMATCH_NATS_IMAGE  the Dockerfile's nats target
 //	SIMMATCH_BAKED_MODEL 1 when the runtime image was built with BAKE_MODEL=1;
-//	                     else the repo's models/all-MiniLM-L6-v2 (`make deps`)
+//	                     else the repo's model store models/all-MiniLM-L6-v2 (`make deps`)
 //	                     is mounted read-only
 package dockertest_test
 
@@ -193,7 +193,7 @@ func modelBind(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "model.onnx")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "fp32", "model.onnx")); err != nil {
 		t.Fatalf("the model is not in %s (run `make deps`, or build the image with BAKE_MODEL=1 and set SIMMATCH_BAKED_MODEL=1): %v", dir, err)
 	}
 	return dir + ":" + modelInImage + ":ro"
