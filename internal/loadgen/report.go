@@ -47,9 +47,16 @@ func ReadResults(files ...string) ([]*Result, error) {
 
 // PrintResult writes one line per result: throughput, errors, latencies.
 func PrintResult(w io.Writer, r *Result) {
-	fmt.Fprintf(w, "%-16s %-8s c=%-3d %7.2f req/s %8.1f texts/s  ok %d  errors %d %v  p50 %.1f  p95 %.1f  p99 %.1f  max %.1f ms\n",
-		r.Label, r.Mix, r.Concurrency, r.RequestsPerSecond, r.TextsPerSecond, r.OK, r.ErrorCount(), r.Errors,
-		r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max)
+	fmt.Fprintf(w, "%-16s %-8s c=%-3d %7.2f req/s %8.1f texts/s  ok %d  p50 %.1f  p95 %.1f  p99 %.1f  max %.1f ms  errors %d",
+		r.Label, r.Mix, r.Concurrency, r.RequestsPerSecond, r.TextsPerSecond, r.OK,
+		r.Latency.P50, r.Latency.P95, r.Latency.P99, r.Latency.Max, r.ErrorCount())
+	if r.ErrorCount() > 0 {
+		fmt.Fprintf(w, " %v (p50 %.1f, p99 %.1f ms)", r.Errors, r.ErrorLatency.P50, r.ErrorLatency.P99)
+	}
+	if r.Requests == 0 {
+		fmt.Fprint(w, "  (no request finished within the duration: run longer)")
+	}
+	fmt.Fprintln(w)
 }
 
 // Workload is one row of the comparison table: a mix at a concurrency and
