@@ -52,7 +52,7 @@ func PlotLatency(w io.Writer, title string, results []*Result) error {
 	}
 	maxX, maxY = niceCeil(maxX), niceCeil(maxY)
 
-	const W, H, left, right, top, bottom = 960, 600, 70, 20, 40, 60
+	const W, H, left, right, top, bottom = 960, 600, 70, 20, 50, 60
 	img := image.NewRGBA(image.Rect(0, 0, W, H))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
 	grey, black := color.RGBA{220, 220, 220, 255}, color.RGBA{0, 0, 0, 255}
@@ -67,9 +67,9 @@ func PlotLatency(w io.Writer, title string, results []*Result) error {
 	}
 	line(img, left, H-bottom, W-right, H-bottom, black, 1)
 	line(img, left, top, left, H-bottom, black, 1)
-	text(img, left, 20, title, black)
+	text(img, left, 16, title, black)
 	text(img, W/2-120, H-20, "throughput (successful requests/s)", black)
-	text(img, 8, top-10, "latency ms (p50 thick, p99 thin)", black)
+	text(img, 8, top-14, "latency ms (p50 thick, p99 thin)", black)
 
 	for i, s := range ss {
 		c := palette[i%len(palette)]
@@ -84,7 +84,7 @@ func PlotLatency(w io.Writer, title string, results []*Result) error {
 				line(img, px(q.RequestsPerSecond), py(q.Latency.P99), x, y99, c, 1)
 			}
 		}
-		text(img, W-right-300, top+16*(i+1), "— "+s.name, c)
+		text(img, W-right-300, top+16*(i+1), "-- "+s.name, c)
 	}
 	return png.Encode(w, img)
 }
