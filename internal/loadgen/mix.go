@@ -52,7 +52,7 @@ func NewMix(name string, seed uint64, file string) (Mix, error) {
 		return &catalogMix{gen: NewSentences(seed), catalog: Catalog()}, nil
 	case MixCustom:
 		if file == "" {
-			return nil, fmt.Errorf("loadgen: mix %q needs a request file (-requests)", name)
+			return nil, fmt.Errorf("loadgen: mix %q needs a request file (-requests-file)", name)
 		}
 		return loadCustom(file)
 	}
