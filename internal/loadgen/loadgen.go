@@ -96,6 +96,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Rate < 0 || cfg.Concurrency < 0 || cfg.Requests < 0 {
 		return nil, errors.New("loadgen: rate, concurrency and request count must not be negative")
 	}
+	if cfg.Rate > 1e6 {
+		return nil, fmt.Errorf("loadgen: rate %g requests/s: at most 1e6", cfg.Rate)
+	}
 	if !cfg.AllowRemote {
 		if err := CheckLoopback(cfg.Target); err != nil {
 			return nil, err

@@ -26,6 +26,7 @@ func TestBadArguments(t *testing.T) {
 		{"custom without file", []string{"-mix", "custom"}, nil, "-requests-file"},
 		{"remote target", []string{"-target", "http://10.1.2.3:8000", "-requests", "1"}, nil, "not a loopback address"},
 		{"stray argument", []string{"-requests", "1", "extra"}, nil, "unexpected arguments"},
+		{"rate too high", []string{"-rate", "1e9", "-requests", "1"}, nil, "at most 1e6"},
 		{"bad env", nil, map[string]string{"SIMMATCH_LOAD_ALLOW_REMOTE": "maybe"}, "SIMMATCH_LOAD_ALLOW_REMOTE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
