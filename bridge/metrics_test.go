@@ -60,7 +60,7 @@ func TestMetricsCountRequestsByRoute(t *testing.T) {
 	}{
 		{map[string]string{"route": "/predict", "method": "POST", "status": "200", "outcome": "ok"}, 2},
 		{map[string]string{"route": "/v1/predict", "method": "POST", "status": "200", "outcome": "ok"}, 1},
-		{map[string]string{"route": "/predict", "method": "POST", "status": "503", "outcome": "overloaded"}, 1},
+		{map[string]string{"route": "/predict", "method": "POST", "status": "429", "outcome": "overloaded"}, 1},
 		{map[string]string{"route": "/v1/predict", "method": "POST", "status": "400", "outcome": "malformed_json"}, 1},
 		{map[string]string{"route": "/predict", "method": "POST", "status": "415", "outcome": "unsupported_media_type"}, 1},
 		{map[string]string{"route": "/health", "method": "GET", "status": "200", "outcome": "ok"}, 1},

@@ -217,7 +217,7 @@ func TestPredictProcessorFailures(t *testing.T) {
 		{"no processor", nil, 10 * time.Second, 503, contracts.CodeNoProcessor, true, 5 * time.Second},
 		{"slower than the deadline", func(testing.TB) func(*nats.Msg) { return silent }, 200 * time.Millisecond, 504, contracts.CodeTimeout, false, 5 * time.Second},
 		{"model error", func(t testing.TB) func(*nats.Msg) { return replyError(t, contracts.CodeModelError, "inference failed") }, 10 * time.Second, 500, contracts.CodeModelError, false, 5 * time.Second},
-		{"overloaded", func(t testing.TB) func(*nats.Msg) { return replyError(t, contracts.CodeOverloaded, "queue full") }, 10 * time.Second, 503, contracts.CodeOverloaded, true, 5 * time.Second},
+		{"overloaded", func(t testing.TB) func(*nats.Msg) { return replyError(t, contracts.CodeOverloaded, "queue full") }, 10 * time.Second, 429, contracts.CodeOverloaded, true, 5 * time.Second},
 		{"internal", func(t testing.TB) func(*nats.Msg) { return replyError(t, contracts.CodeInternal, "bug") }, 10 * time.Second, 500, contracts.CodeInternal, false, 5 * time.Second},
 		{"garbage reply", func(t testing.TB) func(*nats.Msg) {
 			return func(m *nats.Msg) { _ = m.Respond([]byte("not json")) }

@@ -33,8 +33,8 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 }
 
 // writeError answers e with the status from the one code->status table. Every
-// 503 carries Retry-After: both codes behind it (no_processor, overloaded)
-// describe a state that usually passes within a second or two. A
+// 503 (no_processor) and 429 (overloaded, rate_limited) carries Retry-After:
+// each describes a state that usually passes within a second or two. A
 // Retry-After the caller set already (rate_limited computes its own) stays.
 func writeError(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
 	// Copy: e may be shared, e.g. a sentinel returned as is.
@@ -45,7 +45,7 @@ func writeError(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
 	}
 	info.err = &out
 	status := out.Code.HTTPStatus()
-	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeBody(w, status, out.Marshal())

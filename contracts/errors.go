@@ -23,7 +23,7 @@ const (
 	CodeRateLimited          Code = "rate_limited"           // the caller's rate limit is spent: retry after Retry-After
 	CodeNotFound             Code = "not_found"              // no such route
 	CodeMethodNotAllowed     Code = "method_not_allowed"     // the route exists for other methods
-	CodeOverloaded           Code = "overloaded"             // the processors' queues are full: retry later
+	CodeOverloaded           Code = "overloaded"             // the processor cannot answer in time now: retry later
 	CodeNoProcessor          Code = "no_processor"           // no processor is subscribed: retry later
 	CodeTimeout              Code = "timeout"                // no answer within the deadline
 	CodeModelError           Code = "model_error"            // tokenization or inference failed
@@ -41,7 +41,7 @@ var codeStatus = map[Code]int{
 	CodeRateLimited:          http.StatusTooManyRequests,
 	CodeNotFound:             http.StatusNotFound,
 	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
-	CodeOverloaded:           http.StatusServiceUnavailable,
+	CodeOverloaded:           http.StatusTooManyRequests,
 	CodeNoProcessor:          http.StatusServiceUnavailable,
 	CodeTimeout:              http.StatusGatewayTimeout,
 	CodeModelError:           http.StatusInternalServerError,

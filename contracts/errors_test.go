@@ -26,7 +26,7 @@ func TestCodeHTTPStatusAndRetryable(t *testing.T) {
 		{contracts.CodeRateLimited, http.StatusTooManyRequests, true},
 		{contracts.CodeNotFound, http.StatusNotFound, false},
 		{contracts.CodeMethodNotAllowed, http.StatusMethodNotAllowed, false},
-		{contracts.CodeOverloaded, http.StatusServiceUnavailable, true},
+		{contracts.CodeOverloaded, http.StatusTooManyRequests, true},
 		{contracts.CodeNoProcessor, http.StatusServiceUnavailable, true},
 		{contracts.CodeTimeout, http.StatusGatewayTimeout, true},
 		{contracts.CodeModelError, http.StatusInternalServerError, false},

@@ -30,6 +30,13 @@ const (
 	// milliseconds. It is relative, not a timestamp, so clock skew between
 	// hosts does not matter.
 	HeaderTimeout = "Simmatch-Timeout-Ms"
+	// HeaderQueueUs, on a processor's success reply, is how long the request
+	// waited for the model, in whole microseconds.
+	HeaderQueueUs = "Simmatch-Queue-Us"
+	// HeaderInferenceUs, on a processor's success reply, is how long the
+	// model worked on the request (first batch start to last batch end), in
+	// whole microseconds.
+	HeaderInferenceUs = "Simmatch-Inference-Us"
 	// HeaderErrorCode is the micro header that carries the stable error code.
 	HeaderErrorCode = "Nats-Service-Error-Code"
 	// HeaderError is the micro header that carries the error description.

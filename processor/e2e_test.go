@@ -22,6 +22,7 @@ import (
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
 const (
@@ -279,7 +280,7 @@ func TestNoProcessorIs503AtOnce(t *testing.T) {
 
 func TestSlowerThanDeadlineIs504(t *testing.T) {
 	ns := startNATS(t)
-	p := startProcessor(t, ns, func(c *processor.Config) { c.Workers = 1 })
+	p := startProcessorWith(t, ns, func(c *scheduler.Config) { c.Pool = scheduler.NewPool(1) }, nil)
 	srv := startBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = 50 * time.Millisecond })
 	descs := make([]string, 600)
 	for i := range descs {
@@ -383,7 +384,21 @@ func TestTraceEndToEnd(t *testing.T) {
 			t.Errorf("span %s kind %v, want %v", name, spans[name].SpanKind(), kind)
 		}
 	}
-	parent := map[string]sdktrace.ReadOnlySpan{"send similarity.request": server, "process similarity.request": client, "rank": process, "tokenize": process, "inference": process, "pooling": process}
+	// The model runs in batches shared by requests: the batch span starts
+	// its own trace, linked to the span of each request it serves.
+	batch := spans["batch"]
+	if batch == nil {
+		t.Fatalf("no batch span; spans: %v", keys(spans))
+	}
+	if batch.Parent().IsValid() || len(batch.Links()) != 1 || batch.Links()[0].SpanContext.SpanID() != process.SpanContext().SpanID() {
+		t.Errorf("batch span: parent %v, links %v; want a root linked to the process span %s", batch.Parent(), batch.Links(), process.SpanContext().SpanID())
+	}
+	for _, name := range []string{"inference", "pooling"} {
+		if s := spans[name]; s == nil || s.Parent().SpanID() != batch.SpanContext().SpanID() {
+			t.Errorf("span %q is not a child of the batch span", name)
+		}
+	}
+	parent := map[string]sdktrace.ReadOnlySpan{"send similarity.request": server, "process similarity.request": client, "rank": process, "tokenize": process}
 	for name, p := range parent {
 		s := spans[name]
 		if s == nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
 // The real model is loaded once per test binary: Embed is safe for
@@ -55,12 +56,29 @@ func startNATS(t testing.TB) *server.Server { t.Helper(); return testenv.StartNA
 
 func connect(t testing.TB, ns *server.Server) *nats.Conn { t.Helper(); return testenv.Connect(t, ns) }
 
-// startProcessor starts a processor with the real model on its own connection.
+// startProcessor starts a processor with the real model, behind its own
+// scheduler, on its own connection.
 func startProcessor(t testing.TB, ns *server.Server, mod func(*processor.Config)) *processor.Processor {
 	t.Helper()
-	cfg := processor.Config{NATS: connect(t, ns), Embedder: realModel(t)}
+	return startProcessorWith(t, ns, nil, mod)
+}
+
+// startProcessorWith is startProcessor with the scheduler's settings
+// changed by smod. The scheduler shares the processor's Metrics and
+// TracerProvider, as in the commands.
+func startProcessorWith(t testing.TB, ns *server.Server, smod func(*scheduler.Config), mod func(*processor.Config)) *processor.Processor {
+	t.Helper()
+	cfg := processor.Config{NATS: connect(t, ns)}
 	if mod != nil {
 		mod(&cfg)
+	}
+	if cfg.Embedder == nil {
+		cfg.Embedder = startScheduler(t, func(c *scheduler.Config) {
+			c.Metrics, c.TracerProvider = cfg.Metrics, cfg.TracerProvider
+			if smod != nil {
+				smod(c)
+			}
+		})
 	}
 	p, err := processor.Start(cfg)
 	if err != nil {
@@ -74,6 +92,28 @@ func startProcessor(t testing.TB, ns *server.Server, mod func(*processor.Config)
 		}
 	})
 	return p
+}
+
+// startScheduler starts a scheduler for the real model; Cleanup closes it
+// (after the processor's Stop, which was registered later).
+func startScheduler(t testing.TB, mod func(*scheduler.Config)) *scheduler.Scheduler {
+	t.Helper()
+	cfg := scheduler.Config{Model: realModel(t)}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := scheduler.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
 }
 
 // startBridge serves the real bridge over a real HTTP listener on loopback.

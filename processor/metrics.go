@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simmatch/simmatch/contracts"
-	"github.com/simmatch/simmatch/processor/internal/embed"
+	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
 // Defaults of the Config fields that tune the model metrics.
@@ -31,7 +31,6 @@ const StageRank = "rank"
 // real ones of a sentence model rarely fall below -0.2.
 var (
 	latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
-	stageBuckets   = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 	scoreBuckets   = []float64{-.2, -.1, 0, .1, .2, .3, .4, .5, .6, .7, .8, .9, 1}
 )
 
@@ -39,13 +38,9 @@ var (
 // collectors, as named in deploy/METRICS.md. A nil *metrics records nothing,
 // so the request path needs no checks.
 type metrics struct {
-	requests  *prometheus.CounterVec // subject, outcome
-	duration  prometheus.Observer    // subject curried
-	queueWait prometheus.Histogram
-	stage     *prometheus.HistogramVec // stage
-	batchSize prometheus.Histogram
-	batchToks prometheus.Histogram
-	texts     prometheus.Counter
+	requests *prometheus.CounterVec   // subject, outcome
+	duration prometheus.Observer      // subject curried
+	stage    *prometheus.HistogramVec // stage; shared with the scheduler
 
 	topK      prometheus.Histogram
 	scores    prometheus.Histogram
@@ -68,30 +63,6 @@ func newMetrics(reg prometheus.Registerer, p *Processor, info contracts.ModelInf
 			Name: "simmatch_processor_requests_total",
 			Help: "Answered NATS requests, by subject and outcome (ok or the error code).",
 		}, []string{"subject", "outcome"}),
-		queueWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "simmatch_processor_queue_wait_seconds",
-			Help:    "Time from a request's acceptance to a worker picking it up.",
-			Buckets: latencyBuckets,
-		}),
-		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "simmatch_processor_stage_duration_seconds",
-			Help:    "Time per stage: tokenize and rank once per request, inference and pooling once per ONNX Runtime run.",
-			Buckets: stageBuckets,
-		}, []string{"stage"}),
-		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "simmatch_processor_batch_size",
-			Help:    "Texts per ONNX Runtime run.",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 .. 256
-		}),
-		batchToks: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "simmatch_processor_batch_tokens",
-			Help:    "Real (non-padding) tokens per ONNX Runtime run.",
-			Buckets: prometheus.ExponentialBuckets(8, 2, 12), // 8 .. 16384
-		}),
-		texts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "simmatch_processor_texts_total",
-			Help: "Texts embedded.",
-		}),
 		topK: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "simmatch_model_topk_similarity",
 			Help:        "Per query, the average score of its best K matches (K = SIMMATCH_METRICS_TOP_K), before the request's top_k and threshold.",
@@ -126,9 +97,6 @@ func newMetrics(reg prometheus.Registerer, p *Processor, info contracts.ModelInf
 	m.duration = duration.WithLabelValues(cfg.Subject)
 	// Series that exist before the first request, so rates and panels start at 0.
 	m.requests.WithLabelValues(cfg.Subject, "ok")
-	for _, s := range []string{embed.StageTokenize, embed.StageInference, embed.StagePooling, StageRank} {
-		m.stage.WithLabelValues(s)
-	}
 
 	modelInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "simmatch_model_info",
@@ -144,24 +112,12 @@ func newMetrics(reg prometheus.Registerer, p *Processor, info contracts.ModelInf
 	})
 	threshold.Set(m.threshold)
 
-	cs := []prometheus.Collector{m.requests, duration, m.queueWait, m.stage, m.batchSize, m.batchToks, m.texts,
+	cs := []prometheus.Collector{m.requests, duration,
 		m.topK, m.scores, m.matches, m.above, modelInfo, threshold,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "simmatch_processor_in_flight",
 			Help: "Requests received and not yet answered (queued or running).",
 		}, func() float64 { return float64(p.InFlight()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "simmatch_processor_queue_depth",
-			Help: "Accepted requests waiting for a worker.",
-		}, func() float64 { return float64(len(p.jobs)) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "simmatch_processor_queue_capacity",
-			Help: "How many requests may wait for a worker; more are answered overloaded.",
-		}, func() float64 { return float64(cfg.QueueSize) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "simmatch_processor_workers",
-			Help: "Requests run at once.",
-		}, func() float64 { return float64(cfg.Workers) }),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -170,6 +126,16 @@ func newMetrics(reg prometheus.Registerer, p *Processor, info contracts.ModelInf
 		}
 		m.collectors = append(m.collectors, c)
 	}
+	stage, registered, err := scheduler.StageHistogram(reg)
+	if err != nil {
+		m.unregister(reg)
+		return nil, fmt.Errorf("processor: %w", err)
+	}
+	if registered {
+		m.collectors = append(m.collectors, stage)
+	}
+	stage.WithLabelValues(StageRank)
+	m.stage = stage
 	return m, nil
 }
 
@@ -197,33 +163,13 @@ func (m *metrics) answered(code contracts.Code, received time.Time) {
 	m.duration.Observe(time.Since(received).Seconds())
 }
 
-// pickedUp records how long a request waited for a worker.
-func (m *metrics) pickedUp(accepted time.Time) {
-	if m == nil {
-		return
-	}
-	m.queueWait.Observe(time.Since(accepted).Seconds())
-}
-
-// ObserveStage implements embed.Observer; the processor reports StageRank through it too.
+// ObserveStage records how long a stage (StageRank) took.
 func (m *metrics) ObserveStage(stage string, d time.Duration) {
 	if m == nil {
 		return
 	}
 	m.stage.WithLabelValues(stage).Observe(d.Seconds())
 }
-
-// ObserveBatch implements embed.Observer.
-func (m *metrics) ObserveBatch(texts, tokens int) {
-	if m == nil {
-		return
-	}
-	m.batchSize.Observe(float64(texts))
-	m.batchToks.Observe(float64(tokens))
-	m.texts.Add(float64(texts))
-}
-
-var _ embed.Observer = (*metrics)(nil)
 
 // scored records the scores of one query against every description, before
 // the request's top_k and threshold. It sorts scores.

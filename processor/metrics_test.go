@@ -25,6 +25,7 @@ import (
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
 // Known traffic through the bridge and straight to the processor gives exact
@@ -33,7 +34,8 @@ import (
 func TestMetricsCountKnownTraffic(t *testing.T) {
 	ns := startNATS(t)
 	reg := prometheus.NewRegistry()
-	p := startProcessor(t, ns, func(c *processor.Config) { c.Metrics, c.Workers, c.QueueSize = reg, 2, 16 })
+	p := startProcessorWith(t, ns, func(c *scheduler.Config) { c.Pool, c.MaxQueuedTokens = scheduler.NewPool(1), 4096 },
+		func(c *processor.Config) { c.Metrics = reg })
 	srv := startBridge(t, ns, func(c *bridge.Config) { c.Metrics, c.Gatherer = reg, reg })
 
 	// Five distinct texts per request: 2 queries x 3 descriptions.
@@ -110,7 +112,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		{"simmatch_processor_request_duration_seconds", map[string]string{"subject": contracts.SubjectSimilarity}, requests + 1},
 		{"simmatch_processor_queue_wait_seconds", nil, requests},
 		{"simmatch_processor_stage_duration_seconds", stage("tokenize"), requests},
-		{"simmatch_processor_stage_duration_seconds", stage("inference"), requests}, // 5 texts: one batch
+		{"simmatch_processor_stage_duration_seconds", stage("inference"), requests}, // 5 texts, one lane: one batch
 		{"simmatch_processor_stage_duration_seconds", stage("pooling"), requests},
 		{"simmatch_processor_stage_duration_seconds", stage("rank"), requests},
 		{"simmatch_processor_batch_size", nil, requests},
@@ -118,8 +120,8 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		{"simmatch_processor_texts_total", nil, requests * texts},
 		{"simmatch_processor_in_flight", nil, 0},
 		{"simmatch_processor_queue_depth", nil, 0},
-		{"simmatch_processor_queue_capacity", nil, 16},
-		{"simmatch_processor_workers", nil, 2},
+		{"simmatch_processor_queue_capacity", nil, 4096},
+		{"simmatch_processor_workers", nil, 1},
 
 		{"simmatch_model_info", map[string]string{"model": "all-MiniLM-L6-v2", "model_version": "1", "dimensions": "384"}, 1},
 		{"simmatch_model_matches_total", modelLabels, requests * queries * descs},
@@ -165,14 +167,16 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 func TestMetricsCountWorkerErrors(t *testing.T) {
 	ns := startNATS(t)
 	reg := prometheus.NewRegistry()
-	startProcessor(t, ns, func(c *processor.Config) { c.Metrics, c.Workers = reg, 1 })
+	// One lane, and a budget that makes the big request one long batch.
+	startProcessorWith(t, ns, func(c *scheduler.Config) { c.Pool, c.MaxBatchTokens = scheduler.NewPool(1), 1<<16 },
+		func(c *processor.Config) { c.Metrics = reg })
 	nc := connect(t, ns)
 	c, err := contracts.NewClient(nc, contracts.WithTimeout(2*time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	// Keep the one worker busy for a while with many texts.
+	// Keep the one lane busy for a while with many texts.
 	big := &contracts.Request{Query: contracts.Queries{"cut wood"}}
 	for i := range 200 {
 		big.ProductDescriptions = append(big.ProductDescriptions, fmt.Sprintf("Catalog item %d: a sturdy workshop tool, model %d, with a two-year warranty.", i, i*7))
@@ -185,6 +189,7 @@ func TestMetricsCountWorkerErrors(t *testing.T) {
 	waitFor(t, 30*time.Second, "the big request to run", func() bool {
 		fams := gather(t, reg)
 		return metricValue(t, fams, "simmatch_processor_in_flight", nil) == 1 &&
+			metricValue(t, fams, "simmatch_processor_lanes_busy", nil) == 1 &&
 			metricValue(t, fams, "simmatch_processor_queue_depth", nil) == 0
 	})
 	// 1 ms of budget: it passes while the request waits behind the big one.
@@ -213,7 +218,8 @@ func TestMetricsCountWorkerErrors(t *testing.T) {
 	}{
 		{"simmatch_processor_requests_total", subject("ok"), 1},
 		{"simmatch_processor_requests_total", subject("timeout"), 1},
-		{"simmatch_processor_queue_wait_seconds", nil, 2},
+		{"simmatch_processor_queue_wait_seconds", nil, 1}, // the expired request never reached the model
+		{"simmatch_processor_texts_dropped_total", nil, 2},
 		{"simmatch_processor_stage_duration_seconds", map[string]string{"stage": "rank"}, 1},
 		{"simmatch_processor_texts_total", nil, 201},
 		{"simmatch_processor_in_flight", nil, 0},

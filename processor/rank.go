@@ -2,8 +2,13 @@ package processor
 
 import (
 	"cmp"
+	"context"
 	"math"
 	"slices"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/simmatch/simmatch/contracts"
 )
@@ -66,4 +71,35 @@ func cosine(a, b []float32, na, nb float64) float64 {
 		dot += float64(a[i]) * float64(b[i])
 	}
 	return dot / (na * nb)
+}
+
+// ranker turns a request's embeddings into its answer: for each query, the
+// descriptions by cosine similarity.
+type ranker struct {
+	tracer  trace.Tracer
+	metrics *metrics
+}
+
+// rank ranks the descriptions for each query. vecs are the request's
+// distinct texts' embeddings; qi and di map queries and descriptions to them.
+func (rk ranker) rank(ctx context.Context, req *contracts.Request, vecs [][]float32, qi, di []int) *contracts.Response {
+	_, span := rk.tracer.Start(ctx, StageRank, trace.WithAttributes(
+		attribute.Int("simmatch.queries", len(req.Query)),
+		attribute.Int("simmatch.descriptions", len(req.ProductDescriptions))))
+	defer span.End()
+	start := time.Now()
+	descs := make([][]float32, len(di))
+	norms := make([]float64, len(di))
+	for i, k := range di {
+		descs[i] = vecs[k]
+		norms[i] = norm(vecs[k])
+	}
+	resp := &contracts.Response{Results: make([]contracts.Result, len(req.Query)), RequestID: req.RequestID}
+	for i, q := range req.Query {
+		scores := scoreAll(vecs[qi[i]], descs, norms)
+		resp.Results[i] = contracts.Result{Query: q, Matches: rankScores(scores, req.ProductDescriptions, req.TopK, req.Threshold)}
+		rk.metrics.scored(scores)
+	}
+	rk.metrics.ObserveStage(StageRank, time.Since(start))
+	return resp
 }

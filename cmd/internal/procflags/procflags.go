@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,16 +16,20 @@ import (
 	"github.com/simmatch/simmatch/cmd/internal/cli"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
 // Settings configure one processor and its model.
 type Settings struct {
 	ModelDir, ModelName, ModelVersion string
 	ORTLibrary                        string
-	Workers, IntraOpThreads           int
-	BatchSize, QueueSize              int
-	QueueGroup                        string
-	Limits                            contracts.Limits
+	// Workers is the lanes: batches run at once (scheduler.NewPool).
+	Workers, IntraOpThreads int
+	// MaxBatchTokens, MaxQueuedTokens and BatchWait configure the scheduler.
+	MaxBatchTokens, MaxQueuedTokens int
+	BatchWait                       time.Duration
+	QueueGroup                      string
+	Limits                          contracts.Limits
 	// SimilarityThreshold and MetricsTopK tune the model metrics
 	// (processor.Config.SimilarityThreshold and MetricsTopK).
 	SimilarityThreshold float64
@@ -56,10 +61,16 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.String(&s.ModelName, "model-name", "SIMMATCH_MODEL_NAME", DefaultModelName, "model name reported in responses")
 	f.String(&s.ModelVersion, "model-version", "SIMMATCH_MODEL_VERSION", "", "model version reported in responses (default: the model directory's name when it is <name>/<version>, else \"1\")")
 	f.String(&s.ORTLibrary, "ort-lib", "SIMMATCH_ORT_LIB", "", "path of libonnxruntime.so (ONNX Runtime 1.30); `make deps` fetches it")
-	f.Int(&s.Workers, "workers", "SIMMATCH_WORKERS", runtime.GOMAXPROCS(0), "requests run at once (default: the number of cores)")
-	f.Int(&s.IntraOpThreads, "intra-op-threads", "SIMMATCH_INTRA_OP_THREADS", 1, "ONNX Runtime threads per inference; workers x threads should not exceed the cores")
-	f.Int(&s.BatchSize, "batch-size", "SIMMATCH_BATCH_SIZE", 32, "most texts per ONNX Runtime run")
-	f.Int(&s.QueueSize, "queue-size", "SIMMATCH_QUEUE_SIZE", 0, "accepted requests that may wait for a worker before new ones get 'overloaded' (default 64 per worker)")
+	f.Int(&s.Workers, "workers", "SIMMATCH_WORKERS", runtime.GOMAXPROCS(0),
+		"lanes: batches run at once; a lone request is split across idle lanes (default: the number of cores)")
+	f.Int(&s.IntraOpThreads, "intra-op-threads", "SIMMATCH_INTRA_OP_THREADS", 1,
+		"ONNX Runtime threads per batch; workers x threads should not exceed the cores")
+	f.Int(&s.MaxBatchTokens, "max-batch-tokens", "SIMMATCH_MAX_BATCH_TOKENS", scheduler.DefaultMaxBatchTokens,
+		"most padded tokens (rows x longest text) per batch")
+	f.Int(&s.MaxQueuedTokens, "max-queued-tokens", "SIMMATCH_MAX_QUEUED_TOKENS", scheduler.DefaultMaxQueuedTokens,
+		"tokens that may wait for a lane; a request beyond is answered 'overloaded' (429)")
+	f.Duration(&s.BatchWait, "batch-wait", "SIMMATCH_BATCH_WAIT", 0,
+		"how long a batch that is not full may wait for more texts; 0: run at once")
 	f.String(&s.QueueGroup, "queue-group", "SIMMATCH_QUEUE_GROUP", contracts.DefaultQueueGroup, "NATS queue group the processors share")
 	f.Float64(&s.SimilarityThreshold, "similarity-threshold", "SIMMATCH_SIMILARITY_THRESHOLD", processor.DefaultSimilarityThreshold,
 		"score at or above which a match counts in simmatch_model_matches_above_threshold_total (metrics only; answers are not filtered)")
@@ -80,22 +91,35 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 	logger.Info("loading model", "dir", s.ModelDir, "model", s.ModelName+"@"+s.ModelVersion, "ort_lib", s.ORTLibrary)
 	m, err := processor.LoadModel(processor.ModelOptions{
 		Dir: s.ModelDir, Library: s.ORTLibrary, Name: s.ModelName, Version: s.ModelVersion,
-		IntraOpThreads: s.IntraOpThreads, BatchSize: s.BatchSize,
+		IntraOpThreads: s.IntraOpThreads,
 	})
 	if err != nil {
 		return nil, err
 	}
-	p, err := processor.Start(processor.Config{
-		NATS: nc, Embedder: m, QueueGroup: s.QueueGroup,
-		Workers: s.Workers, QueueSize: s.QueueSize, Limits: s.Limits, Logger: logger,
-		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
+	sched, err := scheduler.New(scheduler.Config{
+		Model: m, Pool: scheduler.NewPool(s.Workers), MaxBatchTokens: s.MaxBatchTokens,
+		MaxQueuedTokens: s.MaxQueuedTokens, MaxWait: s.BatchWait, Metrics: reg, Logger: logger,
 	})
 	if err != nil {
 		m.Close()
 		return nil, err
 	}
+	p, err := processor.Start(processor.Config{
+		NATS: nc, Embedder: sched, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
+		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
+	})
+	if err != nil {
+		_ = sched.Close(context.Background())
+		m.Close()
+		return nil, err
+	}
 	return func(ctx context.Context) error {
+		// In order: no new requests and every received one answered, then
+		// the scheduler's last batch, then the model.
 		err := p.Stop(ctx)
+		if cerr := sched.Close(ctx); err == nil {
+			err = cerr
+		}
 		if cerr := m.Close(); err == nil {
 			err = cerr
 		}

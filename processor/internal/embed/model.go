@@ -212,16 +212,16 @@ func (m *Model) Tokenizer() *Tokenizer { return m.tok }
 // Embed returns one embedding per text, in order. Texts are grouped by
 // length into batches of at most BatchSize so little compute goes to padding.
 // Cancelling ctx stops a running inference. The Observer attached to ctx
-// (WithObserver), if any, gets the stage timings and batch sizes.
+// (WithObserver), if any, gets the stage timings and batch sizes. The
+// processor's scheduler does not call Embed: it tokenizes with Encode and
+// forms its own batches across requests for RunBatch.
 func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	if len(texts) == 0 {
 		return nil, nil
 	}
-	attrs := []attribute.KeyValue{attribute.String("simmatch.model.name", m.name), attribute.String("simmatch.model.version", m.ver)}
 	obs := observerFrom(ctx)
-
 	tracer := m.tracerFor(ctx)
-	_, span := tracer.Start(ctx, StageTokenize, trace.WithAttributes(attrs...))
+	_, span := tracer.Start(ctx, StageTokenize, trace.WithAttributes(m.attrs()...))
 	start := time.Now()
 	encs := make([]Encoding, len(texts))
 	tokens := 0
@@ -253,7 +253,7 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 		for j, i := range idx {
 			chunk[j] = encs[i]
 		}
-		vecs, err := m.run(ctx, tracer, obs, newBatch(chunk), attrs)
+		vecs, err := m.RunBatch(ctx, chunk)
 		if err != nil {
 			return nil, err
 		}
@@ -262,6 +262,26 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 		}
 	}
 	return out, nil
+}
+
+// Encode tokenizes one text as the model expects it (special tokens,
+// truncation at max_seq_length, no padding).
+func (m *Model) Encode(text string) (Encoding, error) { return m.tok.Encode(text) }
+
+// RunBatch embeds encodings (from Encode) in one ONNX Runtime run: pads them
+// to the longest, runs inference, pools and normalizes. It returns one
+// embedding per encoding, in order; an embedding does not depend on the other
+// rows of the batch. Cancelling ctx stops the run. The inference and pooling
+// spans are children of ctx's span; ctx's Observer gets their timings.
+func (m *Model) RunBatch(ctx context.Context, encs []Encoding) ([][]float32, error) {
+	if len(encs) == 0 {
+		return nil, nil
+	}
+	return m.run(ctx, m.tracerFor(ctx), observerFrom(ctx), newBatch(encs), m.attrs())
+}
+
+func (m *Model) attrs() []attribute.KeyValue {
+	return []attribute.KeyValue{attribute.String("simmatch.model.name", m.name), attribute.String("simmatch.model.version", m.ver)}
 }
 
 // tracerFor follows the caller's tracer provider when ctx carries a recording

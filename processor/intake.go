@@ -1,0 +1,140 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/scheduler"
+)
+
+// job is one received request, from intake to its one reply.
+type job struct {
+	ctx      context.Context
+	cancel   context.CancelFunc
+	span     trace.Span
+	req      micro.Request
+	body     *contracts.Request
+	received time.Time
+	timing   scheduler.Timing
+	answered bool // guards against a second reply
+}
+
+// handle is the intake. It runs on the subscription: it starts the
+// request's span, sets its deadline, decodes and validates the body, and
+// hands the request to its own goroutine. It never blocks on the model, so
+// the subscription keeps up; admission (code overloaded) happens in the
+// scheduler, which alone knows the queued tokens.
+func (p *Processor) handle(r micro.Request) {
+	received := time.Now()
+	hdr := nats.Header(r.Headers())
+	ctx := p.cfg.Propagator.Extract(context.Background(), contracts.HeaderCarrier(hdr))
+	ctx, span := p.tracer.Start(ctx, "process "+p.cfg.Subject, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.name", "process"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", r.Subject()),
+			attribute.String("messaging.consumer.group.name", p.cfg.QueueGroup),
+			attribute.Int("messaging.message.body.size", len(r.Data())),
+		))
+	p.inflight.Add(1)
+	p.pending.Add(1)
+	j := &job{span: span, req: r, received: received}
+
+	timeout, ok, err := contracts.Timeout(hdr)
+	if err != nil {
+		j.ctx, j.cancel = context.WithCancel(ctx)
+		p.fail(j, contracts.FieldError("header "+contracts.HeaderTimeout, 0, "%v", err))
+		return
+	}
+	if !ok {
+		timeout = p.cfg.DefaultTimeout
+	}
+	j.ctx, j.cancel = context.WithDeadline(ctx, received.Add(timeout))
+
+	body, err := contracts.DecodeRequest(r.Data(), p.cfg.Limits)
+	if err != nil {
+		p.fail(j, err)
+		return
+	}
+	if body.RequestID == "" {
+		body.RequestID = hdr.Get(contracts.HeaderRequestID)
+	}
+	j.body = body
+	span.SetAttributes(attribute.String("simmatch.request_id", body.RequestID),
+		attribute.Int("simmatch.queries", len(body.Query)),
+		attribute.Int("simmatch.descriptions", len(body.ProductDescriptions)))
+	go p.process(j)
+}
+
+// process embeds the request's distinct texts through the Embedder, ranks
+// and replies: exactly one reply, whatever happens.
+func (p *Processor) process(j *job) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.cfg.Logger.ErrorContext(j.ctx, "processor: panic while handling a request", "panic", v, "request_id", j.body.RequestID)
+			p.fail(j, contracts.Errorf(contracts.CodeInternal, "processor failed on this request (request id %s)", j.body.RequestID))
+		}
+	}()
+	texts, qi, di := distinctTexts(j.body)
+	vecs, err := p.cfg.Embedder.Embed(scheduler.WithTiming(j.ctx, &j.timing), texts)
+	j.span.SetAttributes(attribute.Int64("simmatch.queue_wait_us", j.timing.Queue.Microseconds()),
+		attribute.Int64("simmatch.inference_us", j.timing.Inference.Microseconds()))
+	if err != nil {
+		p.fail(j, embedError(j.ctx, err))
+		return
+	}
+	if len(vecs) != len(texts) {
+		p.fail(j, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings for %d texts", len(vecs), len(texts)))
+		return
+	}
+	resp := p.rank.rank(j.ctx, j.body, vecs, qi, di)
+	resp.Model = p.cfg.Embedder.Info()
+	p.respond(j, resp)
+}
+
+// embedError maps an Embedder error to the wire: simmatch errors (the
+// scheduler's overloaded) pass as they are, an ended deadline is a timeout,
+// anything else a model error.
+func embedError(ctx context.Context, err error) error {
+	var e *contracts.Error
+	switch {
+	case errors.As(err, &e):
+		return e
+	case ctx.Err() != nil:
+		return &contracts.Error{Code: contracts.CodeTimeout, Message: "the request's deadline passed before its embeddings were ready"}
+	default:
+		return contracts.Errorf(contracts.CodeModelError, "embed texts: %v", err)
+	}
+}
+
+// distinctTexts lists every distinct text of req once, with the position
+// of each query (qi) and description (di) in that list.
+func distinctTexts(req *contracts.Request) (texts []string, qi, di []int) {
+	texts = make([]string, 0, len(req.Query)+len(req.ProductDescriptions))
+	pos := make(map[string]int, cap(texts))
+	at := func(t string) int {
+		if i, ok := pos[t]; ok {
+			return i
+		}
+		pos[t] = len(texts)
+		texts = append(texts, t)
+		return len(texts) - 1
+	}
+	qi = make([]int, len(req.Query))
+	for i, q := range req.Query {
+		qi[i] = at(q)
+	}
+	di = make([]int, len(req.ProductDescriptions))
+	for i, d := range req.ProductDescriptions {
+		di[i] = at(d)
+	}
+	return texts, qi, di
+}

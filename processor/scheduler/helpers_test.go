@@ -1,0 +1,75 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/processor/internal/embed"
+)
+
+// Models are loaded once per intra-op thread count and shared by the tests
+// of this binary (RunBatch is safe for concurrent use).
+var (
+	modelsMu sync.Mutex
+	models   = map[int]*embed.Model{}
+)
+
+func realModel(t testing.TB, intraOp int) *embed.Model {
+	t.Helper()
+	modelsMu.Lock()
+	defer modelsMu.Unlock()
+	if m := models[intraOp]; m != nil {
+		return m
+	}
+	dir, lib := testenv.ModelPaths(t)
+	m, err := embed.Load(embed.Options{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1", IntraOpThreads: intraOp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	models[intraOp] = m
+	return m
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, md := range models {
+		md.Close()
+	}
+	os.Exit(code)
+}
+
+// newScheduler starts a scheduler on the real model (one intra-op thread)
+// and closes it when the test ends.
+func newScheduler(t testing.TB, mod func(*Config)) *Scheduler {
+	t.Helper()
+	cfg := Config{Model: realModel(t, 1)}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return s
+}
+
+// freshTexts returns n product-like texts no other call returns (seed picks the set).
+func freshTexts(seed, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("Item %d-%d: cordless drill with %d batteries, a fast charger and a hard carrying case, %d-year warranty.", seed, i, i%4+1, i%3+1)
+	}
+	return out
+}

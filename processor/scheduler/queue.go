@@ -1,0 +1,149 @@
+package scheduler
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/simmatch/simmatch/processor/internal/embed"
+)
+
+// request is one Embed call. Every field is guarded by Scheduler.mu once the
+// request is queued.
+type request struct {
+	ctx      context.Context
+	deadline time.Time // zero: none
+	encs     []embed.Encoding
+	// pending are the indices of the texts not yet in a batch, by token
+	// count ascending, so a batch can take the text closest in length to
+	// what it already holds.
+	pending       []int
+	pendingTokens int
+	out           [][]float32
+	left          int // texts not yet embedded
+	arrived       time.Time
+	started       time.Time // first batch holding one of its texts began
+	running       []*batch  // batches in flight holding its texts
+	done          chan struct{}
+	err           error
+	closed        bool // answered or abandoned
+	link          trace.Link
+}
+
+func (r *request) tokens(i int) int { return len(r.encs[i].IDs) }
+
+// pick returns the position in pending of the text that pads least in a
+// batch whose longest text has maxLen tokens: the longest one that fits
+// under maxLen, else the shortest.
+func (r *request) pick(maxLen int) int {
+	n := sort.Search(len(r.pending), func(i int) bool { return r.tokens(r.pending[i]) > maxLen })
+	if n == 0 {
+		return 0
+	}
+	return n - 1
+}
+
+// row is one text of a batch.
+type row struct {
+	req *request
+	idx int
+}
+
+// batch is the texts of one model run, from one or several requests.
+type batch struct {
+	rows   []row
+	encs   []embed.Encoding
+	maxLen int // tokens of the longest text: every row is padded to it
+	tokens int // real tokens
+	live   int // distinct requests in the batch not yet answered or abandoned
+	cancel context.CancelFunc
+	start  time.Time
+}
+
+// padded is the batch's cost: rows x longest.
+func (b *batch) padded() int { return len(b.rows) * b.maxLen }
+
+// queue holds the requests with texts not yet in a batch, in arrival order.
+type queue struct {
+	reqs          []*request
+	texts, tokens int
+}
+
+func (q *queue) push(r *request) {
+	q.reqs = append(q.reqs, r)
+	q.texts += len(r.pending)
+	q.tokens += r.pendingTokens
+}
+
+// remove takes r's pending texts out of the queue.
+func (q *queue) remove(r *request) {
+	if len(r.pending) == 0 {
+		return
+	}
+	q.texts -= len(r.pending)
+	q.tokens -= r.pendingTokens
+	r.pending, r.pendingTokens = nil, 0
+	q.reqs = slices.DeleteFunc(q.reqs, func(x *request) bool { return x == r })
+}
+
+// form takes the texts of one batch out of the queue. Fairness: texts are
+// taken round-robin across the waiting requests, oldest first, one text per
+// request per round, so a request with many texts cannot hold the batch
+// against requests with few: every waiting request gets a row in the next
+// batch while the budget allows. Within that, each request gives the text
+// closest in length to the batch's longest, so little goes to padding.
+// budget caps rows x longest (padded tokens; one text always goes, however
+// long); target > 0 stops once the batch holds that many real tokens, which
+// spreads a lone request over the idle lanes. It returns nil when the queue
+// is empty.
+func (q *queue) form(budget, target int) *batch {
+	if len(q.reqs) == 0 {
+		return nil
+	}
+	b := &batch{}
+	out := make([]bool, len(q.reqs)) // no text of this request fits any more
+	for full := false; !full; {
+		added := false
+		for k, r := range q.reqs {
+			if out[k] || len(r.pending) == 0 {
+				continue
+			}
+			p := r.pick(b.maxLen)
+			i := r.pending[p]
+			n := r.tokens(i)
+			if len(b.rows) > 0 && (len(b.rows)+1)*max(b.maxLen, n) > budget {
+				// Rows and the longest only grow, so it will not fit later either.
+				out[k] = true
+				continue
+			}
+			r.pending = slices.Delete(r.pending, p, p+1)
+			r.pendingTokens -= n
+			q.texts--
+			q.tokens -= n
+			if len(r.running) == 0 || r.running[len(r.running)-1] != b {
+				r.running = append(r.running, b)
+				b.live++
+			}
+			b.rows = append(b.rows, row{req: r, idx: i})
+			b.encs = append(b.encs, r.encs[i])
+			b.maxLen = max(b.maxLen, n)
+			b.tokens += n
+			added = true
+			if (target > 0 && b.tokens >= target) || (len(b.rows)+1)*b.maxLen > budget {
+				full = true
+				break
+			}
+		}
+		if !added {
+			break
+		}
+	}
+	q.reqs = slices.DeleteFunc(q.reqs, func(r *request) bool { return len(r.pending) == 0 })
+	if len(b.rows) == 0 {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,509 @@
+// Package scheduler sits between the processor's intake and the model: it
+// tokenizes each request on arrival, admits it against a budget of queued
+// tokens and its deadline, and forms batches from the texts of every waiting
+// request, grouped by length under a padded-token budget. A batch starts as
+// soon as a lane of the shared Pool is free (continuous batching); a lone
+// request is spread over the idle lanes. A Scheduler is a processor.Embedder.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/internal/embed"
+)
+
+// Runtime is the model a Scheduler runs: *embed.Model (processor.Model).
+type Runtime interface {
+	// Encode tokenizes one text.
+	Encode(text string) (embed.Encoding, error)
+	// RunBatch embeds encodings in one run; row i's embedding must not
+	// depend on the other rows.
+	RunBatch(ctx context.Context, encs []embed.Encoding) ([][]float32, error)
+	// Info identifies the model.
+	Info() contracts.ModelInfo
+}
+
+// Defaults of Config.
+const (
+	// DefaultMaxBatchTokens bounds a batch at 1,024 padded tokens (rows x
+	// longest text): 64 short sentences, or 4 texts at all-MiniLM-L6-v2's
+	// 256-token maximum. Larger batches add little throughput on a CPU and
+	// make newly arrived requests wait longer for a lane.
+	DefaultMaxBatchTokens = 1024
+	// DefaultMaxQueuedTokens bounds the tokens waiting for a lane: about
+	// half a minute of work for two cores on short texts.
+	DefaultMaxQueuedTokens = 1 << 17
+)
+
+// Config configures New. Model is required.
+type Config struct {
+	// Model runs the batches.
+	Model Runtime
+	// Pool is the lanes this scheduler runs batches on; schedulers of
+	// several models share one. Default: a new pool of one lane per core.
+	Pool *Pool
+	// MaxBatchTokens bounds rows x longest text of a batch; default DefaultMaxBatchTokens.
+	MaxBatchTokens int
+	// MaxQueuedTokens bounds the tokens waiting for a lane; a request that
+	// would go over it is refused with code overloaded, unless the queue is
+	// empty. Default DefaultMaxQueuedTokens.
+	MaxQueuedTokens int
+	// MaxWait is how long a lane may wait for more texts before running a
+	// batch that is not full; 0 (the default) runs what is queued at once.
+	MaxWait time.Duration
+	// Metrics receives the scheduler's simmatch_processor_* collectors
+	// (deploy/METRICS.md); nil keeps none.
+	Metrics prometheus.Registerer
+	// TracerProvider makes the batch spans when the requests' spans do not
+	// record; default the global one.
+	TracerProvider trace.TracerProvider
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Scheduler batches the texts of concurrent Embed calls for one model. It
+// is safe for concurrent use; Close it when done.
+type Scheduler struct {
+	cfg     Config
+	info    contracts.ModelInfo
+	tracer  trace.Tracer
+	metrics *metrics
+
+	mu      sync.Mutex
+	q       queue
+	running int     // tokens in batches now running
+	rate    float64 // real tokens per second of one lane (moving average); 0: not measured yet
+	closing bool
+
+	wake    chan struct{} // a request was queued, or Close was called
+	stop    context.CancelFunc
+	stopped chan struct{} // the dispatcher has returned
+	batches sync.WaitGroup
+}
+
+// New starts a scheduler for cfg.Model.
+func New(cfg Config) (*Scheduler, error) {
+	if cfg.Model == nil {
+		return nil, errors.New("scheduler: Config.Model is required")
+	}
+	if cfg.Pool == nil {
+		cfg.Pool = NewPool(0)
+	}
+	if cfg.MaxBatchTokens < 0 || cfg.MaxQueuedTokens < 0 || cfg.MaxWait < 0 {
+		return nil, fmt.Errorf("scheduler: MaxBatchTokens %d, MaxQueuedTokens %d, MaxWait %v: want positive values (0: default)",
+			cfg.MaxBatchTokens, cfg.MaxQueuedTokens, cfg.MaxWait)
+	}
+	if cfg.MaxBatchTokens == 0 {
+		cfg.MaxBatchTokens = DefaultMaxBatchTokens
+	}
+	if cfg.MaxQueuedTokens == 0 {
+		cfg.MaxQueuedTokens = DefaultMaxQueuedTokens
+	}
+	if cfg.TracerProvider == nil {
+		cfg.TracerProvider = otel.GetTracerProvider()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Scheduler{
+		cfg:     cfg,
+		info:    cfg.Model.Info(),
+		tracer:  cfg.TracerProvider.Tracer(tracerName),
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+	}
+	if cfg.Metrics != nil {
+		m, err := newMetrics(cfg.Metrics, s)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics = m
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	go s.dispatch(ctx)
+	return s, nil
+}
+
+const tracerName = "github.com/simmatch/simmatch/processor/scheduler"
+
+// Info identifies the model.
+func (s *Scheduler) Info() contracts.ModelInfo { return s.info }
+
+// Pool is the lanes the scheduler runs on.
+func (s *Scheduler) Pool() *Pool { return s.cfg.Pool }
+
+// Embed returns one embedding per text, in order, each the same as if the
+// text had been embedded alone. It refuses at once, with a *contracts.Error
+// of code overloaded, a request that the queue cannot hold or that could not
+// finish before ctx's deadline at the measured speed. When ctx ends first,
+// its texts not yet running are dropped, Embed returns ctx's error at once,
+// and the batches already running finish for their other requests.
+func (s *Scheduler) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	if len(texts) == 0 {
+		return nil, nil
+	}
+	arrived := time.Now()
+	r, err := s.tokenize(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	r.arrived = arrived
+	if err := s.admit(r); err != nil {
+		return nil, err
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		if !r.closed {
+			s.abandon(r, ctx.Err())
+		}
+		s.mu.Unlock()
+		<-r.done
+	}
+	if t := timingFrom(ctx); t != nil && !r.started.IsZero() {
+		t.Queue = r.started.Sub(r.arrived)
+		t.Inference = time.Since(r.started)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return r.out, nil
+}
+
+func (s *Scheduler) tokenize(ctx context.Context, texts []string) (*request, error) {
+	_, span := s.tracerFor(ctx).Start(ctx, embed.StageTokenize, trace.WithAttributes(
+		attribute.String("simmatch.model.name", s.info.Name), attribute.String("simmatch.model.version", s.info.Version)))
+	defer span.End()
+	start := time.Now()
+	defer func() { s.metrics.observeStage(embed.StageTokenize, time.Since(start)) }()
+	r := &request{ctx: ctx, encs: make([]embed.Encoding, len(texts)), pending: make([]int, len(texts)),
+		out: make([][]float32, len(texts)), left: len(texts), done: make(chan struct{}),
+		link: trace.LinkFromContext(ctx)}
+	r.deadline, _ = ctx.Deadline()
+	for i, t := range texts {
+		enc, err := s.cfg.Model.Encode(t)
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+			return nil, fmt.Errorf("scheduler: text %d: %w", i, err)
+		}
+		r.encs[i] = enc
+		r.pending[i] = i
+		r.pendingTokens += len(enc.IDs)
+	}
+	slices.SortStableFunc(r.pending, func(a, b int) int { return r.tokens(a) - r.tokens(b) })
+	span.SetAttributes(attribute.Int("simmatch.batch.size", len(texts)), attribute.Int("simmatch.tokens", r.pendingTokens))
+	return r, nil
+}
+
+// admit queues r, or refuses it with code overloaded.
+func (s *Scheduler) admit(r *request) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return contracts.Errorf(contracts.CodeNoProcessor, "the processor is shutting down; retry on another one")
+	}
+	if s.q.tokens > 0 {
+		if s.q.tokens+r.pendingTokens > s.cfg.MaxQueuedTokens {
+			s.metrics.refused("queue_full")
+			return contracts.Errorf(contracts.CodeOverloaded,
+				"the processor's queue holds %d tokens and this request adds %d, over its limit of %d; retry later or add processors",
+				s.q.tokens, r.pendingTokens, s.cfg.MaxQueuedTokens)
+		}
+		if need := s.estimate(r); !r.deadline.IsZero() && need > 0 && time.Now().Add(need).After(r.deadline) {
+			s.metrics.refused("deadline")
+			return contracts.Errorf(contracts.CodeOverloaded,
+				"the processor would need about %v to answer (%d tokens queued ahead), more than the %v left before the request's deadline; retry later or add processors",
+				need.Round(time.Millisecond), s.q.tokens, time.Until(r.deadline).Round(time.Millisecond))
+		}
+	}
+	s.q.push(r)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// estimate is how long r would take to finish, or 0 when the speed is not
+// measured yet. Batches share their rows round-robin across requests, so r
+// finishes once every waiting request has had as many tokens embedded as r
+// has (or all of its own), plus what is running now.
+func (s *Scheduler) estimate(r *request) time.Duration {
+	if s.rate <= 0 {
+		return 0
+	}
+	tokens := s.running + r.pendingTokens
+	for _, o := range s.q.reqs {
+		tokens += min(o.pendingTokens, r.pendingTokens)
+	}
+	perSecond := s.rate * float64(s.cfg.Pool.Size())
+	return time.Duration(float64(tokens) / perSecond * float64(time.Second))
+}
+
+// abandon answers r with err and drops its texts that are not running. A
+// running batch is stopped only when none of its requests is left.
+func (s *Scheduler) abandon(r *request, err error) {
+	if len(r.pending) > 0 {
+		s.metrics.dropped(len(r.pending))
+	}
+	s.q.remove(r)
+	for _, b := range r.running {
+		b.live--
+		if b.live == 0 && b.cancel != nil {
+			b.cancel()
+		}
+	}
+	r.running = nil
+	s.finish(r, err)
+}
+
+// finish answers r; s.mu is held.
+func (s *Scheduler) finish(r *request, err error) {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.err = err
+	if err == nil {
+		s.metrics.queueWait(r.started.Sub(r.arrived))
+	}
+	close(r.done)
+}
+
+// dispatch runs batches until Close: whenever texts are queued and a lane is
+// free, it forms a batch from what is queued and runs it on that lane.
+func (s *Scheduler) dispatch(ctx context.Context) {
+	defer close(s.stopped)
+	for {
+		s.mu.Lock()
+		empty, closing := s.q.texts == 0, s.closing
+		s.mu.Unlock()
+		if empty {
+			if closing {
+				return
+			}
+			<-s.wake
+			continue
+		}
+		if s.cfg.MaxWait > 0 {
+			s.waitForMore()
+		}
+		if !s.cfg.Pool.acquire(ctx) {
+			return
+		}
+		s.mu.Lock()
+		b := s.form()
+		s.mu.Unlock()
+		if b == nil {
+			s.cfg.Pool.release()
+			continue
+		}
+		s.batches.Add(1)
+		go s.run(b)
+	}
+}
+
+// waitForMore lets a batch that is not full wait up to MaxWait from the
+// arrival of its oldest request for more texts.
+func (s *Scheduler) waitForMore() {
+	for {
+		s.mu.Lock()
+		if len(s.q.reqs) == 0 || s.q.tokens >= s.cfg.MaxBatchTokens || s.closing {
+			s.mu.Unlock()
+			return
+		}
+		left := time.Until(s.q.reqs[0].arrived.Add(s.cfg.MaxWait))
+		s.mu.Unlock()
+		if left <= 0 {
+			return
+		}
+		t := time.NewTimer(left)
+		select {
+		case <-s.wake:
+			t.Stop()
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// form drops the texts of requests whose context has ended, then takes a
+// batch. When lanes are idle, the batch takes only its share of the queued
+// tokens so the rest can run on the other lanes at the same time.
+func (s *Scheduler) form() *batch {
+	for _, r := range slices.Clone(s.q.reqs) {
+		if err := r.ctx.Err(); err != nil {
+			s.abandon(r, err)
+		}
+	}
+	target := 0
+	if idle := s.cfg.Pool.Size() - s.cfg.Pool.Busy() + 1; idle > 1 { // +1: the lane this batch holds
+		target = (s.q.tokens + idle - 1) / idle
+	}
+	b := s.q.form(s.cfg.MaxBatchTokens, target)
+	if b == nil {
+		return nil
+	}
+	b.start = time.Now()
+	for _, rw := range b.rows {
+		if rw.req.started.IsZero() {
+			rw.req.started = b.start
+		}
+	}
+	s.running += b.tokens
+	return b
+}
+
+// run embeds one batch on the lane form's caller holds, and hands each row
+// to its request.
+func (s *Scheduler) run(b *batch) {
+	defer s.batches.Done()
+	defer s.cfg.Pool.release()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx, span := s.batchSpan(ctx, b)
+	defer span.End()
+	s.mu.Lock()
+	b.cancel = cancel
+	if b.live == 0 { // every request left while the batch was formed
+		cancel()
+	}
+	s.mu.Unlock()
+	s.metrics.batch(b)
+
+	vecs, err := s.runModel(ctx, b)
+	d := time.Since(b.start)
+	if err == nil && len(vecs) != len(b.rows) {
+		err = fmt.Errorf("scheduler: model returned %d embeddings for %d texts", len(vecs), len(b.rows))
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "batch failed")
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running -= b.tokens
+	if err == nil && d > 0 {
+		r := float64(b.tokens) / d.Seconds()
+		if s.rate == 0 {
+			s.rate = r
+		} else {
+			s.rate = 0.8*s.rate + 0.2*r
+		}
+	}
+	for i, rw := range b.rows {
+		r := rw.req
+		if r.closed {
+			continue
+		}
+		if err != nil {
+			s.q.remove(r)
+			s.finish(r, err)
+			continue
+		}
+		r.out[rw.idx] = vecs[i]
+		r.left--
+		if r.left == 0 {
+			s.finish(r, nil)
+		}
+	}
+	for _, rw := range b.rows {
+		rw.req.running = slices.DeleteFunc(rw.req.running, func(x *batch) bool { return x == b })
+	}
+}
+
+// runModel runs the model, turning a panic into an error so one bad batch
+// cannot take the process down or leave its requests unanswered.
+func (s *Scheduler) runModel(ctx context.Context, b *batch) (vecs [][]float32, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.cfg.Logger.Error("scheduler: panic in a model run", "panic", v, "texts", len(b.rows))
+			err = fmt.Errorf("scheduler: model run panicked: %v", v)
+		}
+	}()
+	return s.cfg.Model.RunBatch(embed.WithObserver(ctx, s.metrics.observer()), b.encs)
+}
+
+// batchSpan starts the batch's span, a new root linked to the span of every
+// request it serves.
+func (s *Scheduler) batchSpan(ctx context.Context, b *batch) (context.Context, trace.Span) {
+	tracer := s.tracer
+	var links []trace.Link
+	seen := map[*request]bool{}
+	for _, rw := range b.rows {
+		if seen[rw.req] {
+			continue
+		}
+		seen[rw.req] = true
+		if rw.req.link.SpanContext.IsValid() {
+			links = append(links, rw.req.link)
+		}
+		if sp := trace.SpanFromContext(rw.req.ctx); sp.IsRecording() {
+			tracer = sp.TracerProvider().Tracer(tracerName)
+		}
+	}
+	return tracer.Start(ctx, "batch", trace.WithNewRoot(), trace.WithLinks(links...), trace.WithAttributes(
+		attribute.String("simmatch.model.name", s.info.Name),
+		attribute.String("simmatch.model.version", s.info.Version),
+		attribute.Int("simmatch.batch.size", len(b.rows)),
+		attribute.Int("simmatch.batch.requests", len(seen)),
+		attribute.Int("simmatch.batch.seq_len", b.maxLen),
+		attribute.Int("simmatch.tokens", b.tokens),
+		attribute.Int("simmatch.batch.padded_tokens", b.padded())))
+}
+
+func (s *Scheduler) tracerFor(ctx context.Context) trace.Tracer {
+	if sp := trace.SpanFromContext(ctx); sp.IsRecording() {
+		return sp.TracerProvider().Tracer(tracerName)
+	}
+	return s.tracer
+}
+
+// Queued is the number of texts and tokens waiting for a lane.
+func (s *Scheduler) Queued() (texts, tokens int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.q.texts, s.q.tokens
+}
+
+// Close stops taking requests, runs every queued text, and returns when the
+// last batch has finished (or ctx ends). It does not close the model.
+func (s *Scheduler) Close(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	done := make(chan struct{})
+	go func() {
+		<-s.stopped
+		s.batches.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.metrics.unregister(s.cfg.Metrics)
+		return nil
+	case <-ctx.Done():
+		s.stop()
+		return fmt.Errorf("scheduler: close: %w", ctx.Err())
+	}
+}
