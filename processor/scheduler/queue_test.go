@@ -1,0 +1,84 @@
+package scheduler
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/simmatch/simmatch/processor/internal/embed"
+)
+
+// queued makes a request whose texts have the given token counts.
+func queued(lens ...int) *request {
+	r := &request{left: len(lens), out: make([][]float32, len(lens))}
+	for i, n := range lens {
+		r.encs = append(r.encs, embed.Encoding{IDs: make([]int64, n)})
+		r.pending = append(r.pending, i)
+		r.pendingTokens += n
+	}
+	slices.SortStableFunc(r.pending, func(a, b int) int { return r.tokens(a) - r.tokens(b) }) // as tokenize does
+	return r
+}
+
+func TestFormRoundRobinAcrossRequests(t *testing.T) {
+	var q queue
+	big := queued(10, 10, 10, 10, 10, 10, 10, 10, 10, 10)
+	small := queued(10)
+	q.push(big)
+	q.push(small)
+	b := q.form(40, 0) // 4 rows of 10
+	if b == nil || len(b.rows) != 4 {
+		t.Fatalf("batch %+v, want 4 rows", b)
+	}
+	got := map[*request]int{}
+	for _, r := range b.rows {
+		got[r.req]++
+	}
+	if got[small] != 1 || got[big] != 3 {
+		t.Fatalf("rows per request: small %d, big %d; want the small request's text in the first batch", got[small], got[big])
+	}
+	if q.texts != 7 || q.tokens != 70 || len(q.reqs) != 1 {
+		t.Fatalf("queue after: %d texts, %d tokens, %d requests; want 7, 70, 1", q.texts, q.tokens, len(q.reqs))
+	}
+	if b.live != 2 || b.padded() != 40 || b.tokens != 40 {
+		t.Fatalf("batch live %d padded %d tokens %d", b.live, b.padded(), b.tokens)
+	}
+}
+
+func TestFormGroupsByLength(t *testing.T) {
+	var q queue
+	r := queued(100, 8, 9, 120, 10, 7)
+	q.push(r)
+	b := q.form(40, 0)
+	// The shortest texts together: 4 rows x 10 tokens, no long text padded in.
+	if len(b.rows) != 4 || b.maxLen != 10 || b.padded()-b.tokens != 6 {
+		t.Fatalf("batch of %d rows, longest %d, padding %d; want the 4 short texts (7..10), padding 6", len(b.rows), b.maxLen, b.padded()-b.tokens)
+	}
+	// Budget below one long text: it still goes, alone.
+	b = q.form(40, 0)
+	if len(b.rows) != 1 || b.maxLen != 100 {
+		t.Fatalf("batch of %d rows, longest %d; want the 100-token text alone", len(b.rows), b.maxLen)
+	}
+}
+
+func TestFormSplitsForIdleLanes(t *testing.T) {
+	var q queue
+	q.push(queued(10, 10, 10, 10, 10, 10))
+	b := q.form(1000, 30) // half of 60 tokens: two lanes idle
+	if b.tokens != 30 || q.tokens != 30 {
+		t.Fatalf("batch %d tokens, %d left; want 30 and 30", b.tokens, q.tokens)
+	}
+}
+
+func TestRemoveDropsPending(t *testing.T) {
+	var q queue
+	a, b := queued(5, 5), queued(7)
+	q.push(a)
+	q.push(b)
+	q.remove(a)
+	if q.texts != 1 || q.tokens != 7 || len(q.reqs) != 1 || q.reqs[0] != b {
+		t.Fatalf("after remove: %d texts %d tokens %d requests", q.texts, q.tokens, len(q.reqs))
+	}
+	if q.form(100, 0).rows[0].req != b {
+		t.Fatal("removed request's text was batched")
+	}
+}
