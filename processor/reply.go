@@ -1,14 +1,22 @@
 package processor
 
 import (
+	"encoding/json"
+	"errors"
 	"strconv"
 
-	"github.com/nats-io/nats.go/micro"
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 
 	"github.com/simmatch/simmatch/contracts"
 )
+
+// The replies are published on the processor's connection, not through
+// micro.Request: micro reads the request's reply error after the handler
+// returns, so replying through it from another goroutine would race. The
+// wire is the same: an error travels as micro's Nats-Service-Error and
+// Nats-Service-Error-Code headers.
 
 // respond sends the success reply, with the timing headers
 // (contracts.HeaderQueueUs, contracts.HeaderInferenceUs).
@@ -16,12 +24,16 @@ func (p *Processor) respond(j *job, resp *contracts.Response) {
 	if j.answered {
 		return
 	}
-	defer p.finish(j, "")
-	hdr := micro.Headers{
-		contracts.HeaderQueueUs:     {strconv.FormatInt(j.timing.Queue.Microseconds(), 10)},
-		contracts.HeaderInferenceUs: {strconv.FormatInt(j.timing.Inference.Microseconds(), 10)},
+	data, err := json.Marshal(resp)
+	if err != nil { // cannot happen with finite scores; answer all the same
+		p.fail(j, contracts.Errorf(contracts.CodeInternal, "encode reply: %v", err))
+		return
 	}
-	if err := j.req.RespondJSON(resp, micro.WithHeaders(hdr)); err != nil {
+	defer p.finish(j, "")
+	hdr := nats.Header{}
+	hdr.Set(contracts.HeaderQueueUs, strconv.FormatInt(j.timing.Queue.Microseconds(), 10))
+	hdr.Set(contracts.HeaderInferenceUs, strconv.FormatInt(j.timing.Inference.Microseconds(), 10))
+	if err := p.publish(j, hdr, data); err != nil {
 		j.span.RecordError(err)
 		j.span.SetStatus(codes.Error, "reply failed")
 		p.cfg.Logger.WarnContext(j.ctx, "processor: reply failed", "err", err, "request_id", resp.RequestID)
@@ -44,9 +56,20 @@ func (p *Processor) fail(j *job, err error) {
 	if e.Code == contracts.CodeInternal || e.Code == contracts.CodeModelError {
 		p.cfg.Logger.ErrorContext(j.ctx, "processor: request failed", "code", e.Code, "err", e.Message, "request_id", e.RequestID)
 	}
-	if rerr := j.req.Error(string(e.Code), e.Message, e.Marshal()); rerr != nil {
+	hdr := nats.Header{}
+	hdr.Set(contracts.HeaderError, e.Message)
+	hdr.Set(contracts.HeaderErrorCode, string(e.Code))
+	if rerr := p.publish(j, hdr, e.Marshal()); rerr != nil {
 		p.cfg.Logger.WarnContext(j.ctx, "processor: error reply failed", "err", rerr, "code", e.Code, "request_id", e.RequestID)
 	}
+}
+
+func (p *Processor) publish(j *job, hdr nats.Header, data []byte) error {
+	reply := j.req.Reply()
+	if reply == "" {
+		return errors.New("the request has no reply subject")
+	}
+	return p.cfg.NATS.PublishMsg(&nats.Msg{Subject: reply, Header: hdr, Data: data})
 }
 
 // finish ends a request once its reply is sent; code is the error code

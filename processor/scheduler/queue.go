@@ -66,14 +66,40 @@ type batch struct {
 // padded is the batch's cost: rows x longest.
 func (b *batch) padded() int { return len(b.rows) * b.maxLen }
 
-// queue holds the requests with texts not yet in a batch, in arrival order.
+// queue holds the requests with texts not yet in a batch, earliest
+// deadline first (requests without a deadline last), then by arrival.
 type queue struct {
 	reqs          []*request
 	texts, tokens int
 }
 
+// before orders requests: earliest deadline first, none last, then arrival.
+func before(a, b *request) int {
+	switch {
+	case a.deadline.IsZero() != b.deadline.IsZero():
+		if a.deadline.IsZero() {
+			return 1
+		}
+		return -1
+	case !a.deadline.Equal(b.deadline):
+		return a.deadline.Compare(b.deadline)
+	}
+	return a.arrived.Compare(b.arrived)
+}
+
+// position is where r goes in the queue.
+func (q *queue) position(r *request) int {
+	k, _ := slices.BinarySearchFunc(q.reqs, r, func(x, r *request) int {
+		if c := before(x, r); c != 0 {
+			return c
+		}
+		return -1 // after equals: arrival order
+	})
+	return k
+}
+
 func (q *queue) push(r *request) {
-	q.reqs = append(q.reqs, r)
+	q.reqs = slices.Insert(q.reqs, q.position(r), r)
 	q.texts += len(r.pending)
 	q.tokens += r.pendingTokens
 }
@@ -89,61 +115,74 @@ func (q *queue) remove(r *request) {
 	q.reqs = slices.DeleteFunc(q.reqs, func(x *request) bool { return x == r })
 }
 
-// form takes the texts of one batch out of the queue. Fairness: texts are
-// taken round-robin across the waiting requests, oldest first, one text per
-// request per round, so a request with many texts cannot hold the batch
-// against requests with few: every waiting request gets a row in the next
-// batch while the budget allows. Within that, each request gives the text
-// closest in length to the batch's longest, so little goes to padding.
-// budget caps rows x longest (padded tokens; one text always goes, however
-// long); target > 0 stops once the batch holds that many real tokens, which
-// spreads a lone request over the idle lanes. It returns nil when the queue
-// is empty.
+// form takes the texts of one batch out of the queue, earliest deadline
+// first. Fairness: while other requests wait, one request may fill at most
+// half of the batch's token budget in a first pass, so a request with many
+// texts cannot hold the model against one with few: the small one gets a
+// row in the next batch. A second pass fills what is left, in the same
+// order. Within that, each request gives the text closest in length to the
+// batch's longest, so little goes to padding. budget caps rows x longest
+// (padded tokens; one text always goes, however long); target > 0 stops once
+// the batch holds that many real tokens, which spreads a lone request over
+// the idle lanes. It returns nil when the queue is empty.
 func (q *queue) form(budget, target int) *batch {
 	if len(q.reqs) == 0 {
 		return nil
 	}
 	b := &batch{}
-	out := make([]bool, len(q.reqs)) // no text of this request fits any more
-	for full := false; !full; {
-		added := false
-		for k, r := range q.reqs {
-			if out[k] || len(r.pending) == 0 {
-				continue
-			}
-			p := r.pick(b.maxLen)
-			i := r.pending[p]
-			n := r.tokens(i)
-			if len(b.rows) > 0 && (len(b.rows)+1)*max(b.maxLen, n) > budget {
-				// Rows and the longest only grow, so it will not fit later either.
-				out[k] = true
-				continue
-			}
-			r.pending = slices.Delete(r.pending, p, p+1)
-			r.pendingTokens -= n
-			q.texts--
-			q.tokens -= n
-			if len(r.running) == 0 || r.running[len(r.running)-1] != b {
-				r.running = append(r.running, b)
-				b.live++
-			}
-			b.rows = append(b.rows, row{req: r, idx: i})
-			b.encs = append(b.encs, r.encs[i])
-			b.maxLen = max(b.maxLen, n)
-			b.tokens += n
-			added = true
-			if (target > 0 && b.tokens >= target) || (len(b.rows)+1)*b.maxLen > budget {
-				full = true
+	share := budget
+	if len(q.reqs) > 1 {
+		share = max(budget/2, 1)
+	}
+	full := false
+	for pass := 0; pass < 2 && !full; pass++ {
+		for _, r := range q.reqs {
+			if full = q.take(b, r, budget, share, target); full {
 				break
 			}
 		}
-		if !added {
-			break
-		}
+		share = budget
 	}
 	q.reqs = slices.DeleteFunc(q.reqs, func(r *request) bool { return len(r.pending) == 0 })
 	if len(b.rows) == 0 {
 		return nil
 	}
 	return b
+}
+
+// take moves texts of r into b while they fit the budget and r's rows stay
+// within share padded tokens. It reports whether b is full (or at target).
+func (q *queue) take(b *batch, r *request, budget, share, target int) bool {
+	mine := 0
+	for _, rw := range b.rows {
+		if rw.req == r {
+			mine++
+		}
+	}
+	for len(r.pending) > 0 {
+		p := r.pick(b.maxLen)
+		i := r.pending[p]
+		n := r.tokens(i)
+		longest := max(b.maxLen, n)
+		if len(b.rows) > 0 && ((len(b.rows)+1)*longest > budget || (mine+1)*longest > share) {
+			return (len(b.rows)+1)*b.maxLen > budget
+		}
+		r.pending = slices.Delete(r.pending, p, p+1)
+		r.pendingTokens -= n
+		q.texts--
+		q.tokens -= n
+		if len(r.running) == 0 || r.running[len(r.running)-1] != b {
+			r.running = append(r.running, b)
+			b.live++
+		}
+		b.rows = append(b.rows, row{req: r, idx: i})
+		b.encs = append(b.encs, r.encs[i])
+		b.maxLen = longest
+		b.tokens += n
+		mine++
+		if target > 0 && b.tokens >= target {
+			return true
+		}
+	}
+	return (len(b.rows)+1)*b.maxLen > budget
 }

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/simmatch/simmatch/processor/internal/embed"
 )
@@ -19,28 +20,47 @@ func queued(lens ...int) *request {
 	return r
 }
 
-func TestFormRoundRobinAcrossRequests(t *testing.T) {
+func TestFormCapsABigRequestWhileOthersWait(t *testing.T) {
 	var q queue
+	now := time.Now()
 	big := queued(10, 10, 10, 10, 10, 10, 10, 10, 10, 10)
+	big.deadline, big.arrived = now.Add(time.Second), now
 	small := queued(10)
-	q.push(big)
+	small.deadline, small.arrived = now.Add(2*time.Second), now.Add(time.Millisecond)
 	q.push(small)
-	b := q.form(40, 0) // 4 rows of 10
-	if b == nil || len(b.rows) != 4 {
-		t.Fatalf("batch %+v, want 4 rows", b)
+	q.push(big)
+	if q.reqs[0] != big {
+		t.Fatal("queue not ordered by deadline")
 	}
+	b := q.form(80, 0) // 8 rows of 10; the big one may fill half while the small one waits
 	got := map[*request]int{}
 	for _, r := range b.rows {
 		got[r.req]++
 	}
-	if got[small] != 1 || got[big] != 3 {
-		t.Fatalf("rows per request: small %d, big %d; want the small request's text in the first batch", got[small], got[big])
+	// First pass: big 4 rows (its half), small 1; second pass fills the rest with big.
+	if got[small] != 1 || got[big] != 7 {
+		t.Fatalf("rows per request: small %d, big %d; want the small request's text in the first batch and the rest filled", got[small], got[big])
 	}
-	if q.texts != 7 || q.tokens != 70 || len(q.reqs) != 1 {
-		t.Fatalf("queue after: %d texts, %d tokens, %d requests; want 7, 70, 1", q.texts, q.tokens, len(q.reqs))
+	if q.texts != 3 || q.tokens != 30 || len(q.reqs) != 1 {
+		t.Fatalf("queue after: %d texts, %d tokens, %d requests; want 3, 30, 1", q.texts, q.tokens, len(q.reqs))
 	}
-	if b.live != 2 || b.padded() != 40 || b.tokens != 40 {
+	if b.live != 2 || b.padded() != 80 || b.tokens != 80 {
 		t.Fatalf("batch live %d padded %d tokens %d", b.live, b.padded(), b.tokens)
+	}
+}
+
+func TestQueueOrder(t *testing.T) {
+	var q queue
+	now := time.Now()
+	none, late, early1, early2 := queued(1), queued(1), queued(1), queued(1)
+	late.deadline = now.Add(time.Hour)
+	early1.deadline, early1.arrived = now.Add(time.Minute), now
+	early2.deadline, early2.arrived = now.Add(time.Minute), now.Add(time.Nanosecond)
+	for _, r := range []*request{none, late, early2, early1} {
+		q.push(r)
+	}
+	if !slices.Equal(q.reqs, []*request{early1, early2, late, none}) {
+		t.Fatal("want earliest deadline first, then arrival, no deadline last")
 	}
 }
 

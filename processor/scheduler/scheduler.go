@@ -85,7 +85,7 @@ type Scheduler struct {
 	mu      sync.Mutex
 	q       queue
 	running int     // tokens in batches now running
-	rate    float64 // real tokens per second of one lane (moving average); 0: not measured yet
+	rate    float64 // real tokens per second of one lane (moving average of full batches); 0: not measured yet
 	closing bool
 
 	wake    chan struct{} // a request was queued, or Close was called
@@ -224,11 +224,9 @@ func (s *Scheduler) admit(r *request) error {
 				"the processor's queue holds %d tokens and this request adds %d, over its limit of %d; retry later or add processors",
 				s.q.tokens, r.pendingTokens, s.cfg.MaxQueuedTokens)
 		}
-		if need := s.estimate(r); !r.deadline.IsZero() && need > 0 && time.Now().Add(need).After(r.deadline) {
+		if msg := s.wouldMiss(r, time.Now()); msg != "" {
 			s.metrics.refused("deadline")
-			return contracts.Errorf(contracts.CodeOverloaded,
-				"the processor would need about %v to answer (%d tokens queued ahead), more than the %v left before the request's deadline; retry later or add processors",
-				need.Round(time.Millisecond), s.q.tokens, time.Until(r.deadline).Round(time.Millisecond))
+			return contracts.Errorf(contracts.CodeOverloaded, "%s; retry later or add processors", msg)
 		}
 	}
 	s.q.push(r)
@@ -239,20 +237,49 @@ func (s *Scheduler) admit(r *request) error {
 	return nil
 }
 
-// estimate is how long r would take to finish, or 0 when the speed is not
-// measured yet. Batches share their rows round-robin across requests, so r
-// finishes once every waiting request has had as many tokens embedded as r
-// has (or all of its own), plus what is running now.
-func (s *Scheduler) estimate(r *request) time.Duration {
+// admissionHeadroom is how many times the measured time admission plans for.
+const admissionHeadroom = 1.5
+
+// wouldMiss says why admitting r would make a request miss its deadline
+// (r itself, or one already queued that would make it otherwise), or ""
+// when every deadline still holds or the speed is not measured yet. Batches
+// serve the earliest deadline first, so a queued request finishes once the
+// running batches and every request queued before it are done; r adds its
+// own tokens to that for each request it may delay (counted for all of
+// them, which errs towards refusing).
+func (s *Scheduler) wouldMiss(r *request, now time.Time) string {
 	if s.rate <= 0 {
-		return 0
+		return ""
 	}
-	tokens := s.running + r.pendingTokens
+	// Plan on 1.5 times the measured time per token: the speed moves (other
+	// processes, longer texts) and a request admitted then late wastes its
+	// compute. The headroom costs no throughput: the lanes stay busy as long
+	// as a batch per lane is queued, far less than a third of any deadline.
+	perToken := admissionHeadroom * float64(time.Second) / (s.rate * float64(s.cfg.Pool.Size()))
+	dur := func(tokens int) time.Duration { return time.Duration(float64(tokens) * perToken) }
+	own := r.pendingTokens
+	ahead := s.running
+	for _, o := range s.q.reqs[:s.q.position(r)] {
+		ahead += o.pendingTokens
+	}
+	if need := dur(ahead + own); !r.deadline.IsZero() && now.Add(need).After(r.deadline) {
+		return fmt.Sprintf("the processor would need about %v to answer (%d tokens queued, %d running), more than the %v left before the request's deadline",
+			need.Round(time.Millisecond), s.q.tokens, s.running, r.deadline.Sub(now).Round(time.Millisecond))
+	}
+	ahead = s.running
 	for _, o := range s.q.reqs {
-		tokens += min(o.pendingTokens, r.pendingTokens)
+		ahead += o.pendingTokens
+		if o.deadline.IsZero() {
+			continue
+		}
+		// Only protect a request that would make it now: one already late
+		// must not block every admission until it expires.
+		if fits := !now.Add(dur(ahead)).After(o.deadline); fits && now.Add(dur(ahead+own)).After(o.deadline) {
+			return fmt.Sprintf("admitting it would make a request already queued miss its deadline (%d tokens queued, %d running)",
+				s.q.tokens, s.running)
+		}
 	}
-	perSecond := s.rate * float64(s.cfg.Pool.Size())
-	return time.Duration(float64(tokens) / perSecond * float64(time.Second))
+	return ""
 }
 
 // abandon answers r with err and drops its texts that are not running. A
@@ -399,7 +426,11 @@ func (s *Scheduler) run(b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.running -= b.tokens
-	if err == nil && d > 0 {
+	// Small batches cost mostly fixed overhead per run: they would make the
+	// rate look low and admission refuse work the lanes could do. Under
+	// load, which is when admission matters, batches are full; until one
+	// has run, admission goes by the queue's token budget alone.
+	if err == nil && d > 0 && b.padded() >= s.cfg.MaxBatchTokens/4 {
 		r := float64(b.tokens) / d.Seconds()
 		if s.rate == 0 {
 			s.rate = r
