@@ -24,7 +24,7 @@ export SIMMATCH_MODEL_DIR ?= $(MODEL_DIR)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 FUZZ_TIME ?= 15s
 
-.PHONY: help deps run test test-go fuzz bench build lint clean bench-compare soak
+.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,7 @@ test: deps ## run every test (real NATS, real ONNX Runtime, real model)
 	CGO_ENABLED=0 go build ./bridge/... ./contracts/... ./cmd/simmatch-bridge
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) --no-print-directory fuzz
+	$(MAKE) --no-print-directory bench-smoke
 	$(MAKE) --no-print-directory test-docker
 
 fuzz: ## run each fuzz target briefly
@@ -69,6 +70,9 @@ bench-compare: deps ## ceiling, simmatch fp32/int8 and the original's replica si
 SOAK_DURATION ?= 10m
 soak: deps ## steady load on the all-in-one for SOAK_DURATION, sampling its RSS: start/end/max, flat or not
 	SOAK_DURATION=$(SOAK_DURATION) deploy/bench/soak.sh
+
+bench-smoke: deps ## run each scheduler and stage benchmark once (proves they work; figures meaningless)
+	go test -run '^$$' -bench 'LoneRequest|Scheduler|Stages|Rank' -benchtime 1x ./processor/...
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf bin models results

@@ -3,12 +3,14 @@ package processor_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/simmatch/simmatch/bridge"
+	"github.com/simmatch/simmatch/processor"
 )
 
 // BenchmarkBaseline measures, in one run on one machine, ONNX Runtime alone
@@ -60,4 +62,43 @@ func BenchmarkBaseline(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "requests/s")
 	})
+}
+
+// BenchmarkRank times ranking alone: one query against n descriptions of
+// 384 dimensions (cosine, sort, top_k).
+//
+//	make bench BENCH=Rank
+func BenchmarkRank(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("descriptions=%d", n), func(b *testing.B) {
+			vec := func(seed int) []float32 {
+				v := make([]float32, 384)
+				for i := range v {
+					v[i] = float32((seed*31+i*17)%101) / 101
+				}
+				return v
+			}
+			query := vec(0)
+			descs := make([][]float32, n)
+			norms := make([]float64, n)
+			texts := make([]string, n)
+			for i := range descs {
+				descs[i] = vec(i + 1)
+				var s float64
+				for _, x := range descs[i] {
+					s += float64(x) * float64(x)
+				}
+				norms[i] = math.Sqrt(s)
+				texts[i] = fmt.Sprint("description ", i)
+			}
+			k := 10
+			b.ReportAllocs()
+			for b.Loop() {
+				if got := processor.Rank(query, descs, norms, texts, &k, nil); len(got) != min(k, n) {
+					b.Fatalf("%d matches", len(got))
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "descriptions/s")
+		})
+	}
 }

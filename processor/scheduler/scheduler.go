@@ -331,6 +331,12 @@ func (s *Scheduler) dispatch(ctx context.Context) {
 			s.waitForMore()
 		}
 		if !s.cfg.Pool.acquire(ctx) {
+			// Close gave up waiting: answer what is still queued.
+			s.mu.Lock()
+			for _, r := range slices.Clone(s.q.reqs) {
+				s.abandon(r, contracts.Errorf(contracts.CodeNoProcessor, "the processor shut down before running this request; retry on another one"))
+			}
+			s.mu.Unlock()
 			return
 		}
 		s.mu.Lock()
