@@ -3,9 +3,11 @@
 // product descriptions with a sentence-transformers model run by ONNX Runtime,
 // and replies with the descriptions ranked by cosine similarity.
 //
-// Requests are decoded on the subscription and handed to a bounded pool of
-// workers, so concurrent requests use every core; Stop drains, so every
-// accepted request still gets its answer. Given a Prometheus registerer
-// (Config.Metrics), it keeps the simmatch_processor_* and simmatch_model_*
-// metrics named in deploy/METRICS.md.
+// A request flows one way: intake (intake.go: decode, validate, deadline) ->
+// the Embedder, normally a scheduler.Scheduler (admission, batching across
+// requests on every core) -> ranking (rank.go) -> reply (reply.go), each
+// request answered exactly once. Stop drains, so every received request
+// still gets its answer. Given a Prometheus registerer (Config.Metrics), it
+// keeps the simmatch_processor_* and simmatch_model_* metrics named in
+// deploy/METRICS.md.
 package processor
