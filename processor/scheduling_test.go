@@ -72,11 +72,12 @@ func TestOverloadIs429FastAndRecovers(t *testing.T) {
 	if counts[200] == 0 || counts[429] == 0 || counts[200]+counts[429]+counts[504] != clients {
 		t.Fatalf("statuses %v: want some 200, some 429 and nothing else", counts)
 	}
-	// Admission plans with headroom on the measured speed, so an admitted
-	// request times out only if the machine slows down by more than that
-	// (on a shared host it may, hence the tolerance: without admission
-	// nearly every request here would time out).
-	if counts[504] > counts[200]/4+1 {
+	// Admission plans with 1.5x headroom on the measured speed, so an
+	// admitted request times out only if the machine slows down by more than
+	// that. On a quiet machine none does; on a shared, busy host (and under
+	// the race detector) a few may, hence the tolerance. Without admission
+	// the 32 requests need 3-5 times the deadline and most would time out.
+	if counts[504] > counts[200] || counts[504] > clients/8 {
 		t.Fatalf("statuses %v: admitted requests timed out", counts)
 	}
 	// 50 ms on a quiet machine; generous here for the race detector and a busy host.
