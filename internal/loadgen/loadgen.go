@@ -131,8 +131,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	send := func(i int64) {
 		req := cfg.Mix.Request(i)
+		// The end of the run cancels a request in flight (it is cut off, not
+		// counted) but is not its deadline: over NATS the deadline travels to
+		// the processor, whose admission would refuse a request sent just
+		// before the end as one it cannot answer in time.
+		reqCtx, cancel := context.WithCancel(context.WithoutCancel(runCtx))
+		defer cancel()
+		defer context.AfterFunc(runCtx, cancel)()
 		start := time.Now()
-		out := tgt.Do(runCtx, req)
+		out := tgt.Do(reqCtx, req)
 		r.record(out, time.Since(start), Texts(req))
 	}
 
