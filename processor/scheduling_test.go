@@ -35,7 +35,7 @@ func freshRequest(seed, descs int) string {
 func TestOverloadIs429FastAndRecovers(t *testing.T) {
 	ns := startNATS(t)
 	startProcessorWith(t, ns, func(c *scheduler.Config) { c.Pool = scheduler.NewPool(1) }, nil)
-	srv := startBridge(t, ns, nil) // 10 s timeout
+	srv := startBridge(t, ns, nil)                                                       // 10 s timeout
 	if resp, body := postJSON(t, srv.URL, freshRequest(0, 31)); resp.StatusCode != 200 { // measures the speed
 		t.Fatalf("warm-up: %d %s", resp.StatusCode, body)
 	}
