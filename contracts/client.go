@@ -149,21 +149,31 @@ func (c *Client) do(ctx context.Context, data []byte, requestID string) (*Respon
 // DecodeReply decodes a processor's reply: a Response, or the *Error that the
 // micro error headers and the JSON body describe.
 func DecodeReply(m *nats.Msg) (*Response, error) {
-	if code := m.Header.Get(HeaderErrorCode); code != "" {
-		var body ErrorBody
-		if err := json.Unmarshal(m.Data, &body); err != nil || body.Error == nil {
-			return nil, &Error{Code: Code(code), Message: m.Header.Get(HeaderError)}
-		}
-		if body.Error.Code == "" {
-			body.Error.Code = Code(code)
-		}
-		return nil, body.Error
+	if e := replyError(m); e != nil {
+		return nil, e
 	}
 	var resp Response
 	if err := json.Unmarshal(m.Data, &resp); err != nil {
 		return nil, Errorf(CodeInternal, "decode processor reply: %v", err)
 	}
 	return &resp, nil
+}
+
+// replyError is the *Error a reply's micro error headers and JSON body
+// describe, or nil for a success reply.
+func replyError(m *nats.Msg) *Error {
+	code := m.Header.Get(HeaderErrorCode)
+	if code == "" {
+		return nil
+	}
+	var body ErrorBody
+	if err := json.Unmarshal(m.Data, &body); err != nil || body.Error == nil {
+		return &Error{Code: Code(code), Message: m.Header.Get(HeaderError)}
+	}
+	if body.Error.Code == "" {
+		body.Error.Code = Code(code)
+	}
+	return body.Error
 }
 
 func transportError(ctx context.Context, subject string, err error) error {

@@ -39,6 +39,7 @@ var fullRequest = &contracts.Request{
 	TopK:                intPtr(2),
 	Threshold:           float64Ptr(0.25),
 	RequestID:           "req-0001",
+	Model:               "all-MiniLM-L6-v2@fp32",
 }
 
 var sampleResponse = &contracts.Response{
@@ -176,7 +177,7 @@ func TestGoldenFieldNames(t *testing.T) {
 		want []string
 	}{
 		{"original request", "request_original.json", nil, []string{"product_descriptions", "query"}},
-		{"full request", "request_full.json", nil, []string{"product_descriptions", "query", "request_id", "threshold", "top_k"}},
+		{"full request", "request_full.json", nil, []string{"model", "product_descriptions", "query", "request_id", "threshold", "top_k"}},
 		{"response", "response.json", nil, []string{"model", "request_id", "results"}},
 		{"result", "response.json", []any{"results", 0}, []string{"matches", "query"}},
 		{"match", "response.json", []any{"results", 1, "matches", 0}, []string{"description", "index", "score"}},

@@ -24,6 +24,9 @@ type Request struct {
 	Threshold *float64 `json:"threshold,omitempty"`
 	// RequestID is echoed in the response and in logs; the bridge fills it when empty.
 	RequestID string `json:"request_id,omitempty"`
+	// Model names the model that serves the request, "name" (its default
+	// version) or "name@version"; empty means the default model.
+	Model string `json:"model,omitempty"`
 }
 
 // Queries is a list of query texts that also decodes from a single JSON string.
@@ -157,7 +160,7 @@ func decodeError(err error) *Error {
 		return FieldError("query", 0, "%s", errWantStrings)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return FieldError(f, 0, "unknown field; known fields are query, product_descriptions, top_k, threshold, request_id")
+		return FieldError(f, 0, "unknown field; known fields are query, product_descriptions, top_k, threshold, request_id, model")
 	}
 	return Errorf(CodeMalformedJSON, "request body: %v", err)
 }
@@ -170,7 +173,7 @@ func wantType(field string) string {
 		return "an integer"
 	case field == "threshold":
 		return "a number"
-	case field == "request_id":
+	case field == "request_id", field == "model":
 		return "a string"
 	}
 	return "a string or a list of strings"
@@ -204,6 +207,11 @@ func (r *Request) Validate(lim Limits) error {
 	}
 	if len(r.RequestID) > 128 {
 		return FieldError("request_id", 128, "is %d bytes; the limit is 128", len(r.RequestID))
+	}
+	if r.Model != "" {
+		if _, _, err := ParseModelRef(r.Model); err != nil {
+			return FieldError("model", 0, "%v", err)
+		}
 	}
 	return nil
 }

@@ -23,6 +23,8 @@ type job struct {
 	body     *contracts.Request
 	received time.Time
 	timing   scheduler.Timing
+	embedder Embedder // the model serving the request, resolved at intake
+	release  func()   // hands the model back when the request is answered
 	answered bool // guards against a second reply
 }
 
@@ -68,6 +70,18 @@ func (p *Processor) handle(r micro.Request) {
 		body.RequestID = hdr.Get(contracts.HeaderRequestID)
 	}
 	j.body = body
+	j.embedder, j.release = p.cfg.Embedder, func() {}
+	if p.cfg.Models != nil {
+		if j.embedder, j.release, err = p.cfg.Models.Resolve(body.Model); err != nil {
+			p.fail(j, err)
+			return
+		}
+	} else if body.Model != "" {
+		if info := j.embedder.Info(); body.Model != info.Name && body.Model != contracts.ModelRef(info.Name, info.Version) {
+			p.fail(j, contracts.Errorf(contracts.CodeNotFound, "model %q is not served; available: %s", body.Model, contracts.ModelRef(info.Name, info.Version)))
+			return
+		}
+	}
 	span.SetAttributes(attribute.String("simmatch.request_id", body.RequestID),
 		attribute.Int("simmatch.queries", len(body.Query)),
 		attribute.Int("simmatch.descriptions", len(body.ProductDescriptions)))
@@ -77,6 +91,7 @@ func (p *Processor) handle(r micro.Request) {
 // process embeds the request's distinct texts through the Embedder, ranks
 // and replies: exactly one reply, whatever happens.
 func (p *Processor) process(j *job) {
+	defer j.release()
 	defer func() {
 		if v := recover(); v != nil {
 			p.cfg.Logger.ErrorContext(j.ctx, "processor: panic while handling a request", "panic", v, "request_id", j.body.RequestID)
@@ -84,7 +99,7 @@ func (p *Processor) process(j *job) {
 		}
 	}()
 	texts, qi, di := distinctTexts(j.body)
-	vecs, err := p.cfg.Embedder.Embed(scheduler.WithTiming(j.ctx, &j.timing), texts)
+	vecs, err := j.embedder.Embed(scheduler.WithTiming(j.ctx, &j.timing), texts)
 	j.span.SetAttributes(attribute.Int64("simmatch.queue_wait_us", j.timing.Queue.Microseconds()),
 		attribute.Int64("simmatch.inference_us", j.timing.Inference.Microseconds()))
 	if err != nil {
@@ -96,7 +111,7 @@ func (p *Processor) process(j *job) {
 		return
 	}
 	resp := p.rank.rank(j.ctx, j.body, vecs, qi, di)
-	resp.Model = p.cfg.Embedder.Info()
+	resp.Model = j.embedder.Info()
 	p.respond(j, resp)
 }
 

@@ -30,6 +30,14 @@ type Embedder interface {
 	Info() contracts.ModelInfo
 }
 
+// Resolver picks the Embedder of the model a request names ("name",
+// "name@version", or "" for the default model). The processor resolves each
+// request once, at intake, and calls release when it has answered, so a
+// version is never freed under a request it serves (processor/models).
+type Resolver interface {
+	Resolve(model string) (e Embedder, release func(), err error)
+}
+
 // Config configures a Processor. NATS and Embedder are required.
 type Config struct {
 	// NATS is the connection the processor subscribes on. It may be shared:
@@ -39,6 +47,10 @@ type Config struct {
 	// which owns batching, admission (code overloaded) and the model's
 	// threads. The processor does not close it.
 	Embedder Embedder
+	// Models, when set, serves requests that name a model: each request is
+	// embedded by the Embedder Models resolves for it (its error, such as
+	// not_found, is the answer). Nil: every request uses Embedder.
+	Models Resolver
 	// Subject and QueueGroup default to contracts.SubjectSimilarity and contracts.DefaultQueueGroup.
 	Subject, QueueGroup string
 	// Limits bound each request; default contracts.DefaultLimits.
