@@ -226,3 +226,16 @@ func Scrape(t testing.TB, url string) string {
 	}
 	return string(b)
 }
+
+// ModelStore returns the model store `make deps` assembles (models/, holding
+// models/<name>/<version>/) and the name of the model in it, from
+// SIMMATCH_MODEL_DIR (a version of that store), or fails the test.
+func ModelStore(t testing.TB) (root, name string) {
+	t.Helper()
+	dir, _ := ModelPaths(t)
+	model := filepath.Dir(filepath.Clean(dir))
+	if _, err := os.Stat(filepath.Join(model, "int8", "model.onnx")); err != nil {
+		t.Fatalf("model store: %v (SIMMATCH_MODEL_DIR must be a version of the model store models/<name>/<version>/; run `make deps`)", err)
+	}
+	return filepath.Dir(model), filepath.Base(model)
+}
