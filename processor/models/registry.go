@@ -54,6 +54,10 @@ type Config struct {
 // model that is not loaded.
 var ErrNotFound = errors.New("models: not loaded")
 
+// ErrRefused is wrapped by Load's error for a version that does not load or
+// fails validation.
+var ErrRefused = errors.New("models: version refused")
+
 // Registry holds the loaded model versions. It implements processor.Resolver
 // and, for the default model, processor.Embedder. It is safe for concurrent use.
 type Registry struct {
@@ -194,7 +198,7 @@ func (r *Registry) load(c *loadCall, name, ver, dir string) {
 func (r *Registry) open(name, ver, dir string) (*version, error) {
 	key := contracts.ModelRef(name, ver)
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("models: %s: no directory %s in the model store (%s/<name>/<version>/)", key, dir, r.cfg.Root)
+		return nil, fmt.Errorf("%w: %s: no directory %s in the model store (%s/<name>/<version>/)", ErrNotFound, key, dir, r.cfg.Root)
 	}
 	m, err := processor.LoadModel(processor.ModelOptions{Dir: dir, Library: r.cfg.Library, Name: name, Version: ver,
 		IntraOpThreads: max(r.cfg.IntraOpThreads, 1)})
@@ -202,14 +206,14 @@ func (r *Registry) open(name, ver, dir string) (*version, error) {
 		if m != nil {
 			m.Close()
 		}
-		return nil, fmt.Errorf("models: load %s from %s: %w", key, dir, err)
+		return nil, fmt.Errorf("%w: load %s from %s: %w", ErrRefused, key, dir, err)
 	}
 	v := &version{name: name, ver: ver, model: m}
 	if st, err := os.Stat(m.Layout().ONNXPath); err == nil {
 		v.fileBytes = st.Size()
 	}
 	if err := Validate(context.Background(), m); err != nil {
-		return v, fmt.Errorf("models: %s from %s failed validation: %w", key, dir, err)
+		return v, fmt.Errorf("%w: %s from %s failed validation: %w", ErrRefused, key, dir, err)
 	}
 	sc := r.cfg.Scheduler
 	sc.Model = m

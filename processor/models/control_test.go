@@ -1,0 +1,136 @@
+package models_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/processor/models"
+)
+
+// startControl serves model control for r on ns, stopped when the test ends.
+func startControl(t testing.TB, ns *server.Server, r *models.Registry, id string) *models.Control {
+	t.Helper()
+	c, err := models.StartControl(context.Background(), models.ControlConfig{NATS: testenv.Connect(t, ns), Registry: r, ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}
+
+// defaultOf is the default version of name in a processor's status.
+func defaultOf(p contracts.ProcessorModels, name string) string {
+	for _, m := range p.Models {
+		if m.Name == name && m.Default {
+			return m.Version
+		}
+	}
+	return ""
+}
+
+func loaded(p contracts.ProcessorModels, name string) []string {
+	var l []string
+	for _, m := range p.Models {
+		if m.Name == name && m.State == contracts.ModelServing {
+			l = append(l, m.Version)
+		}
+	}
+	return l
+}
+
+// TestFleetFollowsTheDesiredState switches one processor of a fleet over
+// NATS: the switch lands in the JetStream bucket, and a processor that
+// starts later adopts it; an unload reaches both.
+func TestFleetFollowsTheDesiredState(t *testing.T) {
+	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
+	ctl := contracts.NewModelControl(testenv.Connect(t, ns))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	ra, name := newRegistry(t, prometheus.NewRegistry(), "fp32")
+	startProcessor(t, ns, ra)
+	startControl(t, ns, ra, "a")
+
+	st, err := ctl.Switch(ctx, name+"@int8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := defaultOf(*st, name); got != "int8" {
+		t.Fatalf("after switch: default %q, want int8 (%+v)", got, st)
+	}
+	c := newClient(t, ns)
+	if resp, err := match(t, c, ""); err != nil || resp.Model.Version != "int8" {
+		t.Fatalf("after switch: %+v, %v; want int8", resp, err)
+	}
+
+	// A processor joining later starts on fp32 (its -model-dir) and converges.
+	rb, _ := newRegistry(t, prometheus.NewRegistry(), "fp32")
+	startProcessor(t, ns, rb)
+	startControl(t, ns, rb, "b")
+	testenv.WaitFor(t, 2*time.Minute, "processor b adopts int8 as the default", func() bool {
+		return rb.Info().Version == "int8"
+	})
+
+	// Unloading fp32 reaches both; the default cannot be unloaded.
+	if _, err := ctl.Unload(ctx, name+"@int8"); !isCode(err, contracts.CodeInvalidRequest) {
+		t.Fatalf("unload of the default: got %v, want invalid_request", err)
+	}
+	if _, err := ctl.Unload(ctx, name+"@fp32"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, time.Minute, "both processors hold only int8", func() bool {
+		s, err := ctl.Status(ctx, 300*time.Millisecond)
+		if err != nil || len(s.Processors) != 2 {
+			return false
+		}
+		for _, p := range s.Processors {
+			if l := loaded(p, name); len(l) != 1 || l[0] != "int8" || p.DesiredState != "jetstream" {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := ctl.Switch(ctx, name+"@nope"); !isCode(err, contracts.CodeNotFound) {
+		t.Fatalf("switch to a version not in the store: got %v, want not_found", err)
+	}
+}
+
+// TestLocalControlWithoutJetStream controls a processor whose server has no
+// JetStream: control works on the processor alone and says so.
+func TestLocalControlWithoutJetStream(t *testing.T) {
+	ns := testenv.StartNATS(t)
+	r, name := newRegistry(t, prometheus.NewRegistry(), "fp32")
+	startProcessor(t, ns, r)
+	startControl(t, ns, r, "solo")
+	ctl := contracts.NewModelControl(testenv.Connect(t, ns))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := ctl.Load(ctx, name+"@int8"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := ctl.Switch(ctx, name+"@int8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DesiredState != "local" || defaultOf(*st, name) != "int8" || st.RSSBytes <= 0 {
+		t.Fatalf("status %+v: want local control, int8 the default, an RSS", st)
+	}
+	if _, err := ctl.Unload(ctx, name+"@fp32"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl.Load(ctx, "bad name"); !isCode(err, contracts.CodeInvalidRequest) {
+		t.Fatalf("load of a malformed name: got %v, want invalid_request", err)
+	}
+}
+
+func isCode(err error, code contracts.Code) bool {
+	var e *contracts.Error
+	return errors.As(err, &e) && e.Code == code
+}
