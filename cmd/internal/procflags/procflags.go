@@ -16,6 +16,7 @@ import (
 	"github.com/simmatch/simmatch/cmd/internal/cli"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/models"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
@@ -34,6 +35,24 @@ type Settings struct {
 	// (processor.Config.SimilarityThreshold and MetricsTopK).
 	SimilarityThreshold float64
 	MetricsTopK         int
+	// ModelStore is the model store models.Config.Root; empty: the store
+	// -model-dir is a version of (two levels up), else "models".
+	ModelStore string
+	// JetStreamReplicas is the replica count of the desired-state bucket.
+	JetStreamReplicas int
+}
+
+// storeRoot is the model store: ModelStore, else the store ModelDir is a
+// version of, else "models".
+func (s *Settings) storeRoot() string {
+	if s.ModelStore != "" {
+		return s.ModelStore
+	}
+	dir := filepath.Clean(s.ModelDir)
+	if filepath.Base(filepath.Dir(dir)) == s.ModelName {
+		return filepath.Dir(filepath.Dir(dir))
+	}
+	return "models"
 }
 
 // DefaultModelName and DefaultModelDir name the model served when none is
@@ -60,6 +79,10 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.String(&s.ModelDir, "model-dir", "SIMMATCH_MODEL_DIR", DefaultModelDir, "model directory in the sentence-transformers ONNX layout (a version of the model store models/<name>/<version>/)")
 	f.String(&s.ModelName, "model-name", "SIMMATCH_MODEL_NAME", DefaultModelName, "model name reported in responses")
 	f.String(&s.ModelVersion, "model-version", "SIMMATCH_MODEL_VERSION", "", "model version reported in responses (default: the model directory's name when it is <name>/<version>, else \"1\")")
+	f.String(&s.ModelStore, "model-store", "SIMMATCH_MODEL_STORE", "",
+		"model store holding <name>/<version>/ directories that /v1/models/load and switch load from (default: the store -model-dir is a version of, else models/)")
+	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1,
+		"replicas of the JetStream key-value buckets (the desired model state, simmatch_models)")
 	f.String(&s.ORTLibrary, "ort-lib", "SIMMATCH_ORT_LIB", "", "path of libonnxruntime.so (ONNX Runtime 1.30); `make deps` fetches it")
 	f.Int(&s.Workers, "workers", "SIMMATCH_WORKERS", runtime.GOMAXPROCS(0),
 		"lanes: batches run at once; a lone request is split across idle lanes (default: the number of cores)")
@@ -78,9 +101,11 @@ func (s *Settings) Register(f *cli.Flags) {
 		"how many of each query's best scores simmatch_model_topk_similarity averages")
 }
 
-// Start loads the model and starts a processor on nc that registers its
-// metrics on reg (none when nil). The returned stop function drains the
-// processor, then frees the model.
+// Start loads the model into a model registry (processor/models) and starts
+// a processor on nc that serves it, with model control over NATS following
+// the desired state in JetStream when the server has it; metrics go to reg
+// (none when nil). The returned stop function stops control, drains the
+// processor, then frees every model version.
 func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer) (stop func(context.Context) error, err error) {
 	if s.ORTLibrary == "" {
 		return nil, fmt.Errorf("no ONNX Runtime library: set SIMMATCH_ORT_LIB or -ort-lib (`make run` does this for you)")
@@ -88,41 +113,44 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 	if s.ModelVersion == "" {
 		s.ModelVersion = VersionFromDir(s.ModelDir, s.ModelName)
 	}
-	logger.Info("loading model", "dir", s.ModelDir, "model", s.ModelName+"@"+s.ModelVersion, "ort_lib", s.ORTLibrary)
-	m, err := processor.LoadModel(processor.ModelOptions{
-		Dir: s.ModelDir, Library: s.ORTLibrary, Name: s.ModelName, Version: s.ModelVersion,
-		IntraOpThreads: s.IntraOpThreads,
+	logger.Info("loading model", "dir", s.ModelDir, "model", s.ModelName+"@"+s.ModelVersion, "ort_lib", s.ORTLibrary, "model_store", s.storeRoot())
+	registry, err := models.New(models.Config{
+		Root: s.storeRoot(), Library: s.ORTLibrary, IntraOpThreads: s.IntraOpThreads, Metrics: reg, Logger: logger,
+		Scheduler: scheduler.Config{Pool: scheduler.NewPool(s.Workers), MaxBatchTokens: s.MaxBatchTokens,
+			MaxQueuedTokens: s.MaxQueuedTokens, MaxWait: s.BatchWait},
 	})
 	if err != nil {
 		return nil, err
 	}
-	sched, err := scheduler.New(scheduler.Config{
-		Model: m, Pool: scheduler.NewPool(s.Workers), MaxBatchTokens: s.MaxBatchTokens,
-		MaxQueuedTokens: s.MaxQueuedTokens, MaxWait: s.BatchWait, Metrics: reg, Logger: logger,
-	})
-	if err != nil {
-		m.Close()
+	closeModels := func() { _ = registry.Close(context.Background()) }
+	if err := registry.Add(context.Background(), s.ModelName, s.ModelVersion, s.ModelDir); err != nil {
+		closeModels()
 		return nil, err
 	}
 	p, err := processor.Start(processor.Config{
-		NATS: nc, Embedder: sched, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
+		NATS: nc, Embedder: registry, Models: registry, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
 		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
 	})
 	if err != nil {
-		_ = sched.Close(context.Background())
-		m.Close()
+		closeModels()
+		return nil, err
+	}
+	ctl, err := models.StartControl(context.Background(), models.ControlConfig{NATS: nc, Registry: registry,
+		ID: p.Info().ID, QueueGroup: s.QueueGroup, Replicas: s.JetStreamReplicas, Logger: logger})
+	if err != nil {
+		_ = p.Stop(context.Background())
+		closeModels()
 		return nil, err
 	}
 	return func(ctx context.Context) error {
-		// In order: no new requests and every received one answered, then
-		// the scheduler's last batch, then the model.
+		// In order: no more control, no new requests and every received one
+		// answered, then each version's scheduler and model.
+		ctl.Stop()
 		err := p.Stop(ctx)
-		if cerr := sched.Close(ctx); err == nil {
-			err = cerr
-		}
-		if cerr := m.Close(); err == nil {
+		if cerr := registry.Close(ctx); err == nil {
 			err = cerr
 		}
 		return err
 	}, nil
 }
+
