@@ -119,5 +119,9 @@ func (s *Server) routes() http.Handler {
 		r.Post("/predict", s.predict) // the original service's path
 		r.Post("/v1/predict", s.predict)
 	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireScope(ScopeAdmin))
+		s.modelRoutes(r)
+	})
 	return r
 }

@@ -25,7 +25,7 @@ type job struct {
 	timing   scheduler.Timing
 	embedder Embedder // the model serving the request, resolved at intake
 	release  func()   // hands the model back when the request is answered
-	answered bool // guards against a second reply
+	answered bool     // guards against a second reply
 }
 
 // handle is the intake. It runs on the subscription: it starts the

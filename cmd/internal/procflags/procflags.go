@@ -153,4 +153,3 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		return err
 	}, nil
 }
-
