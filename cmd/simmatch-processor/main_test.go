@@ -86,7 +86,7 @@ func TestProcessorServesMetrics(t *testing.T) {
 	for _, want := range []string{
 		`simmatch_build_info{component="processor"`,
 		`simmatch_processor_requests_total{outcome="ok",subject="similarity.request"} 1`,
-		`simmatch_processor_workers 1`,
+		`simmatch_processor_workers{model="all-MiniLM-L6-v2",model_version="fp32"} 1`,
 		`simmatch_model_matches_total{model="all-MiniLM-L6-v2",model_version="fp32"} 1`,
 		`process_resident_memory_bytes `,
 	} {

@@ -41,7 +41,7 @@ type Config struct {
 	// (default: one lane per core).
 	Scheduler scheduler.Config
 	// Metrics receives each version's scheduler metrics, labelled with
-	// model and version; nil keeps none.
+	// model and model_version; nil keeps none.
 	Metrics prometheus.Registerer
 	// DrainTimeout bounds how long an unloaded version's scheduler may take
 	// to finish its queue once its last request is answered; default 1 minute.
@@ -219,7 +219,7 @@ func (r *Registry) open(name, ver, dir string) (*version, error) {
 	sc.Model = m
 	sc.Logger = r.cfg.Logger
 	if r.cfg.Metrics != nil {
-		sc.Metrics = prometheus.WrapRegistererWith(prometheus.Labels{"model": name, "version": ver}, r.cfg.Metrics)
+		sc.Metrics = newVersionRegisterer(r.cfg.Metrics, name, ver)
 	}
 	if v.sched, err = scheduler.New(sc); err != nil {
 		return v, fmt.Errorf("models: scheduler for %s: %w", key, err)
