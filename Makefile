@@ -24,7 +24,7 @@ export SIMMATCH_MODEL_DIR ?= $(MODEL_DIR)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 FUZZ_TIME ?= 15s
 
-.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak
+.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-switch
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ bench-compare: deps ## ceiling, simmatch fp32/int8 and the original's replica si
 SOAK_DURATION ?= 10m
 soak: deps ## steady load on the all-in-one for SOAK_DURATION, sampling its RSS: start/end/max, flat or not
 	SOAK_DURATION=$(SOAK_DURATION) deploy/bench/soak.sh
+
+SWITCH_CLIENTS ?= 16
+SWITCHES ?= 10
+SWITCH_EVERY ?= 2s
+bench-switch: deps ## SWITCH_CLIENTS steady clients while loading int8 and switching fp32<->int8 SWITCHES times: non-OK answers, p99, RSS
+	go run ./processor/cmd/simmatch-switchbench -clients $(SWITCH_CLIENTS) -switches $(SWITCHES) -every $(SWITCH_EVERY)
 
 bench-smoke: deps ## run each scheduler and stage benchmark once (proves they work; figures meaningless)
 	go test -run '^$$' -bench 'LoneRequest|Scheduler|Stages|Rank' -benchtime 1x ./processor/...
