@@ -182,13 +182,8 @@ func (s *shard) moveToFront(e *entry) {
 	s.pushFront(e)
 }
 
-// localStats are the counters of the in-process tier.
-type localStats struct {
-	Hits, Misses, Evictions, Bytes, Entries, CapacityBytes int64
-}
-
-func (l *lru) stats() localStats {
-	var st localStats
+func (l *lru) stats() LocalStats {
+	var st LocalStats
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()

@@ -39,8 +39,7 @@ type SharedStats struct {
 
 // Stats returns the cache's counters now.
 func (c *Cache) Stats() Stats {
-	l := c.local.stats()
-	st := Stats{Local: LocalStats(l)}
+	st := Stats{Local: c.local.stats()}
 	if s := c.shared; s != nil {
 		_, ready := s.available()
 		bytes, entries := s.bucketStatus()
