@@ -79,7 +79,9 @@ func (c *counting) Embed(ctx context.Context, texts []string) ([][]float32, erro
 
 // switchable is a model that can be replaced while running (as a model
 // store would), so tests can change the model version under a cache.
-type switchable struct{ cur atomic.Pointer[processor.Model] }
+type switchable struct {
+	cur atomic.Pointer[processor.Model]
+}
 
 func (s *switchable) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	return s.cur.Load().Embed(ctx, texts)

@@ -47,7 +47,11 @@ type shared struct {
 	getErrs, putErrs, bindErrs           atomic.Int64
 
 	putSem chan struct{}
-	wg     sync.WaitGroup // bind attempts and background puts
+	wg     sync.WaitGroup // bind attempts, status reads and background puts
+	// ctx ends at close: bind attempts and status reads stop then; writes
+	// already started finish (close waits for them).
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	statusMu sync.Mutex
 	status   bucketStatus
@@ -61,6 +65,7 @@ type bucketStatus struct {
 
 func newShared(cfg SharedConfig, logger *slog.Logger) *shared {
 	s := &shared{cfg: cfg, logger: logger, putSem: make(chan struct{}, maxPutBatches)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.tryBind()
 	return s
 }
@@ -87,9 +92,12 @@ func (s *shared) tryBind() {
 	}
 	s.wg.Go(func() {
 		defer s.binding.Store(false)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 		defer cancel()
 		kv, err := s.bind(ctx)
+		if s.ctx.Err() != nil {
+			return
+		}
 		if err != nil {
 			s.bindErrs.Add(1)
 			s.down()
@@ -246,7 +254,7 @@ func (s *shared) bucketStatus() (bytes, entries uint64) {
 		if kv, ok := s.available(); ok {
 			s.status.refreshing = true
 			s.wg.Go(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
 				defer cancel()
 				st, err := kv.Status(ctx)
 				s.statusMu.Lock()
@@ -264,6 +272,7 @@ func (s *shared) bucketStatus() (bytes, entries uint64) {
 // close stops new operations and waits for the background writes.
 func (s *shared) close(ctx context.Context) error {
 	s.closed.Store(true)
+	s.cancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
