@@ -140,6 +140,7 @@ type Cache struct {
 	shared  *shared // nil without a shared tier
 	model   atomic.Pointer[modelKey]
 	metrics *collector
+	reg     prometheus.Registerer
 }
 
 type modelKey struct {
@@ -156,7 +157,7 @@ func New(cfg Config) (*Cache, error) {
 	}
 	c := &Cache{inner: cfg.Inner, local: newLRU(cfg.Bytes, cfg.Shards)}
 	if cfg.Metrics != nil {
-		c.metrics = &collector{c: c}
+		c.metrics, c.reg = &collector{c: c}, cfg.Metrics
 		if err := cfg.Metrics.Register(c.metrics); err != nil {
 			return nil, fmt.Errorf("cache: register metrics: %w", err)
 		}
@@ -333,9 +334,12 @@ func (c *Cache) modelKey(info contracts.ModelInfo) string {
 	return m.key
 }
 
-// Close waits for the shared tier's background writes, until ctx ends. It
-// does not close the inner Embedder.
+// Close unregisters the metrics and waits for the shared tier's background
+// writes, until ctx ends. It does not close the inner Embedder.
 func (c *Cache) Close(ctx context.Context) error {
+	if c.reg != nil {
+		c.reg.Unregister(c.metrics)
+	}
 	if c.shared == nil {
 		return nil
 	}

@@ -101,15 +101,19 @@ func (m *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descBytes, float64(l.Bytes), "local")
 	gauge(descEntries, float64(l.Entries), "local")
 	gauge(descCapacity, float64(l.CapacityBytes), "local")
-	if s := st.Shared; s != nil {
-		counter(descHits, float64(s.Hits), "shared")
-		counter(descMisses, float64(s.Misses), "shared")
-		gauge(descBytes, float64(s.Bytes), "shared")
-		gauge(descEntries, float64(s.Entries), "shared")
-		for _, op := range []string{"get", "put", "bind"} {
-			counter(descErrors, float64(s.Errors[op]), op)
-		}
-		counter(descSkipped, float64(s.Skipped))
-		counter(descPuts, float64(s.Puts))
+	// The shared tier's series exist (at 0) without it too, so queries and
+	// panels need not special-case processors that do not share.
+	s := st.Shared
+	if s == nil {
+		s = &SharedStats{}
 	}
+	counter(descHits, float64(s.Hits), "shared")
+	counter(descMisses, float64(s.Misses), "shared")
+	gauge(descBytes, float64(s.Bytes), "shared")
+	gauge(descEntries, float64(s.Entries), "shared")
+	for _, op := range []string{"get", "put", "bind"} {
+		counter(descErrors, float64(s.Errors[op]), op)
+	}
+	counter(descSkipped, float64(s.Skipped))
+	counter(descPuts, float64(s.Puts))
 }

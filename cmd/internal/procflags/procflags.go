@@ -16,6 +16,7 @@ import (
 	"github.com/simmatch/simmatch/cmd/internal/cli"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/cache"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
@@ -34,6 +35,20 @@ type Settings struct {
 	// (processor.Config.SimilarityThreshold and MetricsTopK).
 	SimilarityThreshold float64
 	MetricsTopK         int
+	// Cache configures the embedding cache in front of the scheduler.
+	Cache CacheSettings
+	// JetStreamReplicas is the replica count of the JetStream assets the
+	// processor creates (the shared cache bucket).
+	JetStreamReplicas int
+}
+
+// CacheSettings configure the embedding cache (processor/cache).
+type CacheSettings struct {
+	Bytes    int
+	Shared   bool
+	TTL      time.Duration
+	Bucket   string
+	MaxBytes int
 }
 
 // DefaultModelName and DefaultModelDir name the model served when none is
@@ -76,6 +91,36 @@ func (s *Settings) Register(f *cli.Flags) {
 		"score at or above which a match counts in simmatch_model_matches_above_threshold_total (metrics only; answers are not filtered)")
 	f.Int(&s.MetricsTopK, "metrics-top-k", "SIMMATCH_METRICS_TOP_K", processor.DefaultMetricsTopK,
 		"how many of each query's best scores simmatch_model_topk_similarity averages")
+	f.Int(&s.Cache.Bytes, "cache-bytes", "SIMMATCH_CACHE_BYTES", cache.DefaultBytes,
+		"bytes of embeddings each processor keeps in memory (texts, vectors and bookkeeping counted); 0: none")
+	f.Bool(&s.Cache.Shared, "cache-shared", "SIMMATCH_CACHE_SHARED", false,
+		"also share embeddings between processors in a NATS JetStream key-value bucket (needs JetStream)")
+	f.Duration(&s.Cache.TTL, "cache-ttl", "SIMMATCH_CACHE_TTL", cache.DefaultTTL, "how long an embedding stays in the shared bucket")
+	f.String(&s.Cache.Bucket, "cache-bucket", "SIMMATCH_CACHE_BUCKET", cache.DefaultBucket, "the shared bucket's name")
+	f.Int(&s.Cache.MaxBytes, "cache-shared-bytes", "SIMMATCH_CACHE_SHARED_BYTES", cache.DefaultSharedBytes,
+		"the shared bucket's size limit; when full, new embeddings are not shared until old ones expire")
+	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1, "replicas of the JetStream buckets the processor creates (3 in a 3-node cluster)")
+}
+
+// wrapCache puts the embedding cache in front of e when it is enabled
+// (SIMMATCH_CACHE_BYTES > 0 or SIMMATCH_CACHE_SHARED); otherwise it returns
+// e and a nil cache.
+func (s *Settings) wrapCache(e processor.Embedder, nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer) (processor.Embedder, *cache.Cache, error) {
+	cs := s.Cache
+	if cs.Bytes == 0 && !cs.Shared {
+		logger.Info("embedding cache off")
+		return e, nil, nil
+	}
+	cfg := cache.Config{Inner: e, Bytes: int64(cs.Bytes), Metrics: reg, Logger: logger}
+	if cs.Shared {
+		cfg.Shared = &cache.SharedConfig{NATS: nc, Bucket: cs.Bucket, TTL: cs.TTL, Replicas: s.JetStreamReplicas, MaxBytes: int64(cs.MaxBytes)}
+	}
+	c, err := cache.New(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger.Info("embedding cache on", "bytes", cs.Bytes, "shared", cs.Shared, "bucket", cs.Bucket, "ttl", cs.TTL)
+	return c, c, nil
 }
 
 // Start loads the model and starts a processor on nc that registers its
@@ -104,19 +149,40 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		m.Close()
 		return nil, err
 	}
+	// The embedding cache, when on, sits in front of the scheduler: only
+	// its misses are queued and batched.
+	emb, c, err := s.wrapCache(sched, nc, logger, reg)
+	if err != nil {
+		_ = sched.Close(context.Background())
+		m.Close()
+		return nil, err
+	}
+	var statsData func() any
+	if c != nil {
+		statsData = func() any { return map[string]any{"cache": c.Stats()} }
+	}
 	p, err := processor.Start(processor.Config{
-		NATS: nc, Embedder: sched, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
+		NATS: nc, Embedder: emb, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
 		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
+		StatsData: statsData,
 	})
 	if err != nil {
+		if c != nil {
+			_ = c.Close(context.Background())
+		}
 		_ = sched.Close(context.Background())
 		m.Close()
 		return nil, err
 	}
 	return func(ctx context.Context) error {
 		// In order: no new requests and every received one answered, then
-		// the scheduler's last batch, then the model.
+		// the cache's background writes, the scheduler's last batch, then the model.
 		err := p.Stop(ctx)
+		if c != nil {
+			if cerr := c.Close(ctx); err == nil {
+				err = cerr
+			}
+		}
 		if cerr := sched.Close(ctx); err == nil {
 			err = cerr
 		}
