@@ -304,6 +304,9 @@ func (c *Cache) fill(ctx context.Context, info contracts.ModelInfo, model string
 			return fmt.Errorf("cache: the embedder returned %d embeddings for %d texts", len(embedded), len(missTexts))
 		}
 		for k, j := range missIdx {
+			if len(embedded[k]) == 0 {
+				return fmt.Errorf("cache: the embedder returned an empty embedding for text %d", k)
+			}
 			got[j] = embedded[k]
 		}
 		if c.shared != nil {
