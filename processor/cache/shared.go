@@ -99,9 +99,14 @@ func (s *shared) tryBind() {
 			return
 		}
 		if err != nil {
-			s.bindErrs.Add(1)
 			s.down()
-			s.logger.Warn("cache: shared tier unavailable; requests use the local tier and the model (retrying)",
+			// Warn once; the retries (every retryAfter while requests
+			// come) log at debug level until one succeeds.
+			level := slog.LevelDebug
+			if s.bindErrs.Add(1) == 1 {
+				level = slog.LevelWarn
+			}
+			s.logger.Log(ctx, level, "cache: shared tier unavailable; requests use the local tier and the model (retrying)",
 				"bucket", s.cfg.Bucket, "err", err, "retry_in", retryAfter)
 			return
 		}
