@@ -18,7 +18,7 @@ import (
 // Defaults of Config and SharedConfig.
 const (
 	// DefaultBytes is the default budget of the in-process tier: 256 MiB hold
-	// about 120,000 embeddings of 384 dimensions with 100-byte texts.
+	// about 148,000 embeddings of 384 dimensions with 100-byte texts.
 	DefaultBytes = 256 << 20
 	// DefaultBucket is the default JetStream key-value bucket of the shared tier.
 	DefaultBucket = "simmatch_embeddings"
