@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/simmatch/simmatch/internal/testenv"
 )
 
@@ -265,6 +267,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"no inner", Config{}, "Config.Inner is required"},
 		{"negative bytes", Config{Inner: m, Bytes: -1}, "Config.Bytes -1"},
+		{"negative shards", Config{Inner: m, Shards: -2}, "Config.Shards -2"},
 		{"shared without NATS", Config{Inner: m, Shared: &SharedConfig{}}, "SharedConfig.NATS is required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,4 +277,51 @@ func TestConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The collectors are on the registry while the cache lives, and gone after
+// Close, so a replacement cache can register again.
+func TestMetricsRegistration(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c, err := New(Config{Inner: realModel(t, "1"), Bytes: DefaultBytes, Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	embed(t, c, "a rain jacket")
+	embed(t, c, "a rain jacket")
+	if got := gathered(t, reg, "simmatch_cache_hits_total", "local"); got != 1 {
+		t.Fatalf(`simmatch_cache_hits_total{tier="local"} = %v, want 1`, got)
+	}
+	if got := gathered(t, reg, "simmatch_cache_misses_total", "local"); got != 1 {
+		t.Fatalf(`simmatch_cache_misses_total{tier="local"} = %v, want 1`, got)
+	}
+	if _, err := New(Config{Inner: realModel(t, "1"), Metrics: reg}); err == nil {
+		t.Fatal("a second cache registered the same metrics")
+	}
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	newCache(t, Config{Inner: realModel(t, "1"), Metrics: reg}) // fails the test if it cannot register
+}
+
+// gathered is the value of name{tier=tier} on reg, or -1 when absent.
+func gathered(t *testing.T, reg *prometheus.Registry, name, tier string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "tier" && l.GetValue() == tier {
+					return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }
