@@ -79,20 +79,6 @@ func (f *Flags) Float64(p *float64, name, env string, def float64, u string) {
 	f.fs.Float64Var(p, name, def, usage(u, env))
 }
 
-// Bool defines a boolean flag; the environment variable takes true or
-// false (also 1/0, t/f).
-func (f *Flags) Bool(p *bool, name, env string, def bool, u string) {
-	if v, ok := f.env(env); ok {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			f.errs = append(f.errs, fmt.Errorf("$%s=%q: want true or false", env, v))
-		} else {
-			def = b
-		}
-	}
-	f.fs.BoolVar(p, name, def, usage(u, env))
-}
-
 // Duration defines a duration flag (e.g. 10s, 250ms).
 func (f *Flags) Duration(p *time.Duration, name, env string, def time.Duration, u string) {
 	if v, ok := f.env(env); ok {
