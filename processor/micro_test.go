@@ -53,10 +53,11 @@ func TestMicroDiscovery(t *testing.T) {
 }
 
 // Config.StatsData reaches $SRV.STATS as each endpoint's data: here the
-// embedding cache's counters, with the cache in front of the model.
+// embedding cache's counters, with the cache in front of the scheduler, as
+// the commands wire it.
 func TestMicroStatsData(t *testing.T) {
 	ns := startNATS(t)
-	c, err := cache.New(cache.Config{Inner: realModel(t), Bytes: cache.DefaultBytes})
+	c, err := cache.New(cache.Config{Inner: startScheduler(t, nil), Bytes: cache.DefaultBytes})
 	if err != nil {
 		t.Fatal(err)
 	}

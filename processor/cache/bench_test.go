@@ -11,6 +11,7 @@ import (
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
 // BenchmarkEmbed compares, side by side, embedding a request's 32 texts
@@ -77,8 +78,9 @@ func BenchmarkEmbed(b *testing.B) {
 }
 
 // BenchmarkCatalog is the original service's real use, side by side with the
-// cache off and on: 16 clients over NATS, each request a new query against
-// the same 46-product catalog sent inline. Compare requests/s:
+// cache off and on (in front of the scheduler, as the commands wire it): 16
+// clients over NATS, each request a new query against the same 46-product
+// catalog sent inline. Compare requests/s:
 //
 //	go test -run '^$' -bench Catalog -benchtime 100x ./processor/cache/
 func BenchmarkCatalog(b *testing.B) {
@@ -89,7 +91,12 @@ func BenchmarkCatalog(b *testing.B) {
 	}
 	for _, on := range []bool{false, true} {
 		b.Run(fmt.Sprintf("cache=%v", on), func(b *testing.B) {
-			var emb Embedder = realModel(b, "1")
+			sched, err := scheduler.New(scheduler.Config{Model: realModel(b, "1")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = sched.Close(context.Background()) })
+			var emb Embedder = sched
 			if on {
 				emb = newCache(b, Config{Inner: emb, Bytes: DefaultBytes})
 			}
