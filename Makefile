@@ -58,6 +58,7 @@ fuzz: ## run each fuzz target briefly
 	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
 	go test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZ_TIME) ./processor/internal/embed/
 	go test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZ_TIME) ./bridge/
+	go test -run '^$$' -fuzz '^FuzzDecodeValue$$' -fuzztime $(FUZZ_TIME) ./processor/cache/
 
 BENCH ?= .
 bench: deps ## benchmarks (BENCH=regexp): ONNX Runtime alone and end to end through the bridge

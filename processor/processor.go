@@ -75,6 +75,9 @@ type Config struct {
 	// MetricsTopK is how many of each query's best scores
 	// simmatch_model_topk_similarity averages; 0 means DefaultMetricsTopK.
 	MetricsTopK int
+	// StatsData, when set, is called on every $SRV.STATS request; its result
+	// is each endpoint's "data" (e.g. the embedding cache's counters).
+	StatsData func() any
 }
 
 func (c *Config) validate() error {
@@ -168,6 +171,10 @@ func Start(cfg Config) (*Processor, error) {
 // startService adds the micro service and its endpoint, and flushes so the
 // server knows the subscription.
 func startService(cfg Config, p *Processor, info contracts.ModelInfo) (micro.Service, error) {
+	var stats micro.StatsHandler
+	if cfg.StatsData != nil {
+		stats = func(*micro.Endpoint) any { return cfg.StatsData() }
+	}
 	svc, err := micro.AddService(cfg.NATS, micro.Config{
 		Name:        contracts.ServiceName,
 		Version:     ServiceVersion,
@@ -179,6 +186,7 @@ func startService(cfg Config, p *Processor, info contracts.ModelInfo) (micro.Ser
 			"model.dimensions": fmt.Sprint(info.Dimensions),
 			"api":              contracts.APIVersion,
 		},
+		StatsHandler: stats,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("processor: add micro service: %w", err)

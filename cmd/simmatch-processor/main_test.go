@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -11,8 +12,10 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/cache"
 )
 
 // The processor command serves its metrics and a liveness probe on
@@ -59,8 +62,23 @@ func TestProcessorServesMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Match(ctx, &contracts.Request{Query: contracts.Queries{"cut wood"}, ProductDescriptions: []string{"a saw"}}); err != nil {
+	// The second request is answered from the embedding cache.
+	for range 2 {
+		if _, err := c.Match(ctx, &contracts.Request{Query: contracts.Queries{"cut wood"}, ProductDescriptions: []string{"a saw"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg, err := nc.Request("$SRV.STATS."+contracts.ServiceName, nil, 5*time.Second)
+	if err != nil {
 		t.Fatal(err)
+	}
+	var stats micro.Stats
+	if err := json.Unmarshal(msg.Data, &stats); err != nil || len(stats.Endpoints) != 1 {
+		t.Fatalf("$SRV.STATS: %s (%v)", msg.Data, err)
+	}
+	var data struct{ Cache cache.Stats }
+	if err := json.Unmarshal(stats.Endpoints[0].Data, &data); err != nil || data.Cache.Local.Hits != 2 || data.Cache.Local.Misses != 2 {
+		t.Fatalf("$SRV.STATS endpoint data %s (%v): want the cache's 2 hits and 2 misses", stats.Endpoints[0].Data, err)
 	}
 
 	get := func(path string) (int, string) {
@@ -85,9 +103,13 @@ func TestProcessorServesMetrics(t *testing.T) {
 	status, body := get("/metrics")
 	for _, want := range []string{
 		`simmatch_build_info{component="processor"`,
-		`simmatch_processor_requests_total{outcome="ok",subject="similarity.request"} 1`,
+		`simmatch_processor_requests_total{outcome="ok",subject="similarity.request"} 2`,
+		`simmatch_processor_texts_total{model="all-MiniLM-L6-v2",model_version="fp32"} 2`,
+		`simmatch_cache_hits_total{tier="local"} 2`,
+		`simmatch_cache_misses_total{tier="local"} 2`,
+		`simmatch_cache_capacity_bytes{tier="local"} 2.68435456e+08`,
 		`simmatch_processor_workers{model="all-MiniLM-L6-v2",model_version="fp32"} 1`,
-		`simmatch_model_matches_total{model="all-MiniLM-L6-v2",model_version="fp32"} 1`,
+		`simmatch_model_matches_total{model="all-MiniLM-L6-v2",model_version="fp32"} 2`,
 		`process_resident_memory_bytes `,
 	} {
 		if status != 200 || !strings.Contains(body, want) {

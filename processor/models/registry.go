@@ -43,6 +43,10 @@ type Config struct {
 	// Metrics receives each version's scheduler metrics, labelled with
 	// model and model_version; nil keeps none.
 	Metrics prometheus.Registerer
+	// Wrap, when set, wraps each version's scheduler, e.g. in the
+	// embedding cache's Cache.For; requests resolved to the version use
+	// what it returns.
+	Wrap func(processor.Embedder) processor.Embedder
 	// DrainTimeout bounds how long an unloaded version's scheduler may take
 	// to finish its queue once its last request is answered; default 1 minute.
 	DrainTimeout time.Duration
@@ -78,6 +82,7 @@ type version struct {
 	name, ver string
 	model     *processor.Model
 	sched     *scheduler.Scheduler
+	serve     processor.Embedder // sched, or Config.Wrap(sched)
 	fileBytes int64
 	refs      sync.WaitGroup // requests holding the version; Add only under Registry.mu while in versions
 	inflight  atomic.Int64
@@ -224,6 +229,10 @@ func (r *Registry) open(name, ver, dir string) (*version, error) {
 	if v.sched, err = scheduler.New(sc); err != nil {
 		return v, fmt.Errorf("models: scheduler for %s: %w", key, err)
 	}
+	v.serve = v.sched
+	if r.cfg.Wrap != nil {
+		v.serve = r.cfg.Wrap(v.sched)
+	}
 	return v, nil
 }
 
@@ -253,7 +262,7 @@ func (r *Registry) Resolve(model string) (processor.Embedder, func(), error) {
 	v.refs.Add(1)
 	v.inflight.Add(1)
 	var once sync.Once
-	return v.sched, func() {
+	return v.serve, func() {
 		once.Do(func() {
 			v.inflight.Add(-1)
 			v.refs.Done()

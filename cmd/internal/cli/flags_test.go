@@ -114,3 +114,33 @@ func TestRedactURLs(t *testing.T) {
 		}
 	}
 }
+
+func TestBoolFlag(t *testing.T) {
+	for _, tt := range []struct {
+		name, env string
+		args      []string
+		want      bool
+		wantErr   string
+	}{
+		{"default", "", nil, false, ""},
+		{"environment", "true", nil, true, ""},
+		{"flag over environment", "true", []string{"-shared=false"}, false, ""},
+		{"bad environment", "yes please", nil, false, `$SIMMATCH_X="yes please": want true or false`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bool
+			f := NewFlags("test", func(string) string { return tt.env }, io.Discard)
+			f.Bool(&b, "shared", "SIMMATCH_X", false, "")
+			err := f.Parse(tt.args)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || b != tt.want {
+				t.Fatalf("got %v, %v; want %v", b, err, tt.want)
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/simmatch/simmatch/cmd/internal/cli"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/cache"
 	"github.com/simmatch/simmatch/processor/models"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
@@ -35,11 +36,14 @@ type Settings struct {
 	// (processor.Config.SimilarityThreshold and MetricsTopK).
 	SimilarityThreshold float64
 	MetricsTopK         int
+	// Cache configures the embedding cache in front of the scheduler.
+	Cache CacheSettings
+	// JetStreamReplicas is the replica count of the JetStream assets the
+	// processor creates (the shared cache bucket).
+	JetStreamReplicas int
 	// ModelStore is the model store models.Config.Root; empty: the store
 	// -model-dir is a version of (two levels up), else "models".
 	ModelStore string
-	// JetStreamReplicas is the replica count of the desired-state bucket.
-	JetStreamReplicas int
 }
 
 // storeRoot is the model store: ModelStore, else the store ModelDir is a
@@ -53,6 +57,15 @@ func (s *Settings) storeRoot() string {
 		return filepath.Dir(filepath.Dir(dir))
 	}
 	return "models"
+}
+
+// CacheSettings configure the embedding cache (processor/cache).
+type CacheSettings struct {
+	Bytes    int
+	Shared   bool
+	TTL      time.Duration
+	Bucket   string
+	MaxBytes int
 }
 
 // DefaultModelName and DefaultModelDir name the model served when none is
@@ -81,8 +94,6 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.String(&s.ModelVersion, "model-version", "SIMMATCH_MODEL_VERSION", "", "model version reported in responses (default: the model directory's name when it is <name>/<version>, else \"1\")")
 	f.String(&s.ModelStore, "model-store", "SIMMATCH_MODEL_STORE", "",
 		"model store holding <name>/<version>/ directories that /v1/models/load and switch load from (default: the store -model-dir is a version of, else models/)")
-	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1,
-		"replicas of the JetStream key-value buckets (the desired model state, simmatch_models)")
 	f.String(&s.ORTLibrary, "ort-lib", "SIMMATCH_ORT_LIB", "", "path of libonnxruntime.so (ONNX Runtime 1.30); `make deps` fetches it")
 	f.Int(&s.Workers, "workers", "SIMMATCH_WORKERS", runtime.GOMAXPROCS(0),
 		"lanes: batches run at once; a lone request is split across idle lanes (default: the number of cores)")
@@ -99,13 +110,44 @@ func (s *Settings) Register(f *cli.Flags) {
 		"score at or above which a match counts in simmatch_model_matches_above_threshold_total (metrics only; answers are not filtered)")
 	f.Int(&s.MetricsTopK, "metrics-top-k", "SIMMATCH_METRICS_TOP_K", processor.DefaultMetricsTopK,
 		"how many of each query's best scores simmatch_model_topk_similarity averages")
+	f.Int(&s.Cache.Bytes, "cache-bytes", "SIMMATCH_CACHE_BYTES", cache.DefaultBytes,
+		"bytes of embeddings each processor keeps in memory (texts, vectors and bookkeeping counted); 0: none")
+	f.Bool(&s.Cache.Shared, "cache-shared", "SIMMATCH_CACHE_SHARED", false,
+		"also share embeddings between processors in a NATS JetStream key-value bucket (needs JetStream)")
+	f.Duration(&s.Cache.TTL, "cache-ttl", "SIMMATCH_CACHE_TTL", cache.DefaultTTL, "how long an embedding stays in the shared bucket")
+	f.String(&s.Cache.Bucket, "cache-bucket", "SIMMATCH_CACHE_BUCKET", cache.DefaultBucket, "the shared bucket's name")
+	f.Int(&s.Cache.MaxBytes, "cache-shared-bytes", "SIMMATCH_CACHE_SHARED_BYTES", cache.DefaultSharedBytes,
+		"the shared bucket's size limit; when full, new embeddings are not shared until old ones expire")
+	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1, "replicas of the JetStream buckets the processor creates: the shared cache, the desired model state simmatch_models (3 in a 3-node cluster)")
+}
+
+// wrapCache puts the embedding cache in front of e when it is enabled
+// (SIMMATCH_CACHE_BYTES > 0 or SIMMATCH_CACHE_SHARED); otherwise it returns
+// e and a nil cache.
+func (s *Settings) wrapCache(e processor.Embedder, nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer) (processor.Embedder, *cache.Cache, error) {
+	cs := s.Cache
+	if cs.Bytes == 0 && !cs.Shared {
+		logger.Info("embedding cache off")
+		return e, nil, nil
+	}
+	cfg := cache.Config{Inner: e, Bytes: int64(cs.Bytes), Metrics: reg, Logger: logger}
+	if cs.Shared {
+		cfg.Shared = &cache.SharedConfig{NATS: nc, Bucket: cs.Bucket, TTL: cs.TTL, Replicas: s.JetStreamReplicas, MaxBytes: int64(cs.MaxBytes)}
+	}
+	c, err := cache.New(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger.Info("embedding cache on", "bytes", cs.Bytes, "shared", cs.Shared, "bucket", cs.Bucket, "ttl", cs.TTL)
+	return c, c, nil
 }
 
 // Start loads the model into a model registry (processor/models) and starts
-// a processor on nc that serves it, with model control over NATS following
-// the desired state in JetStream when the server has it; metrics go to reg
-// (none when nil). The returned stop function stops control, drains the
-// processor, then frees every model version.
+// a processor on nc that serves it, each version behind the embedding cache
+// when it is on, with model control over NATS following the desired state
+// in JetStream when the server has it; metrics go to reg (none when nil).
+// The returned stop function stops control, drains the processor, then
+// closes the cache and frees every model version.
 func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Registerer) (stop func(context.Context) error, err error) {
 	if s.ORTLibrary == "" {
 		return nil, fmt.Errorf("no ONNX Runtime library: set SIMMATCH_ORT_LIB or -ort-lib (`make run` does this for you)")
@@ -114,39 +156,70 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		s.ModelVersion = VersionFromDir(s.ModelDir, s.ModelName)
 	}
 	logger.Info("loading model", "dir", s.ModelDir, "model", s.ModelName+"@"+s.ModelVersion, "ort_lib", s.ORTLibrary, "model_store", s.storeRoot())
-	registry, err := models.New(models.Config{
+	mcfg := models.Config{
 		Root: s.storeRoot(), Library: s.ORTLibrary, IntraOpThreads: s.IntraOpThreads, Metrics: reg, Logger: logger,
 		Scheduler: scheduler.Config{Pool: scheduler.NewPool(s.Workers), MaxBatchTokens: s.MaxBatchTokens,
 			MaxQueuedTokens: s.MaxQueuedTokens, MaxWait: s.BatchWait},
-	})
+	}
+	// The embedding cache, when on, sits in front of each version's
+	// scheduler (keyed by the version): only its misses are queued and
+	// batched. Versions load after c is set.
+	var c *cache.Cache
+	mcfg.Wrap = func(e processor.Embedder) processor.Embedder {
+		if c == nil {
+			return e
+		}
+		return c.For(e)
+	}
+	registry, err := models.New(mcfg)
 	if err != nil {
 		return nil, err
 	}
-	closeModels := func() { _ = registry.Close(context.Background()) }
-	if err := registry.Add(context.Background(), s.ModelName, s.ModelVersion, s.ModelDir); err != nil {
-		closeModels()
+	emb, c, err := s.wrapCache(registry, nc, logger, reg)
+	if err != nil {
 		return nil, err
+	}
+	closeAll := func() {
+		if c != nil {
+			_ = c.Close(context.Background())
+		}
+		_ = registry.Close(context.Background())
+	}
+	if err := registry.Add(context.Background(), s.ModelName, s.ModelVersion, s.ModelDir); err != nil {
+		closeAll()
+		return nil, err
+	}
+	var statsData func() any
+	if c != nil {
+		statsData = func() any { return map[string]any{"cache": c.Stats()} }
 	}
 	p, err := processor.Start(processor.Config{
-		NATS: nc, Embedder: registry, Models: registry, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
+		NATS: nc, Embedder: emb, Models: registry, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
 		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
+		StatsData: statsData,
 	})
 	if err != nil {
-		closeModels()
+		closeAll()
 		return nil, err
 	}
 	ctl, err := models.StartControl(context.Background(), models.ControlConfig{NATS: nc, Registry: registry,
 		ID: p.Info().ID, QueueGroup: s.QueueGroup, Replicas: s.JetStreamReplicas, Logger: logger})
 	if err != nil {
 		_ = p.Stop(context.Background())
-		closeModels()
+		closeAll()
 		return nil, err
 	}
 	return func(ctx context.Context) error {
 		// In order: no more control, no new requests and every received one
-		// answered, then each version's scheduler and model.
+		// answered, then the cache's background writes, then each version's
+		// scheduler and model.
 		ctl.Stop()
 		err := p.Stop(ctx)
+		if c != nil {
+			if cerr := c.Close(ctx); err == nil {
+				err = cerr
+			}
+		}
 		if cerr := registry.Close(ctx); err == nil {
 			err = cerr
 		}
