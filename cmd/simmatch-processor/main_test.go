@@ -76,9 +76,15 @@ func TestProcessorServesMetrics(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &stats); err != nil || len(stats.Endpoints) != 1 {
 		t.Fatalf("$SRV.STATS: %s (%v)", msg.Data, err)
 	}
-	var data struct{ Cache cache.Stats }
+	var data struct {
+		Cache  cache.Stats
+		Models []contracts.ModelVersionStatus
+	}
 	if err := json.Unmarshal(stats.Endpoints[0].Data, &data); err != nil || data.Cache.Local.Hits != 2 || data.Cache.Local.Misses != 2 {
 		t.Fatalf("$SRV.STATS endpoint data %s (%v): want the cache's 2 hits and 2 misses", stats.Endpoints[0].Data, err)
+	}
+	if len(data.Models) != 1 || data.Models[0].Version != "fp32" || !data.Models[0].Default {
+		t.Fatalf("$SRV.STATS endpoint data %s: want the model versions, fp32 the default", stats.Endpoints[0].Data)
 	}
 
 	get := func(path string) (int, string) {

@@ -304,14 +304,17 @@ func TestOldVersionDrains(t *testing.T) {
 	})
 }
 
-// TestSwitchUnderLoad switches the default back and forth while clients
-// send requests naming no version: every request succeeds and is answered by
-// one of the two versions, and both answer.
+// TestSwitchUnderLoad switches the default back and forth over NATS
+// (through the JetStream desired state) while clients send requests naming
+// no version: every request succeeds and is answered by one of the two
+// versions, and both answer.
 func TestSwitchUnderLoad(t *testing.T) {
 	r, name := newRegistry(t, prometheus.NewRegistry(), "fp32", "int8")
-	ns := testenv.StartNATS(t)
+	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
 	startProcessor(t, ns, r)
+	startControl(t, ns, r, "p1")
 	c := newClient(t, ns)
+	ctl := contracts.NewModelControl(testenv.Connect(t, ns))
 
 	const clients, switches = 4, 6
 	stop := make(chan struct{})
@@ -354,8 +357,14 @@ func TestSwitchUnderLoad(t *testing.T) {
 	for i := range switches {
 		to := []string{"int8", "fp32"}[i%2]
 		before := answered()
-		if err := r.Switch(name + "@" + to); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		st, err := ctl.Switch(ctx, name+"@"+to)
+		cancel()
+		if err != nil {
 			t.Fatal(err)
+		}
+		if got := defaultOf(*st, name); got != to {
+			t.Fatalf("after switching to %s the default is %q", to, got)
 		}
 		testenv.WaitFor(t, 60*time.Second, "answers after a switch", func() bool { return answered() >= before+clients })
 	}

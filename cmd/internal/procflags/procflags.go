@@ -189,9 +189,13 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		closeAll()
 		return nil, err
 	}
-	var statsData func() any
-	if c != nil {
-		statsData = func() any { return map[string]any{"cache": c.Stats()} }
+	// $SRV.STATS data: the model versions as they are now, and the cache.
+	statsData := func() any {
+		d := map[string]any{"models": registry.Status()}
+		if c != nil {
+			d["cache"] = c.Stats()
+		}
+		return d
 	}
 	p, err := processor.Start(processor.Config{
 		NATS: nc, Embedder: emb, Models: registry, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
