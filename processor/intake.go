@@ -110,8 +110,7 @@ func (p *Processor) process(j *job) {
 		p.fail(j, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings for %d texts", len(vecs), len(texts)))
 		return
 	}
-	resp := p.rank.rank(j.ctx, j.body, vecs, qi, di)
-	resp.Model = j.embedder.Info()
+	resp := p.rank.rank(j.ctx, j.body, j.embedder.Info(), vecs, qi, di)
 	p.respond(j, resp)
 }
 

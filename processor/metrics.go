@@ -42,16 +42,20 @@ type metrics struct {
 	duration prometheus.Observer      // subject curried
 	stage    *prometheus.HistogramVec // stage; shared with the scheduler
 
-	topK      prometheus.Histogram
-	scores    prometheus.Histogram
-	matches   prometheus.Counter
-	above     prometheus.Counter
+	// By model and model_version: the version that computed the scores.
+	topK      *prometheus.HistogramVec
+	scores    *prometheus.HistogramVec
+	matches   *prometheus.CounterVec
+	above     *prometheus.CounterVec
 	threshold float64
 	k         int
 
 	subject    string
 	collectors []prometheus.Collector // to unregister when Start fails
 }
+
+// modelLabels name the model version behind the simmatch_model_* series.
+var modelLabels = []string{"model", "model_version"}
 
 // newMetrics registers the processor's collectors on reg. The gauges read the
 // live state of p when scraped.
@@ -63,28 +67,24 @@ func newMetrics(reg prometheus.Registerer, p *Processor, info contracts.ModelInf
 			Name: "simmatch_processor_requests_total",
 			Help: "Answered NATS requests, by subject and outcome (ok or the error code).",
 		}, []string{"subject", "outcome"}),
-		topK: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:        "simmatch_model_topk_similarity",
-			Help:        "Per query, the average score of its best K matches (K = SIMMATCH_METRICS_TOP_K), before the request's top_k and threshold.",
-			Buckets:     scoreBuckets,
-			ConstLabels: model,
-		}),
-		scores: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:        "simmatch_model_similarity_score",
-			Help:        "Every similarity score computed, before the request's top_k and threshold.",
-			Buckets:     scoreBuckets,
-			ConstLabels: model,
-		}),
-		matches: prometheus.NewCounter(prometheus.CounterOpts{
-			Name:        "simmatch_model_matches_total",
-			Help:        "Similarity scores computed (queries x descriptions).",
-			ConstLabels: model,
-		}),
-		above: prometheus.NewCounter(prometheus.CounterOpts{
-			Name:        "simmatch_model_matches_above_threshold_total",
-			Help:        "Similarity scores at or above the configured threshold (SIMMATCH_SIMILARITY_THRESHOLD).",
-			ConstLabels: model,
-		}),
+		topK: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "simmatch_model_topk_similarity",
+			Help:    "Per query, the average score of its best K matches (K = SIMMATCH_METRICS_TOP_K), before the request's top_k and threshold.",
+			Buckets: scoreBuckets,
+		}, modelLabels),
+		scores: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "simmatch_model_similarity_score",
+			Help:    "Every similarity score computed, before the request's top_k and threshold.",
+			Buckets: scoreBuckets,
+		}, modelLabels),
+		matches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "simmatch_model_matches_total",
+			Help: "Similarity scores computed (queries x descriptions).",
+		}, modelLabels),
+		above: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "simmatch_model_matches_above_threshold_total",
+			Help: "Similarity scores at or above the configured threshold (SIMMATCH_SIMILARITY_THRESHOLD).",
+		}, modelLabels),
 		threshold: *cfg.SimilarityThreshold,
 		k:         cfg.MetricsTopK,
 		subject:   cfg.Subject,
@@ -97,6 +97,8 @@ func newMetrics(reg prometheus.Registerer, p *Processor, info contracts.ModelInf
 	m.duration = duration.WithLabelValues(cfg.Subject)
 	// Series that exist before the first request, so rates and panels start at 0.
 	m.requests.WithLabelValues(cfg.Subject, "ok")
+	m.matches.WithLabelValues(info.Name, info.Version)
+	m.above.WithLabelValues(info.Name, info.Version)
 
 	modelInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "simmatch_model_info",
@@ -173,24 +175,25 @@ func (m *metrics) ObserveStage(stage string, d time.Duration) {
 
 // scored records the scores of one query against every description, before
 // the request's top_k and threshold. It sorts scores.
-func (m *metrics) scored(scores []float64) {
+func (m *metrics) scored(info contracts.ModelInfo, scores []float64) {
 	if m == nil || len(scores) == 0 {
 		return
 	}
 	above := 0
+	hist := m.scores.WithLabelValues(info.Name, info.Version)
 	for _, s := range scores {
-		m.scores.Observe(s)
+		hist.Observe(s)
 		if s >= m.threshold {
 			above++
 		}
 	}
-	m.matches.Add(float64(len(scores)))
-	m.above.Add(float64(above))
+	m.matches.WithLabelValues(info.Name, info.Version).Add(float64(len(scores)))
+	m.above.WithLabelValues(info.Name, info.Version).Add(float64(above))
 	slices.Sort(scores)
 	top := scores[len(scores)-min(m.k, len(scores)):]
 	var sum float64
 	for _, s := range top {
 		sum += s
 	}
-	m.topK.Observe(sum / float64(len(top)))
+	m.topK.WithLabelValues(info.Name, info.Version).Observe(sum / float64(len(top)))
 }

@@ -81,8 +81,9 @@ type ranker struct {
 }
 
 // rank ranks the descriptions for each query. vecs are the request's
-// distinct texts' embeddings; qi and di map queries and descriptions to them.
-func (rk ranker) rank(ctx context.Context, req *contracts.Request, vecs [][]float32, qi, di []int) *contracts.Response {
+// distinct texts' embeddings by the model info; qi and di map queries and
+// descriptions to them.
+func (rk ranker) rank(ctx context.Context, req *contracts.Request, info contracts.ModelInfo, vecs [][]float32, qi, di []int) *contracts.Response {
 	_, span := rk.tracer.Start(ctx, StageRank, trace.WithAttributes(
 		attribute.Int("simmatch.queries", len(req.Query)),
 		attribute.Int("simmatch.descriptions", len(req.ProductDescriptions))))
@@ -94,11 +95,11 @@ func (rk ranker) rank(ctx context.Context, req *contracts.Request, vecs [][]floa
 		descs[i] = vecs[k]
 		norms[i] = norm(vecs[k])
 	}
-	resp := &contracts.Response{Results: make([]contracts.Result, len(req.Query)), RequestID: req.RequestID}
+	resp := &contracts.Response{Results: make([]contracts.Result, len(req.Query)), RequestID: req.RequestID, Model: info}
 	for i, q := range req.Query {
 		scores := scoreAll(vecs[qi[i]], descs, norms)
 		resp.Results[i] = contracts.Result{Query: q, Matches: rankScores(scores, req.ProductDescriptions, req.TopK, req.Threshold)}
-		rk.metrics.scored(scores)
+		rk.metrics.scored(info, scores)
 	}
 	rk.metrics.ObserveStage(StageRank, time.Since(start))
 	return resp

@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
@@ -50,10 +52,15 @@ func newRegistry(t testing.TB, reg prometheus.Registerer, versions ...string) (*
 	return r, name
 }
 
-// startProcessor serves r on ns; it stops before r closes.
-func startProcessor(t testing.TB, ns *server.Server, r *models.Registry) *processor.Processor {
+// startProcessor serves r on ns, with its metrics on reg (none when nil);
+// it stops before r closes.
+func startProcessor(t testing.TB, ns *server.Server, r *models.Registry, reg ...prometheus.Registerer) *processor.Processor {
 	t.Helper()
-	p, err := processor.Start(processor.Config{NATS: testenv.Connect(t, ns), Embedder: r, Models: r})
+	cfg := processor.Config{NATS: testenv.Connect(t, ns), Embedder: r, Models: r}
+	if len(reg) > 0 {
+		cfg.Metrics = reg[0]
+	}
+	p, err := processor.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,9 +93,10 @@ func newClient(t testing.TB, ns *server.Server) *contracts.Client {
 // processor: a request gets the version it names, the default when it names
 // none, and not_found with the list of models for an unknown one.
 func TestRequestsNameAModel(t *testing.T) {
-	r, name := newRegistry(t, prometheus.NewRegistry(), "fp32", "int8")
+	reg := prometheus.NewRegistry()
+	r, name := newRegistry(t, reg, "fp32", "int8")
 	ns := testenv.StartNATS(t)
-	startProcessor(t, ns, r)
+	startProcessor(t, ns, r, reg)
 	c := newClient(t, ns)
 	tests := []struct {
 		name, model, version string
@@ -129,6 +137,20 @@ func TestRequestsNameAModel(t *testing.T) {
 			}
 		})
 	}
+	t.Run("metrics by version", func(t *testing.T) {
+		for _, metric := range []string{"simmatch_model_matches_total", "simmatch_processor_texts_total"} {
+			for _, v := range []string{"fp32", "int8"} {
+				got, err := testutil.GatherAndCount(reg, metric)
+				if err != nil || got < 2 {
+					t.Fatalf("%s: %d series (%v), want one per version", metric, got, err)
+				}
+				mfs, _ := reg.Gather()
+				if !hasSeries(mfs, metric, v) {
+					t.Errorf("%s has no series with model_version=%q", metric, v)
+				}
+			}
+		}
+	})
 	t.Run("malformed model", func(t *testing.T) {
 		_, err := match(t, c, "a b")
 		var e *contracts.Error
@@ -377,4 +399,22 @@ func TestSwitchUnderLoad(t *testing.T) {
 		t.Fatalf("answers by version %v: want both fp32 and int8, nothing else", versions)
 	}
 	t.Logf("answers by version: %v", versions)
+}
+
+// hasSeries reports whether metric has a series with a non-zero value and
+// model_version=version.
+func hasSeries(mfs []*dto.MetricFamily, metric, version string) bool {
+	for _, mf := range mfs {
+		if mf.GetName() != metric {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "model_version" && l.GetValue() == version && m.GetCounter().GetValue() > 0 {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
