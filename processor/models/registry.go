@@ -74,7 +74,8 @@ type Registry struct {
 	defaults map[string]string // name -> default version
 	primary  string            // the name requests naming no model get
 	closed   bool
-	drains   sync.WaitGroup
+	drains   sync.WaitGroup // versions draining
+	loads    sync.WaitGroup // loads running; Add only under mu before Close
 }
 
 // version is one loaded model version and its scheduler.
@@ -155,6 +156,7 @@ func (r *Registry) Add(ctx context.Context, name, ver, dir string) error {
 	if !ok {
 		c = &loadCall{done: make(chan struct{})}
 		r.loading[key] = c
+		r.loads.Add(1)
 		go r.load(c, name, ver, dir)
 	}
 	r.mu.Unlock()
@@ -167,6 +169,7 @@ func (r *Registry) Add(ctx context.Context, name, ver, dir string) error {
 }
 
 func (r *Registry) load(c *loadCall, name, ver, dir string) {
+	defer r.loads.Done()
 	key := contracts.ModelRef(name, ver)
 	start := time.Now()
 	r.cfg.Logger.Info("loading model version", "model", key, "dir", dir)
@@ -451,7 +454,8 @@ func (r *Registry) Defaults() map[string]string {
 }
 
 // Close unloads every version and waits until all are freed (their
-// requests answered) or ctx ends. Stop the processor first.
+// requests answered), and loads under way have ended, or ctx ends. Stop the
+// processor first.
 func (r *Registry) Close(ctx context.Context) error {
 	r.mu.Lock()
 	r.closed = true
@@ -464,7 +468,7 @@ func (r *Registry) Close(ctx context.Context) error {
 	r.defaults = map[string]string{}
 	r.mu.Unlock()
 	done := make(chan struct{})
-	go func() { r.drains.Wait(); close(done) }()
+	go func() { r.loads.Wait(); r.drains.Wait(); close(done) }()
 	select {
 	case <-done:
 		return nil
