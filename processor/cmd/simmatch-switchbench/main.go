@@ -4,9 +4,11 @@
 // sending steady requests that name no version. In one run it measures, side
 // by side:
 //
-//  1. baseline: p99 with one version loaded, and the process's RSS;
-//  2. loading the other version while serving: p99 during the load (its
-//     impact is the ratio to the baseline) and the RSS with both loaded;
+//  1. baseline (after a warm-up): p99 with one version loaded, and the
+//     process's RSS;
+//  2. loading the other version while serving: p99 of the requests in
+//     flight during the load (its impact is the ratio to the baseline) and
+//     the RSS with both loaded;
 //  3. switching the default back and forth -switches times: non-OK answers,
 //     answers by version, p99 during the switches.
 //
@@ -138,8 +140,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	mark := func() time.Time { return time.Now() }
 
 	fmt.Fprintf(stdout, "switchbench: %s, %d clients, %d switches %v apart (%s <-> %s)\n", name, *clients, *switches, *every, *from, *to)
-	t0 := mark()
+	// A warm-up, then the baseline, each -every long.
 	timer := time.NewTimer(*every)
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	t0 := mark()
+	timer.Reset(*every)
 	select {
 	case <-timer.C:
 	case <-ctx.Done():
@@ -174,7 +182,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	t2end := mark()
 	stopLoad()
 	wg.Wait()
-	// Each window holds the requests sent in it, all answered by now.
+	// Every request is answered by now.
 	baseline, loading, switching := rec.window(t0, t0end), rec.window(t1, t1end), rec.window(t2, t2end)
 
 	fmt.Fprintf(stdout, "baseline (%s alone):        %s\n", *from, baseline)
@@ -226,14 +234,15 @@ func (s stats) String() string {
 		ms(s.p50), ms(s.p99), ms(s.max))
 }
 
-// window is the figures of the requests sent in [from, to).
+// window is the figures of the requests in flight at some time in
+// [from, to): a request that waited through a load counts for the load.
 func (r *recorder) window(from, to time.Time) stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var l []time.Duration
 	var s stats
 	for _, x := range r.samples {
-		if !x.at.Before(from) && x.at.Before(to) {
+		if x.at.Before(to) && x.at.Add(x.latency).After(from) {
 			l = append(l, x.latency)
 			if !x.ok {
 				s.failed++
