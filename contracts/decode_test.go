@@ -54,6 +54,10 @@ var decodeCases = []decodeCase{
 		want: &contracts.Request{Query: contracts.Queries{"cut"}, ProductDescriptions: []string{"saw"}, Threshold: float64Ptr(1)}},
 	{name: "every field", body: body(`["cut"]`, `["saw"]`, `"top_k":1`, `"threshold":0`, `"request_id":"r-1"`),
 		want: &contracts.Request{Query: contracts.Queries{"cut"}, ProductDescriptions: []string{"saw"}, TopK: intPtr(1), Threshold: float64Ptr(0), RequestID: "r-1"}},
+	{name: "model name", body: body(`"cut"`, `["saw"]`, `"model":"all-MiniLM-L6-v2"`),
+		want: &contracts.Request{Query: contracts.Queries{"cut"}, ProductDescriptions: []string{"saw"}, Model: "all-MiniLM-L6-v2"}},
+	{name: "model name@version", body: body(`"cut"`, `["saw"]`, `"model":"all-MiniLM-L6-v2@int8"`),
+		want: &contracts.Request{Query: contracts.Queries{"cut"}, ProductDescriptions: []string{"saw"}, Model: "all-MiniLM-L6-v2@int8"}},
 	{name: "null optional fields", body: body(`"cut"`, `["saw"]`, `"top_k":null`, `"threshold":null`, `"request_id":null`),
 		want: &contracts.Request{Query: contracts.Queries{"cut"}, ProductDescriptions: []string{"saw"}}},
 	{name: "whitespace around the body", body: " \n\t" + body(`"cut"`, `["saw"]`) + "\r\n ",
@@ -145,6 +149,11 @@ var decodeCases = []decodeCase{
 	{name: "threshold above 1", body: body(`"cut"`, `["saw"]`, `"threshold":1.0001`), wantErr: contracts.ErrInvalidRequest, wantField: "threshold"},
 	{name: "threshold below -1", body: body(`"cut"`, `["saw"]`, `"threshold":-1.5`), wantErr: contracts.ErrInvalidRequest, wantField: "threshold"},
 	{name: "threshold huge", body: body(`"cut"`, `["saw"]`, `"threshold":1e300`), wantErr: contracts.ErrInvalidRequest, wantField: "threshold"},
+	{name: "model number", body: body(`"cut"`, `["saw"]`, `"model":7`), wantErr: contracts.ErrInvalidRequest, wantField: "model"},
+	{name: "model with a space", body: body(`"cut"`, `["saw"]`, `"model":"all MiniLM"`), wantErr: contracts.ErrInvalidRequest, wantField: "model"},
+	{name: "model with an empty version", body: body(`"cut"`, `["saw"]`, `"model":"all-MiniLM-L6-v2@"`), wantErr: contracts.ErrInvalidRequest, wantField: "model"},
+	{name: "model with two versions", body: body(`"cut"`, `["saw"]`, `"model":"m@a@b"`), wantErr: contracts.ErrInvalidRequest, wantField: "model"},
+	{name: "model starting with a dot", body: body(`"cut"`, `["saw"]`, `"model":"../etc"`), wantErr: contracts.ErrInvalidRequest, wantField: "model"},
 	{name: "request_id too long", body: body(`"cut"`, `["saw"]`, `"request_id":"`+strings.Repeat("r", 129)+`"`), wantErr: contracts.ErrInvalidRequest, wantField: "request_id", wantLimit: 128},
 }
 
