@@ -4,6 +4,7 @@ package procflags
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/cache"
+	"github.com/simmatch/simmatch/processor/catalog"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
@@ -38,8 +40,13 @@ type Settings struct {
 	// Cache configures the embedding cache in front of the scheduler.
 	Cache CacheSettings
 	// JetStreamReplicas is the replica count of the JetStream assets the
-	// processor creates (the shared cache bucket).
+	// processor creates (the shared cache bucket, the catalogs' streams).
 	JetStreamReplicas int
+	// Catalogs: on (JetStream required), off, or auto (on when the NATS
+	// server has JetStream). CatalogMaxProducts bounds one catalog; new
+	// catalog streams get JetStreamReplicas replicas.
+	Catalogs           string
+	CatalogMaxProducts int
 }
 
 // CacheSettings configure the embedding cache (processor/cache).
@@ -99,7 +106,9 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.String(&s.Cache.Bucket, "cache-bucket", "SIMMATCH_CACHE_BUCKET", cache.DefaultBucket, "the shared bucket's name")
 	f.Int(&s.Cache.MaxBytes, "cache-shared-bytes", "SIMMATCH_CACHE_SHARED_BYTES", cache.DefaultSharedBytes,
 		"the shared bucket's size limit; when full, new embeddings are not shared until old ones expire")
-	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1, "replicas of the JetStream buckets the processor creates (3 in a 3-node cluster)")
+	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1, "replicas of the JetStream buckets and streams the processor creates (3 in a 3-node cluster)")
+	f.String(&s.Catalogs, "catalogs", "SIMMATCH_CATALOGS", "auto", "stored catalogs (simmatch.catalog.*): on (fail without JetStream), off, or auto (on when NATS has JetStream)")
+	f.Int(&s.CatalogMaxProducts, "catalog-max-products", "SIMMATCH_CATALOG_MAX_PRODUCTS", catalog.DefaultMaxProducts, "most products one catalog may hold")
 }
 
 // wrapCache puts the embedding cache in front of e when it is enabled
@@ -121,6 +130,28 @@ func (s *Settings) wrapCache(e processor.Embedder, nc *nats.Conn, logger *slog.L
 	}
 	logger.Info("embedding cache on", "bytes", cs.Bytes, "shared", cs.Shared, "bucket", cs.Bucket, "ttl", cs.TTL)
 	return c, c, nil
+}
+
+// catalogs returns the catalog service for nc, or nil when catalogs are off
+// (or auto and the server has no JetStream).
+func (s *Settings) catalogs(nc *nats.Conn, emb processor.Embedder, logger *slog.Logger) (*catalog.Service, error) {
+	switch s.Catalogs {
+	case "off":
+		return nil, nil
+	case "on", "auto":
+	default:
+		return nil, fmt.Errorf("-catalogs %q: want on, off or auto", s.Catalogs)
+	}
+	svc, err := catalog.New(catalog.Config{NATS: nc, Embedder: emb, Replicas: s.JetStreamReplicas,
+		MaxProducts: s.CatalogMaxProducts, TextLimits: s.Limits, Logger: logger})
+	if errors.Is(err, catalog.ErrNoJetStream) && s.Catalogs == "auto" {
+		logger.Warn("catalogs are off: the NATS server has no JetStream (enable it, or set SIMMATCH_CATALOGS=off to silence this)", "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("catalogs (SIMMATCH_CATALOGS=%s): %w", s.Catalogs, err)
+	}
+	return svc, nil
 }
 
 // Start loads the model and starts a processor on nc that registers its
@@ -157,16 +188,34 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		m.Close()
 		return nil, err
 	}
+	// Catalogs embed through the scheduler, past the cache: a catalog's
+	// descriptions are embedded once and would only evict useful entries.
+	cats, err := s.catalogs(nc, sched, logger)
+	if err != nil && c != nil {
+		_ = c.Close(context.Background())
+	}
+	if err != nil {
+		_ = sched.Close(context.Background())
+		m.Close()
+		return nil, err
+	}
 	var statsData func() any
 	if c != nil {
 		statsData = func() any { return map[string]any{"cache": c.Stats()} }
 	}
-	p, err := processor.Start(processor.Config{
+	cfg := processor.Config{
 		NATS: nc, Embedder: emb, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
 		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
 		StatsData: statsData,
-	})
+	}
+	if cats != nil { // a nil *catalog.Service in the interface would not be nil
+		cfg.Catalogs = cats
+	}
+	p, err := processor.Start(cfg)
 	if err != nil {
+		if cats != nil {
+			_ = cats.Stop(context.Background())
+		}
 		if c != nil {
 			_ = c.Close(context.Background())
 		}
