@@ -36,8 +36,21 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown catalog command %q\n%s", args[0], Usage)
 }
 
-func connect(url string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, nats.Name("simmatch catalog"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+// natsFlags registers -nats-url and the NATS credentials (NATS_USER, ...).
+func natsFlags(f *cli.Flags, url *string, auth *cli.NATSAuth) {
+	f.String(url, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	f.NATSAuth(auth)
+}
+
+// connect fails at once when NATS is not reachable: a command line tool
+// should say so rather than wait.
+func connect(url string, auth cli.NATSAuth) (*nats.Conn, error) {
+	opts, err := auth.Options()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.Name("simmatch catalog"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s (set NATS_URL or -nats-url): %w", cli.RedactURLs(url), err)
 	}

@@ -31,8 +31,9 @@ func Export(ctx context.Context, js jetstream.JetStream, name string, w io.Write
 
 func runExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var natsURL, name, output string
+	var auth cli.NATSAuth
 	f := cli.NewFlags("simmatch catalog export", getenv, stderr)
-	f.String(&natsURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	natsFlags(f, &natsURL, &auth)
 	f.String(&name, "catalog", "", "", "catalog to export")
 	f.String(&output, "output", "", "", "file to write (default: standard output)")
 	if err := f.Parse(args); err != nil {
@@ -41,7 +42,7 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 	if name == "" || len(f.Args()) > 0 {
 		return errors.New("want -catalog NAME\n" + Usage)
 	}
-	nc, err := connect(natsURL)
+	nc, err := connect(natsURL, auth)
 	if err != nil {
 		return err
 	}

@@ -291,10 +291,11 @@ func (p *progress) done() {
 func runImport(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	var (
 		natsURL string
+		auth    cli.NATSAuth
 		im      Importer
 	)
 	f := cli.NewFlags("simmatch catalog import", getenv, stderr)
-	f.String(&natsURL, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	natsFlags(f, &natsURL, &auth)
 	f.String(&im.Catalog, "catalog", "", "", "catalog to import into (created on first use)")
 	f.String(&im.Format, "format", "", "auto", "file format: auto (by extension), jsonl or csv")
 	f.Int(&im.BatchSize, "batch", "SIMMATCH_IMPORT_BATCH", 256, "products per upsert call")
@@ -309,7 +310,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 		return errors.New("want -catalog NAME and one FILE\n" + Usage)
 	}
 	im.File, im.Progress = f.Args()[0], stderr
-	nc, err := connect(natsURL)
+	nc, err := connect(natsURL, auth)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -182,5 +183,25 @@ func TestImportCSVMetadata(t *testing.T) {
 	got, err = c.GetProduct(context.Background(), &contracts.ProductRequest{Catalog: "csv", ID: "h2"})
 	if err != nil || got.Product.Description != "Multi-line\ndescription" || got.Product.Metadata != nil {
 		t.Fatalf("h2 = %+v, %v", got, err)
+	}
+}
+
+func TestRunArguments(t *testing.T) {
+	getenv := func(string) string { return "" }
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "usage:"},
+		{[]string{"frobnicate"}, `unknown catalog command "frobnicate"`},
+		{[]string{"import", "--catalog", "shop"}, "want -catalog NAME and one FILE"},
+		{[]string{"import", "f.jsonl"}, "want -catalog NAME and one FILE"},
+		{[]string{"export"}, "want -catalog NAME"},
+	}
+	for _, tt := range tests {
+		err := Run(context.Background(), tt.args, getenv, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Run(%q) = %v, want %q", tt.args, err, tt.want)
+		}
 	}
 }
