@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/catalog"
+	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
 var (
@@ -74,7 +76,19 @@ func startNode(t testing.TB, url string, mod func(*catalog.Config)) *node {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	emb := &countingEmbedder{Embedder: realModel(t)}
+	// The processors' own path: the model behind the scheduler.
+	sched, err := scheduler.New(scheduler.Config{Model: realModel(t), Pool: scheduler.NewPool(runtime.GOMAXPROCS(0))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // after the node's stop (cleanups run last first)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := sched.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	emb := &countingEmbedder{Embedder: sched}
 	cfg := catalog.Config{NATS: nc, Embedder: emb}
 	if mod != nil {
 		mod(&cfg)
