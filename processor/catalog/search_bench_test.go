@@ -1,6 +1,7 @@
 package catalog_test
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"slices"
@@ -36,7 +37,9 @@ func catalog46() []contracts.Product {
 func BenchmarkSearch46(b *testing.B) {
 	ns := testenv.StartNATS(b, testenv.WithJetStream(b, ""))
 	n := startNode(b, ns.ClientURL(), nil)
-	ctx := ctxT(b)
+	// Benchmarks run for as long as -benchtime asks: no 60-second test context.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
 	ps := catalog46()
 	if _, err := n.client.UpsertProducts(ctx, &contracts.UpsertRequest{Catalog: "shop46", Products: ps}); err != nil {
 		b.Fatal(err)
@@ -105,7 +108,9 @@ func BenchmarkSearch46(b *testing.B) {
 func BenchmarkUpsert(b *testing.B) {
 	ns := testenv.StartNATS(b, testenv.WithJetStream(b, ""))
 	n := startNode(b, ns.ClientURL(), nil)
-	ctx := ctxT(b)
+	// Benchmarks run for as long as -benchtime asks: no 60-second test context.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
 	const batch = 256
 	mk := func(round, i int) contracts.Product {
 		return contracts.Product{ID: fmt.Sprintf("p%d-%d", round, i),
