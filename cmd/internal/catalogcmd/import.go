@@ -174,7 +174,9 @@ func (im *Importer) Run(ctx context.Context) (int, error) {
 		p.done()
 		return n, err
 	}
-	p.update(st.Size(), cp.Imported)
+	if cp.Offset < st.Size() { // blank lines after the last record
+		p.update(st.Size(), cp.Imported)
+	}
 	p.done()
 	if err := os.Remove(im.StatePath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return n, err
