@@ -24,7 +24,7 @@ export SIMMATCH_MODEL_DIR ?= $(MODEL_DIR)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 FUZZ_TIME ?= 15s
 
-.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-switch
+.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -56,6 +56,7 @@ test: deps ## run every test (real NATS, real ONNX Runtime, real model)
 
 fuzz: ## run each fuzz target briefly
 	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
+	go test -run '^$$' -fuzz '^FuzzDecodeCatalog$$' -fuzztime $(FUZZ_TIME) ./contracts/
 	go test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZ_TIME) ./processor/internal/embed/
 	go test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZ_TIME) ./bridge/
 	go test -run '^$$' -fuzz '^FuzzDecodeValue$$' -fuzztime $(FUZZ_TIME) ./processor/cache/
@@ -80,6 +81,12 @@ bench-switch: deps ## SWITCH_CLIENTS steady clients while loading int8 and switc
 
 bench-smoke: deps ## run each scheduler and stage benchmark once (proves they work; figures meaningless)
 	go test -run '^$$' -bench 'LoneRequest|Scheduler|Stages|Rank' -benchtime 1x ./processor/...
+CATALOG_ROWS ?= 1000000
+LOAD_ROWS ?= 100000
+bench-catalog: deps ## catalogs: scan vs memory read (CATALOG_ROWS x 384), load time (LOAD_ROWS), search vs inline, upsert vs raw model
+	SIMMATCH_BENCH_CATALOG_ROWS=$(CATALOG_ROWS) go test -run '^$$' -bench '^BenchmarkScan$$' -benchtime 10x -timeout 30m ./processor/catalog/
+	SIMMATCH_BENCH_LOAD_ROWS=$(LOAD_ROWS) go test -run '^$$' -bench '^BenchmarkCatalogLoad$$' -benchtime 3x -timeout 30m ./processor/catalog/
+	go test -run '^$$' -bench '^(BenchmarkSearch46|BenchmarkUpsert)$$' -benchtime 5s -timeout 30m ./processor/catalog/
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf bin models results

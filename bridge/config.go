@@ -20,6 +20,8 @@ import (
 const (
 	// DefaultRequestTimeout bounds how long /predict waits for a processor.
 	DefaultRequestTimeout = 10 * time.Second
+	// DefaultCatalogWriteTimeout bounds how long a catalog upsert waits.
+	DefaultCatalogWriteTimeout = 2 * time.Minute
 	// DefaultReadyTimeout bounds how long /ready waits for a processor's ping answer.
 	DefaultReadyTimeout = time.Second
 )
@@ -38,6 +40,12 @@ type Config struct {
 	// (DefaultRequestTimeout when zero). It also travels to the processor, which
 	// gives up on a request nobody waits for anymore.
 	RequestTimeout time.Duration
+	// CatalogLimits bound catalog requests; the zero value means
+	// contracts.DefaultCatalogLimits.
+	CatalogLimits contracts.CatalogLimits
+	// CatalogWriteTimeout bounds how long a catalog upsert waits: it embeds
+	// every description (DefaultCatalogWriteTimeout when zero).
+	CatalogWriteTimeout time.Duration
 	// ReadyTimeout bounds how long /ready waits for a processor to answer a
 	// ping (DefaultReadyTimeout when zero).
 	ReadyTimeout time.Duration
@@ -92,6 +100,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.CatalogLimits == (contracts.CatalogLimits{}) {
+		c.CatalogLimits = contracts.DefaultCatalogLimits
+	}
+	if c.CatalogWriteTimeout < 0 {
+		return c, fmt.Errorf("bridge: config: CatalogWriteTimeout must be positive, got %v", c.CatalogWriteTimeout)
+	}
+	if c.CatalogWriteTimeout == 0 {
+		c.CatalogWriteTimeout = DefaultCatalogWriteTimeout
 	}
 	if c.ReadyTimeout < 0 {
 		return c, fmt.Errorf("bridge: config: ReadyTimeout must be positive, got %v", c.ReadyTimeout)

@@ -23,24 +23,9 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, e)
 		return
 	}
-	limit := s.bodyLimit()
-	tooLarge := &contracts.Error{Code: contracts.CodePayloadTooLarge, Limit: limit,
-		Message: fmt.Sprintf("request body is larger than the limit of %d bytes", limit)}
-	if r.ContentLength > int64(limit) { // known up front: do not read it
-		writeError(w, r, tooLarge)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			writeError(w, r, tooLarge)
-		case r.Context().Err() != nil:
-			clientGone(w)
-		default:
-			writeError(w, r, contracts.Errorf(contracts.CodeMalformedJSON, "read request body: %v", err))
-		}
+	limit := s.bodyLimit(s.cfg.Limits.MaxBodyBytes)
+	body, ok := readBody(w, r, limit)
+	if !ok {
 		return
 	}
 	lim := s.cfg.Limits
@@ -73,12 +58,36 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// bodyLimit is the largest body /predict reads: the configured limit, capped
+// readBody reads a body of at most limit bytes, or answers the error itself
+// and returns false.
+func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, bool) {
+	tooLarge := &contracts.Error{Code: contracts.CodePayloadTooLarge, Limit: limit,
+		Message: fmt.Sprintf("request body is larger than the limit of %d bytes", limit)}
+	if r.ContentLength > int64(limit) { // known up front: do not read it
+		writeError(w, r, tooLarge)
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			writeError(w, r, tooLarge)
+		case r.Context().Err() != nil:
+			clientGone(w)
+		default:
+			writeError(w, r, contracts.Errorf(contracts.CodeMalformedJSON, "read request body: %v", err))
+		}
+		return nil, false
+	}
+	return body, true
+}
+
+// bodyLimit is the largest body a route reads: the configured limit, capped
 // so that the request still fits in one NATS message. The server's
 // max_payload is read per request because a reconnect may reach a server
 // with another one; before the first connect it is unknown (0).
-func (s *Server) bodyLimit() int {
-	limit := s.cfg.Limits.MaxBodyBytes
+func (s *Server) bodyLimit(limit int) int {
 	if mp := int(s.cfg.NATS.MaxPayload()) - natsHeaderRoom; mp > 0 && (limit <= 0 || mp < limit) {
 		limit = mp
 	}

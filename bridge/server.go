@@ -118,6 +118,11 @@ func (s *Server) routes() http.Handler {
 		r.Use(s.requireScope(ScopePredict))
 		r.Post("/predict", s.predict) // the original service's path
 		r.Post("/v1/predict", s.predict)
+		s.catalogReadRoutes(r)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireScope(ScopeCatalogWrite))
+		s.catalogWriteRoutes(r)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireScope(ScopeAdmin))

@@ -120,27 +120,8 @@ func (c *Client) Match(ctx context.Context, req *Request) (*Response, error) {
 }
 
 func (c *Client) do(ctx context.Context, data []byte, requestID string) (*Response, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-	}
-	deadline, _ := ctx.Deadline()
-	msg := nats.NewMsg(c.subject)
-	msg.Data = data
-	if requestID != "" {
-		msg.Header.Set(HeaderRequestID, requestID)
-	}
-	SetTimeout(msg.Header, time.Until(deadline))
-	c.prop.Inject(ctx, HeaderCarrier(msg.Header))
-
-	reply, err := c.nc.RequestMsgWithContext(ctx, msg)
+	reply, err := c.request(ctx, c.subject, data, requestID)
 	if err != nil {
-		err = transportError(ctx, c.subject, err)
-		var e *Error
-		if errors.As(err, &e) {
-			e.RequestID = requestID
-		}
 		return nil, err
 	}
 	return DecodeReply(reply)
@@ -149,31 +130,14 @@ func (c *Client) do(ctx context.Context, data []byte, requestID string) (*Respon
 // DecodeReply decodes a processor's reply: a Response, or the *Error that the
 // micro error headers and the JSON body describe.
 func DecodeReply(m *nats.Msg) (*Response, error) {
-	if e := replyError(m); e != nil {
-		return nil, e
+	if err := replyError(m); err != nil {
+		return nil, err
 	}
 	var resp Response
 	if err := json.Unmarshal(m.Data, &resp); err != nil {
 		return nil, Errorf(CodeInternal, "decode processor reply: %v", err)
 	}
 	return &resp, nil
-}
-
-// replyError is the *Error a reply's micro error headers and JSON body
-// describe, or nil for a success reply.
-func replyError(m *nats.Msg) *Error {
-	code := m.Header.Get(HeaderErrorCode)
-	if code == "" {
-		return nil
-	}
-	var body ErrorBody
-	if err := json.Unmarshal(m.Data, &body); err != nil || body.Error == nil {
-		return &Error{Code: Code(code), Message: m.Header.Get(HeaderError)}
-	}
-	if body.Error.Code == "" {
-		body.Error.Code = Code(code)
-	}
-	return body.Error
 }
 
 func transportError(ctx context.Context, subject string, err error) error {

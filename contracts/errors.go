@@ -21,7 +21,8 @@ const (
 	CodeUnauthorized         Code = "unauthorized"           // missing or wrong credentials
 	CodeForbidden            Code = "forbidden"              // valid credentials without the scope the route needs
 	CodeRateLimited          Code = "rate_limited"           // the caller's rate limit is spent: retry after Retry-After
-	CodeNotFound             Code = "not_found"              // no such route
+	CodeNotFound             Code = "not_found"              // no such route, catalog or product
+	CodeConflict             Code = "conflict"               // the request contradicts stored state (e.g. a catalog of another model)
 	CodeMethodNotAllowed     Code = "method_not_allowed"     // the route exists for other methods
 	CodeOverloaded           Code = "overloaded"             // the processor cannot answer in time now: retry later
 	CodeNoProcessor          Code = "no_processor"           // no processor is subscribed: retry later
@@ -40,6 +41,7 @@ var codeStatus = map[Code]int{
 	CodeForbidden:            http.StatusForbidden,
 	CodeRateLimited:          http.StatusTooManyRequests,
 	CodeNotFound:             http.StatusNotFound,
+	CodeConflict:             http.StatusConflict,
 	CodeMethodNotAllowed:     http.StatusMethodNotAllowed,
 	CodeOverloaded:           http.StatusTooManyRequests,
 	CodeNoProcessor:          http.StatusServiceUnavailable,
@@ -88,6 +90,8 @@ var (
 	ErrUnauthorized         = &Error{Code: CodeUnauthorized}
 	ErrForbidden            = &Error{Code: CodeForbidden}
 	ErrRateLimited          = &Error{Code: CodeRateLimited}
+	ErrNotFound             = &Error{Code: CodeNotFound}
+	ErrConflict             = &Error{Code: CodeConflict}
 	ErrOverloaded           = &Error{Code: CodeOverloaded}
 	ErrNoProcessor          = &Error{Code: CodeNoProcessor}
 	ErrTimeout              = &Error{Code: CodeTimeout}

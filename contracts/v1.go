@@ -17,7 +17,11 @@ type Request struct {
 	// Query holds the query texts; on the wire a single string or a list.
 	Query Queries `json:"query"`
 	// ProductDescriptions is the catalog to rank for every query.
-	ProductDescriptions []string `json:"product_descriptions"`
+	ProductDescriptions []string `json:"product_descriptions,omitempty"`
+	// Catalog names a stored catalog to rank instead of ProductDescriptions
+	// (exactly one of the two); matches then carry the product's id, and
+	// TopK defaults to DefaultCatalogTopK.
+	Catalog string `json:"catalog,omitempty"`
 	// TopK keeps the K best matches per query; nil keeps all.
 	TopK *int `json:"top_k,omitempty"`
 	// Threshold drops matches that score below it; nil keeps all.
@@ -72,10 +76,13 @@ type Result struct {
 
 // Match is one product description and its cosine similarity to the query.
 type Match struct {
-	// Index is the description's position in the request's product_descriptions.
+	// Index is the description's position in the request's
+	// product_descriptions; for a catalog, the match's rank (0 is the best).
 	Index       int     `json:"index"`
 	Description string  `json:"description"`
 	Score       float64 `json:"score"`
+	// ID is the product's id when the request named a catalog.
+	ID string `json:"id,omitempty"`
 }
 
 // ModelInfo names the model behind a response.
@@ -160,7 +167,7 @@ func decodeError(err error) *Error {
 		return FieldError("query", 0, "%s", errWantStrings)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return FieldError(f, 0, "unknown field; known fields are query, product_descriptions, top_k, threshold, request_id, model")
+		return FieldError(f, 0, "unknown field; known fields are query, product_descriptions, catalog, top_k, threshold, request_id, model")
 	}
 	return Errorf(CodeMalformedJSON, "request body: %v", err)
 }
@@ -187,8 +194,18 @@ func (r *Request) Validate(lim Limits) error {
 	if lim.MaxQueries > 0 && len(r.Query) > lim.MaxQueries {
 		return FieldError("query", lim.MaxQueries, "has %d texts; the limit is %d", len(r.Query), lim.MaxQueries)
 	}
-	if len(r.ProductDescriptions) == 0 {
-		return FieldError("product_descriptions", 0, "required: a non-empty list of strings")
+	if r.Catalog != "" {
+		if len(r.ProductDescriptions) > 0 {
+			return FieldError("catalog", 0, "give either catalog or product_descriptions, not both")
+		}
+		if err := ValidateCatalogName(r.Catalog); err != nil {
+			return err
+		}
+		if err := checkTopK(r.TopK, DefaultCatalogLimits); err != nil {
+			return err
+		}
+	} else if len(r.ProductDescriptions) == 0 {
+		return FieldError("product_descriptions", 0, "required: a non-empty list of strings (or a catalog name in catalog)")
 	}
 	if lim.MaxDescriptions > 0 && len(r.ProductDescriptions) > lim.MaxDescriptions {
 		return FieldError("product_descriptions", lim.MaxDescriptions, "has %d texts; the limit is %d", len(r.ProductDescriptions), lim.MaxDescriptions)

@@ -98,6 +98,10 @@ func (p *Processor) process(j *job) {
 			p.fail(j, contracts.Errorf(contracts.CodeInternal, "processor failed on this request (request id %s)", j.body.RequestID))
 		}
 	}()
+	if j.body.Catalog != "" {
+		p.processCatalog(j)
+		return
+	}
 	texts, qi, di := distinctTexts(j.body)
 	vecs, err := j.embedder.Embed(scheduler.WithTiming(j.ctx, &j.timing), texts)
 	j.span.SetAttributes(attribute.Int64("simmatch.queue_wait_us", j.timing.Queue.Microseconds()),

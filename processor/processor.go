@@ -38,6 +38,18 @@ type Resolver interface {
 	Resolve(model string) (e Embedder, release func(), err error)
 }
 
+// Catalogs serves stored catalogs next to the similarity endpoint
+// (package processor/catalog implements it).
+type Catalogs interface {
+	// AddEndpoints adds the catalog endpoints to the processor's micro service.
+	AddEndpoints(svc micro.Service, queueGroup string) error
+	// Predict answers a similarity request that names a catalog.
+	Predict(ctx context.Context, req *contracts.Request) (*contracts.Response, error)
+	// Stop answers the catalog requests in flight and stops following the
+	// catalogs; the processor calls it after its micro service stopped.
+	Stop(ctx context.Context) error
+}
+
 // Config configures a Processor. NATS and Embedder are required.
 type Config struct {
 	// NATS is the connection the processor subscribes on. It may be shared:
@@ -78,6 +90,9 @@ type Config struct {
 	// StatsData, when set, is called on every $SRV.STATS request; its result
 	// is each endpoint's "data" (e.g. the embedding cache's counters).
 	StatsData func() any
+	// Catalogs, when not nil, serves the simmatch.catalog.* endpoints and
+	// requests that name a catalog; without it those are answered not_found.
+	Catalogs Catalogs
 }
 
 func (c *Config) validate() error {
@@ -203,6 +218,12 @@ func startService(cfg Config, p *Processor, info contracts.ModelInfo) (micro.Ser
 		_ = svc.Stop()
 		return nil, fmt.Errorf("processor: add endpoint %s: %w", cfg.Subject, err)
 	}
+	if cfg.Catalogs != nil {
+		if err := cfg.Catalogs.AddEndpoints(svc, cfg.QueueGroup); err != nil {
+			_ = svc.Stop()
+			return nil, err
+		}
+	}
 	// Flush so the server knows the subscription before Start returns:
 	// a request sent right after must find this processor.
 	if err := cfg.NATS.Flush(); err != nil {
@@ -253,6 +274,12 @@ func (p *Processor) stop(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		// Catalogs stop last: requests naming a catalog were answered above.
+		if p.cfg.Catalogs != nil {
+			if err := p.cfg.Catalogs.Stop(ctx); err != nil {
+				return err
+			}
+		}
 		p.cfg.Logger.Info("processor stopped: every received request was answered")
 		return nil
 	case <-ctx.Done():

@@ -3,7 +3,6 @@ package processor
 import (
 	"cmp"
 	"context"
-	"math"
 	"slices"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/internal/vecmath"
 )
 
 // Rank scores every description embedding against the query embedding by
@@ -52,26 +52,11 @@ func rankScores(scores []float64, texts []string, topK *int, threshold *float64)
 	return matches
 }
 
-func norm(v []float32) float64 {
-	var s float64
-	for _, x := range v {
-		s += float64(x) * float64(x)
-	}
-	return math.Sqrt(s)
-}
+func norm(v []float32) float64 { return vecmath.Norm(v) }
 
-// cosine follows sentence_transformers.util.cos_sim: the dot product of the
-// two vectors after scaling each to unit length (a zero vector scores 0).
-func cosine(a, b []float32, na, nb float64) float64 {
-	if na == 0 || nb == 0 {
-		return 0
-	}
-	var dot float64
-	for i := range a {
-		dot += float64(a[i]) * float64(b[i])
-	}
-	return dot / (na * nb)
-}
+// cosine follows sentence_transformers.util.cos_sim (vecmath.Cosine, the
+// same code the catalog scan uses, so both give the same scores).
+func cosine(a, b []float32, na, nb float64) float64 { return vecmath.Cosine(a, b, na, nb) }
 
 // ranker turns a request's embeddings into its answer: for each query, the
 // descriptions by cosine similarity.

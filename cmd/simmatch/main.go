@@ -3,7 +3,8 @@
 // GET /metrics on the bridge's port serves the bridge's and the processor's
 // metrics together.
 // More processors can join from other processes through the embedded
-// server's listen address (-nats-listen).
+// server's listen address (-nats-listen). `simmatch catalog import|export`
+// loads a file into a stored catalog or writes one out (package catalogcmd).
 package main
 
 import (
@@ -22,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/simmatch/simmatch/bridge"
+	"github.com/simmatch/simmatch/cmd/internal/catalogcmd"
 	"github.com/simmatch/simmatch/cmd/internal/cli"
 	"github.com/simmatch/simmatch/cmd/internal/procflags"
 )
@@ -29,6 +31,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "catalog" {
+		if err := catalogcmd.Run(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "simmatch catalog:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil {
 		fmt.Fprintln(os.Stderr, "simmatch:", err)
 		os.Exit(1)
@@ -43,6 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		bs         cli.Bridge
 		ps         procflags.Settings
 		natsListen string
+		dataDir    string
 	)
 	f := cli.NewFlags("simmatch", getenv, stdout)
 	f.Common(&common, false)
@@ -50,6 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ps.Register(f)
 	f.Limits(&ps.Limits)
 	f.String(&natsListen, "nats-listen", "SIMMATCH_NATS_LISTEN", "127.0.0.1:4222", "where the embedded NATS server listens for other processors and clients; empty: in-process only")
+	f.String(&dataDir, "data-dir", "SIMMATCH_DATA_DIR", "data", "where the embedded NATS keeps JetStream (catalogs); survives restarts")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -68,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	ns, err := startNATS(natsListen)
+	ns, err := startNATS(natsListen, dataDir)
 	if err != nil {
 		return err
 	}
@@ -103,7 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("connect bridge to embedded NATS: %w", err)
 	}
 	defer bnc.Close()
-	cfg := bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, Logger: logger,
+	cfg := bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, CatalogWriteTimeout: bs.CatalogWriteTimeout, Logger: logger,
 		Metrics: reg, Gatherer: reg}
 	sec.Apply(&cfg)
 	h, err := bridge.New(cfg)
@@ -127,8 +138,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return bridge.Serve(ctx, ln, h, common.ShutdownTimeout, logger)
 }
 
-func startNATS(listen string) (*server.Server, error) {
-	opts := &server.Options{ServerName: "simmatch-embedded", NoSigs: true, MaxPayload: 8 << 20}
+func startNATS(listen, dataDir string) (*server.Server, error) {
+	opts := &server.Options{ServerName: "simmatch-embedded", NoSigs: true, MaxPayload: 8 << 20,
+		JetStream: true, StoreDir: dataDir}
 	if listen == "" {
 		opts.DontListen = true
 	} else {

@@ -156,6 +156,26 @@ func TestPermissions(t *testing.T) {
 		}
 	})
 
+	t.Run("processor can write a catalog stream, the bridge cannot", func(t *testing.T) {
+		js, err := jetstream.New(proc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SIMMATCH_CATALOG_t", Subjects: []string{"simmatch.catalogdata.t.>"}, MaxMsgsPerSubject: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, "simmatch.catalogdata.t.aWQ", []byte("record")); err != nil {
+			t.Fatalf("processor stores a catalog record: %v", err)
+		}
+		if err := bridge.Publish("simmatch.catalogdata.t.aWQ", []byte("forged")); err != nil {
+			t.Fatal(err)
+		}
+		_ = bridge.Flush()
+		wantViolation(t, bridgeErrs, `Publish to "simmatch.catalogdata.t.aWQ"`)
+	})
+
 	t.Run("wrong password", func(t *testing.T) {
 		_, err := nats.Connect(ns.ClientURL(), nats.UserInfo("bridge", processorPassword))
 		if !errors.Is(err, nats.ErrAuthorization) {

@@ -256,6 +256,15 @@ func (r *Registry) free(v *version) {
 // Resolve returns the version that serves model ("", "name" or
 // "name@version") and holds it until release is called.
 func (r *Registry) Resolve(model string) (processor.Embedder, func(), error) {
+	v, release, err := r.hold(model)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v.serve, release, nil
+}
+
+// hold resolves model and holds its version until release is called.
+func (r *Registry) hold(model string) (*version, func(), error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	v, err := r.find(model)
@@ -265,13 +274,30 @@ func (r *Registry) Resolve(model string) (processor.Embedder, func(), error) {
 	v.refs.Add(1)
 	v.inflight.Add(1)
 	var once sync.Once
-	return v.serve, func() {
+	return v, func() {
 		once.Do(func() {
 			v.inflight.Add(-1)
 			v.refs.Done()
 		})
 	}, nil
 }
+
+// Direct is an Embedder on the default version's scheduler, past
+// Config.Wrap: the catalogs embed through it, past the embedding cache.
+func (r *Registry) Direct() processor.Embedder { return direct{r} }
+
+type direct struct{ r *Registry }
+
+func (d direct) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	v, release, err := d.r.hold("")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return v.sched.Embed(ctx, texts)
+}
+
+func (d direct) Info() contracts.ModelInfo { return d.r.Info() }
 
 // find resolves model under r.mu; its error is a contracts.Error not_found
 // listing what is available.

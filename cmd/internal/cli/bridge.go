@@ -28,12 +28,15 @@ type Bridge struct {
 	TLSKeyFile     string
 	TLSClientCA    string
 	ReloadInterval time.Duration
+	// CatalogWriteTimeout bounds a catalog upsert, which embeds every description.
+	CatalogWriteTimeout time.Duration
 }
 
 // Bridge registers the bridge flags.
 func (f *Flags) Bridge(s *Bridge) {
 	f.String(&s.HTTPAddr, "http-addr", "SIMMATCH_HTTP_ADDR", ":8000", "HTTP listen address")
 	f.Duration(&s.RequestTimeout, "request-timeout", "SIMMATCH_REQUEST_TIMEOUT", 10*time.Second, "how long /predict waits for a processor")
+	f.Duration(&s.CatalogWriteTimeout, "catalog-write-timeout", "SIMMATCH_CATALOG_WRITE_TIMEOUT", 2*time.Minute, "how long a catalog upsert waits (it embeds every description)")
 	f.String(&s.APIKeysFile, "api-keys-file", "SIMMATCH_API_KEYS_FILE", "", "API keys file (<name> <sha256 hex> <scopes> per line); empty: no authentication")
 	f.String(&s.PublicPaths, "public-paths", "SIMMATCH_PUBLIC_PATHS", strings.Join(bridge.DefaultPublicPaths, ","),
 		"comma-separated paths served without an API key; none: every path needs one")

@@ -4,6 +4,7 @@ package procflags
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/cache"
+	"github.com/simmatch/simmatch/processor/catalog"
 	"github.com/simmatch/simmatch/processor/models"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
@@ -39,8 +41,13 @@ type Settings struct {
 	// Cache configures the embedding cache in front of the scheduler.
 	Cache CacheSettings
 	// JetStreamReplicas is the replica count of the JetStream assets the
-	// processor creates (the shared cache bucket).
+	// processor creates (the shared cache bucket, the catalogs' streams).
 	JetStreamReplicas int
+	// Catalogs: on (JetStream required), off, or auto (on when the NATS
+	// server has JetStream). CatalogMaxProducts bounds one catalog; new
+	// catalog streams get JetStreamReplicas replicas.
+	Catalogs           string
+	CatalogMaxProducts int
 	// ModelStore is the model store models.Config.Root; empty: the store
 	// -model-dir is a version of (two levels up), else "models".
 	ModelStore string
@@ -118,7 +125,9 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.String(&s.Cache.Bucket, "cache-bucket", "SIMMATCH_CACHE_BUCKET", cache.DefaultBucket, "the shared bucket's name")
 	f.Int(&s.Cache.MaxBytes, "cache-shared-bytes", "SIMMATCH_CACHE_SHARED_BYTES", cache.DefaultSharedBytes,
 		"the shared bucket's size limit; when full, new embeddings are not shared until old ones expire")
-	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1, "replicas of the JetStream buckets the processor creates: the shared cache, the desired model state simmatch_models (3 in a 3-node cluster)")
+	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1, "replicas of the JetStream buckets and streams the processor creates: the shared cache, the catalogs, the desired model state simmatch_models (3 in a 3-node cluster)")
+	f.String(&s.Catalogs, "catalogs", "SIMMATCH_CATALOGS", "auto", "stored catalogs (simmatch.catalog.*): on (fail without JetStream), off, or auto (on when NATS has JetStream)")
+	f.Int(&s.CatalogMaxProducts, "catalog-max-products", "SIMMATCH_CATALOG_MAX_PRODUCTS", catalog.DefaultMaxProducts, "most products one catalog may hold")
 }
 
 // wrapCache puts the embedding cache in front of e when it is enabled
@@ -142,6 +151,28 @@ func (s *Settings) wrapCache(e processor.Embedder, nc *nats.Conn, logger *slog.L
 	return c, c, nil
 }
 
+// catalogs returns the catalog service for nc, or nil when catalogs are off
+// (or auto and the server has no JetStream).
+func (s *Settings) catalogs(nc *nats.Conn, emb processor.Embedder, logger *slog.Logger) (*catalog.Service, error) {
+	switch s.Catalogs {
+	case "off":
+		return nil, nil
+	case "on", "auto":
+	default:
+		return nil, fmt.Errorf("-catalogs %q: want on, off or auto", s.Catalogs)
+	}
+	svc, err := catalog.New(catalog.Config{NATS: nc, Embedder: emb, Replicas: s.JetStreamReplicas,
+		MaxProducts: s.CatalogMaxProducts, TextLimits: s.Limits, Logger: logger})
+	if errors.Is(err, catalog.ErrNoJetStream) && s.Catalogs == "auto" {
+		logger.Warn("catalogs are off: the NATS server has no JetStream (enable it, or set SIMMATCH_CATALOGS=off to silence this)", "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("catalogs (SIMMATCH_CATALOGS=%s): %w", s.Catalogs, err)
+	}
+	return svc, nil
+}
+
 // Start loads the model into a model registry (processor/models) and starts
 // a processor on nc that serves it, each version behind the embedding cache
 // when it is on, with model control over NATS following the desired state
@@ -156,22 +187,21 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		s.ModelVersion = VersionFromDir(s.ModelDir, s.ModelName)
 	}
 	logger.Info("loading model", "dir", s.ModelDir, "model", s.ModelName+"@"+s.ModelVersion, "ort_lib", s.ORTLibrary, "model_store", s.storeRoot())
-	mcfg := models.Config{
-		Root: s.storeRoot(), Library: s.ORTLibrary, IntraOpThreads: s.IntraOpThreads, Metrics: reg, Logger: logger,
-		Scheduler: scheduler.Config{Pool: scheduler.NewPool(s.Workers), MaxBatchTokens: s.MaxBatchTokens,
-			MaxQueuedTokens: s.MaxQueuedTokens, MaxWait: s.BatchWait},
-	}
 	// The embedding cache, when on, sits in front of each version's
 	// scheduler (keyed by the version): only its misses are queued and
 	// batched. Versions load after c is set.
 	var c *cache.Cache
-	mcfg.Wrap = func(e processor.Embedder) processor.Embedder {
-		if c == nil {
-			return e
-		}
-		return c.For(e)
-	}
-	registry, err := models.New(mcfg)
+	registry, err := models.New(models.Config{
+		Root: s.storeRoot(), Library: s.ORTLibrary, IntraOpThreads: s.IntraOpThreads, Metrics: reg, Logger: logger,
+		Scheduler: scheduler.Config{Pool: scheduler.NewPool(s.Workers), MaxBatchTokens: s.MaxBatchTokens,
+			MaxQueuedTokens: s.MaxQueuedTokens, MaxWait: s.BatchWait},
+		Wrap: func(e processor.Embedder) processor.Embedder {
+			if c == nil {
+				return e
+			}
+			return c.For(e)
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -179,13 +209,23 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, err
 	}
+	var cats *catalog.Service
 	closeAll := func() {
+		if cats != nil {
+			_ = cats.Stop(context.Background())
+		}
 		if c != nil {
 			_ = c.Close(context.Background())
 		}
 		_ = registry.Close(context.Background())
 	}
 	if err := registry.Add(context.Background(), s.ModelName, s.ModelVersion, s.ModelDir); err != nil {
+		closeAll()
+		return nil, err
+	}
+	// Catalogs embed with the default version, past the cache: a catalog's
+	// descriptions are embedded once and would only evict useful entries.
+	if cats, err = s.catalogs(nc, registry.Direct(), logger); err != nil {
 		closeAll()
 		return nil, err
 	}
@@ -197,11 +237,15 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		}
 		return d
 	}
-	p, err := processor.Start(processor.Config{
+	cfg := processor.Config{
 		NATS: nc, Embedder: emb, Models: registry, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
 		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
 		StatsData: statsData,
-	})
+	}
+	if cats != nil { // a nil *catalog.Service in the interface would not be nil
+		cfg.Catalogs = cats
+	}
+	p, err := processor.Start(cfg)
 	if err != nil {
 		closeAll()
 		return nil, err
@@ -209,14 +253,15 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 	ctl, err := models.StartControl(context.Background(), models.ControlConfig{NATS: nc, Registry: registry,
 		ID: p.Info().ID, QueueGroup: s.QueueGroup, Replicas: s.JetStreamReplicas, Logger: logger})
 	if err != nil {
-		_ = p.Stop(context.Background())
+		_ = p.Stop(context.Background()) // stops the catalogs too
+		cats = nil
 		closeAll()
 		return nil, err
 	}
 	return func(ctx context.Context) error {
 		// In order: no more control, no new requests and every received one
-		// answered, then the cache's background writes, then each version's
-		// scheduler and model.
+		// answered (the processor stops the catalogs), then the cache's
+		// background writes, then each version's scheduler and model.
 		ctl.Stop()
 		err := p.Stop(ctx)
 		if c != nil {

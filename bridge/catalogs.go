@@ -1,0 +1,241 @@
+package bridge
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// catalogReadRoutes adds the /v1/catalogs routes that read (scope
+// predict): REST over the catalog operations of contracts.Client.
+func (s *Server) catalogReadRoutes(r chi.Router) {
+	r.Get("/v1/catalogs", s.listCatalogs)
+	r.Get("/v1/catalogs/{catalog}/products/{id}", s.getProduct)
+	r.Post("/v1/catalogs/{catalog}/search", s.searchCatalog)
+}
+
+// catalogWriteRoutes adds the /v1/catalogs routes that change catalogs
+// (scope catalog:write).
+func (s *Server) catalogWriteRoutes(r chi.Router) {
+	r.Delete("/v1/catalogs/{catalog}", s.dropCatalog)
+	r.Post("/v1/catalogs/{catalog}/products", s.bulkUpsert)
+	r.Put("/v1/catalogs/{catalog}/products/{id}", s.putProduct)
+	r.Delete("/v1/catalogs/{catalog}/products/{id}", s.deleteProduct)
+}
+
+// pathParam is a path parameter, percent-decoded: chi matches on the raw
+// path when the URL has escapes (an id holding '/' arrives as %2F).
+func pathParam(r *http.Request, name string) (string, *contracts.Error) {
+	v := chi.URLParam(r, name)
+	if r.URL.RawPath == "" {
+		return v, nil
+	}
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		return "", contracts.FieldError(name, 0, "bad percent-encoding in the path: %v", err)
+	}
+	return d, nil
+}
+
+// catalogBody reads a catalog route's JSON body into v.
+func (s *Server) catalogBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
+		writeError(w, r, e)
+		return false
+	}
+	limit := s.bodyLimit(s.cfg.CatalogLimits.MaxBodyBytes)
+	body, ok := readBody(w, r, limit)
+	if !ok {
+		return false
+	}
+	if err := contracts.DecodeCatalog(body, limit, v); err != nil {
+		writeError(w, r, contracts.AsError(err))
+		return false
+	}
+	return true
+}
+
+// bodyRequestID is the body's request id, or the one the bridge gave the request.
+func bodyRequestID(w http.ResponseWriter, r *http.Request, fromBody string) string {
+	if fromBody == "" {
+		return infoFrom(r.Context()).id
+	}
+	setRequestID(w, r, fromBody)
+	return fromBody
+}
+
+// relay calls a processor and answers its reply or error.
+func relay[Resp any](s *Server, w http.ResponseWriter, r *http.Request, timeout time.Duration, call func(context.Context) (*Resp, error)) {
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	resp, err := call(ctx)
+	if err != nil {
+		if r.Context().Err() != nil {
+			clientGone(w)
+			return
+		}
+		writeError(w, r, contracts.AsError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// productBody is the body of PUT /v1/catalogs/{catalog}/products/{id}.
+type productBody struct {
+	Description string            `json:"description"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	RequestID   string            `json:"request_id,omitempty"`
+}
+
+func (s *Server) putProduct(w http.ResponseWriter, r *http.Request) {
+	cat, id, ok := s.productPath(w, r)
+	if !ok {
+		return
+	}
+	var body productBody
+	if !s.catalogBody(w, r, &body) {
+		return
+	}
+	req := &contracts.UpsertRequest{Catalog: cat, RequestID: bodyRequestID(w, r, body.RequestID),
+		Products: []contracts.Product{{ID: id, Description: body.Description, Metadata: body.Metadata}}}
+	if err := req.Validate(s.cfg.CatalogLimits, s.cfg.Limits); err != nil {
+		// One product: name its fields as the body does.
+		e := *contracts.AsError(err)
+		e.Field = strings.TrimPrefix(e.Field, "products[0].")
+		e.Message = strings.TrimPrefix(e.Message, "products[0].")
+		if e.Field == "id" {
+			e.Message = strings.Replace(e.Message, "id:", "id (in the path):", 1)
+		}
+		writeError(w, r, &e)
+		return
+	}
+	relay(s, w, r, s.cfg.CatalogWriteTimeout, func(ctx context.Context) (*contracts.UpsertResponse, error) {
+		return s.client.UpsertProducts(ctx, req)
+	})
+}
+
+// bulkBody is the body of POST /v1/catalogs/{catalog}/products.
+type bulkBody struct {
+	Products  []contracts.Product `json:"products"`
+	RequestID string              `json:"request_id,omitempty"`
+}
+
+func (s *Server) bulkUpsert(w http.ResponseWriter, r *http.Request) {
+	cat, ok := s.catalogPath(w, r)
+	if !ok {
+		return
+	}
+	var body bulkBody
+	if !s.catalogBody(w, r, &body) {
+		return
+	}
+	req := &contracts.UpsertRequest{Catalog: cat, Products: body.Products, RequestID: bodyRequestID(w, r, body.RequestID)}
+	if err := req.Validate(s.cfg.CatalogLimits, s.cfg.Limits); err != nil {
+		writeError(w, r, contracts.AsError(err))
+		return
+	}
+	relay(s, w, r, s.cfg.CatalogWriteTimeout, func(ctx context.Context) (*contracts.UpsertResponse, error) {
+		return s.client.UpsertProducts(ctx, req)
+	})
+}
+
+func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
+	cat, id, ok := s.productPath(w, r)
+	if !ok {
+		return
+	}
+	req := &contracts.ProductRequest{Catalog: cat, ID: id, RequestID: infoFrom(r.Context()).id}
+	relay(s, w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.ProductResponse, error) {
+		return s.client.GetProduct(ctx, req)
+	})
+}
+
+func (s *Server) deleteProduct(w http.ResponseWriter, r *http.Request) {
+	cat, id, ok := s.productPath(w, r)
+	if !ok {
+		return
+	}
+	req := &contracts.ProductRequest{Catalog: cat, ID: id, RequestID: infoFrom(r.Context()).id}
+	relay(s, w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.DeleteResponse, error) {
+		return s.client.DeleteProduct(ctx, req)
+	})
+}
+
+func (s *Server) listCatalogs(w http.ResponseWriter, r *http.Request) {
+	req := &contracts.ListRequest{RequestID: infoFrom(r.Context()).id}
+	relay(s, w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.ListResponse, error) {
+		return s.client.ListCatalogs(ctx, req)
+	})
+}
+
+func (s *Server) dropCatalog(w http.ResponseWriter, r *http.Request) {
+	cat, ok := s.catalogPath(w, r)
+	if !ok {
+		return
+	}
+	req := &contracts.DropRequest{Catalog: cat, RequestID: infoFrom(r.Context()).id}
+	relay(s, w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.DropResponse, error) {
+		return s.client.DropCatalog(ctx, req)
+	})
+}
+
+func (s *Server) searchCatalog(w http.ResponseWriter, r *http.Request) {
+	cat, ok := s.catalogPath(w, r)
+	if !ok {
+		return
+	}
+	var req contracts.SearchRequest
+	if !s.catalogBody(w, r, &req) {
+		return
+	}
+	if req.Catalog != "" && req.Catalog != cat {
+		writeError(w, r, contracts.FieldError("catalog", 0, "the body names catalog %q but the path names %q; omit it from the body", req.Catalog, cat))
+		return
+	}
+	req.Catalog = cat
+	req.RequestID = bodyRequestID(w, r, req.RequestID)
+	if err := req.Validate(s.cfg.CatalogLimits, s.cfg.Limits); err != nil {
+		writeError(w, r, contracts.AsError(err))
+		return
+	}
+	relay(s, w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.SearchResponse, error) {
+		return s.client.SearchCatalog(ctx, &req)
+	})
+}
+
+func (s *Server) catalogPath(w http.ResponseWriter, r *http.Request) (string, bool) {
+	cat, e := pathParam(r, "catalog")
+	if e == nil {
+		if err := contracts.ValidateCatalogName(cat); err != nil {
+			e = contracts.AsError(err)
+		}
+	}
+	if e != nil {
+		writeError(w, r, e)
+		return "", false
+	}
+	return cat, true
+}
+
+func (s *Server) productPath(w http.ResponseWriter, r *http.Request) (cat, id string, ok bool) {
+	if cat, ok = s.catalogPath(w, r); !ok {
+		return "", "", false
+	}
+	id, e := pathParam(r, "id")
+	if e == nil {
+		if err := contracts.ValidateProductID("id", id, s.cfg.CatalogLimits); err != nil {
+			e = contracts.AsError(err)
+		}
+	}
+	if e != nil {
+		writeError(w, r, e)
+		return "", "", false
+	}
+	return cat, id, true
+}

@@ -1,0 +1,58 @@
+// Package catalogcmd is `simmatch catalog`: import a JSON lines or CSV file
+// into a catalog (batched, with a progress bar, resumable and idempotent) and
+// export a catalog as JSON lines. Run is the subcommand's entry point.
+package catalogcmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/simmatch/simmatch/cmd/internal/cli"
+)
+
+// Usage describes the subcommand.
+const Usage = `usage:
+  simmatch catalog import --catalog NAME [flags] FILE   (FILE: .jsonl or .csv)
+  simmatch catalog export --catalog NAME [--output FILE]
+Run "simmatch catalog import -h" for the flags`
+
+// Run runs `simmatch catalog <import|export> ...` with args after "catalog".
+// Progress goes to stderr; export writes to stdout unless -output is set.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(Usage)
+	}
+	switch args[0] {
+	case "import":
+		return runImport(ctx, args[1:], getenv, stderr)
+	case "export":
+		return runExport(ctx, args[1:], getenv, stdout, stderr)
+	}
+	return fmt.Errorf("unknown catalog command %q\n%s", args[0], Usage)
+}
+
+// natsFlags registers -nats-url and the NATS credentials (NATS_USER, ...).
+func natsFlags(f *cli.Flags, url *string, auth *cli.NATSAuth) {
+	f.String(url, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
+	f.NATSAuth(auth)
+}
+
+// connect fails at once when NATS is not reachable: a command line tool
+// should say so rather than wait.
+func connect(url string, auth cli.NATSAuth) (*nats.Conn, error) {
+	opts, err := auth.Options()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.Name("simmatch catalog"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s (set NATS_URL or -nats-url): %w", cli.RedactURLs(url), err)
+	}
+	return nc, nil
+}

@@ -1,0 +1,91 @@
+package catalog
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/internal/vecmath"
+)
+
+// benchRows is the catalog size of BenchmarkScan: SIMMATCH_BENCH_CATALOG_ROWS,
+// default 1,000,000 (`make bench-catalog`).
+func benchRows(b *testing.B) int {
+	if v := os.Getenv("SIMMATCH_BENCH_CATALOG_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("SIMMATCH_BENCH_CATALOG_ROWS=%q: want a positive integer", v)
+		}
+		return n
+	}
+	return 1_000_000
+}
+
+// BenchmarkScan compares, on the same matrix in the same run, the top-10
+// scan of one query with a plain parallel read of the matrix (the memory
+// bandwidth ceiling): their GB/s and the ratio of their times are what to
+// compare. It also reports the index's memory per million products.
+func BenchmarkScan(b *testing.B) {
+	const dims = 384
+	n := benchRows(b)
+	rng := rand.New(rand.NewPCG(7, 7))
+	x := NewIndex(dims)
+	x.matrix = make([]float32, 0, n*dims)
+	vec := make([]float32, dims)
+	for i := range n {
+		for j := range vec {
+			vec[j] = float32(rng.NormFloat64())
+		}
+		x.Upsert(uint64(i+1), contracts.Product{ID: strconv.Itoa(i)}, vec)
+	}
+	q := make([]float32, dims)
+	for j := range q {
+		q[j] = float32(rng.NormFloat64())
+	}
+	bytes := int64(n) * dims * 4
+	workers := runtime.GOMAXPROCS(0)
+	for _, w := range []int{1, workers} {
+		b.Run(fmt.Sprintf("read/rows=%d/workers=%d", n, w), func(b *testing.B) {
+			b.SetBytes(bytes)
+			var sink float32
+			for b.Loop() {
+				sink += readAll(x.matrix, w)
+			}
+			b.ReportMetric(float64(bytes)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			_ = sink
+		})
+		b.Run(fmt.Sprintf("scan-top10/rows=%d/workers=%d", n, w), func(b *testing.B) {
+			b.SetBytes(bytes)
+			b.ReportAllocs()
+			for b.Loop() {
+				if len(x.Search(Query{Vectors: [][]float32{q}, TopK: 10, Workers: w})[0]) != 10 {
+					b.Fatal("want 10 hits")
+				}
+			}
+			b.ReportMetric(float64(bytes)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			b.ReportMetric(float64(x.MatrixBytes())/float64(n)*1e6/(1<<20), "MiB/1M-products")
+		})
+	}
+}
+
+// readAll sums the matrix in w contiguous parts with vecmath.Sum (AVX2
+// adds): the least work that still reads every byte.
+func readAll(m []float32, w int) float32 {
+	sums := make([]float32, w)
+	var wg sync.WaitGroup
+	for i := range w {
+		part := m[i*len(m)/w : (i+1)*len(m)/w]
+		wg.Go(func() { sums[i] = vecmath.Sum(part) })
+	}
+	wg.Wait()
+	var s float32
+	for _, v := range sums {
+		s += v
+	}
+	return s
+}

@@ -1,0 +1,401 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/scheduler"
+)
+
+// AddEndpoints adds the catalog endpoints to the processor's micro service,
+// in queueGroup.
+func (s *Service) AddEndpoints(svc micro.Service, queueGroup string) error {
+	eps := []struct {
+		name, subject string
+		op            func(context.Context, []byte) (any, error)
+	}{
+		{"catalog-upsert", contracts.SubjectCatalogUpsert, s.upsert},
+		{"catalog-get", contracts.SubjectCatalogGet, s.get},
+		{"catalog-delete", contracts.SubjectCatalogDelete, s.delete},
+		{"catalog-list", contracts.SubjectCatalogList, s.list},
+		{"catalog-drop", contracts.SubjectCatalogDrop, s.drop},
+		{"catalog-search", contracts.SubjectCatalogSearch, s.search},
+	}
+	for _, ep := range eps {
+		if err := svc.AddEndpoint(ep.name, s.handler(ep.op),
+			micro.WithEndpointSubject(ep.subject),
+			micro.WithEndpointQueueGroup(queueGroup),
+			micro.WithEndpointPendingLimits(1<<16, 512<<20),
+		); err != nil {
+			return fmt.Errorf("catalog: add endpoint %s: %w", ep.subject, err)
+		}
+	}
+	return nil
+}
+
+// handler runs op on its own goroutine (at most Concurrency at once), so a
+// slow upsert does not hold up the subscription, and sends its one answer.
+// Replies are published on the processor's connection (Config.NATS), not
+// through micro.Request: micro reads a request's reply error after the
+// handler returns, so replying through it from another goroutine would race,
+// and a server with per-user permissions lets only the receiving connection
+// answer.
+func (s *Service) handler(op func(context.Context, []byte) (any, error)) micro.HandlerFunc {
+	return func(r micro.Request) {
+		received := time.Now()
+		s.inflight.Add(1)
+		s.sem <- struct{}{}
+		go func() {
+			defer func() { <-s.sem; s.inflight.Done() }()
+			var timing scheduler.Timing
+			resp, err := s.run(r, received, &timing, op)
+			if err != nil {
+				s.replyError(r, err)
+				return
+			}
+			data, err := json.Marshal(resp)
+			if err != nil {
+				s.replyError(r, contracts.Errorf(contracts.CodeInternal, "encode reply: %v", err))
+				return
+			}
+			hdr := nats.Header{}
+			hdr.Set(contracts.HeaderQueueUs, strconv.FormatInt(timing.Queue.Microseconds(), 10))
+			hdr.Set(contracts.HeaderInferenceUs, strconv.FormatInt(timing.Inference.Microseconds(), 10))
+			s.publish(r, hdr, data)
+		}()
+	}
+}
+
+func (s *Service) replyError(r micro.Request, err error) {
+	e := contracts.AsError(err)
+	if e.Code == contracts.CodeInternal {
+		s.cfg.Logger.Error("catalog: request failed", "subject", r.Subject(), "err", e.Message)
+	}
+	hdr := nats.Header{}
+	hdr.Set(contracts.HeaderError, e.Message)
+	hdr.Set(contracts.HeaderErrorCode, string(e.Code))
+	s.publish(r, hdr, e.Marshal())
+}
+
+func (s *Service) publish(r micro.Request, hdr nats.Header, data []byte) {
+	if r.Reply() == "" {
+		return
+	}
+	if err := s.cfg.NATS.PublishMsg(&nats.Msg{Subject: r.Reply(), Header: hdr, Data: data}); err != nil {
+		s.cfg.Logger.Warn("catalog: reply failed", "subject", r.Subject(), "err", err)
+	}
+}
+
+func (s *Service) run(r micro.Request, received time.Time, timing *scheduler.Timing, op func(context.Context, []byte) (any, error)) (resp any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = contracts.Errorf(contracts.CodeInternal, "processor failed on this catalog request: %v", v)
+		}
+	}()
+	timeout, ok, err := contracts.Timeout(nats.Header(r.Headers()))
+	if err != nil {
+		return nil, contracts.FieldError("header "+contracts.HeaderTimeout, 0, "%v", err)
+	}
+	if !ok {
+		timeout = s.cfg.DefaultTimeout
+	}
+	ctx, cancel := context.WithDeadline(s.ctx, received.Add(timeout))
+	defer cancel()
+	return op(scheduler.WithTiming(ctx, timing), r.Data())
+}
+
+func (s *Service) decode(data []byte, v any) error {
+	return contracts.DecodeCatalog(data, s.cfg.Limits.MaxBodyBytes, v)
+}
+
+func (s *Service) upsert(ctx context.Context, data []byte) (any, error) {
+	var req contracts.UpsertRequest
+	if err := s.decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := req.Validate(s.cfg.Limits, s.cfg.TextLimits); err != nil {
+		return nil, err
+	}
+	return s.Upsert(ctx, &req)
+}
+
+// Upsert embeds the products' descriptions and stores each product with its
+// embedding in one record. Nothing is written unless every embedding was
+// computed; if JetStream fails part-way, the records already acknowledged
+// stay (each whole) and the error says so: upserts are idempotent, so the
+// caller retries the call.
+func (s *Service) Upsert(ctx context.Context, req *contracts.UpsertRequest) (*contracts.UpsertResponse, error) {
+	f, _, err := s.sync(ctx, req.Catalog)
+	exists := err == nil
+	if err != nil && !errors.Is(err, contracts.ErrNotFound) {
+		return nil, err
+	}
+	if exists {
+		if err := s.checkModel(req.Catalog, f.model); err != nil {
+			return nil, err
+		}
+	}
+	if have := sizeAfter(f, req.Products); have > s.cfg.MaxProducts {
+		return nil, &contracts.Error{Code: contracts.CodeInvalidRequest, Field: "products", Limit: s.cfg.MaxProducts,
+			Message: fmt.Sprintf("products: catalog %s would hold %d products; the limit per catalog is %d (SIMMATCH_CATALOG_MAX_PRODUCTS)", req.Catalog, have, s.cfg.MaxProducts)}
+	}
+	texts := make([]string, len(req.Products))
+	for i, p := range req.Products {
+		texts[i] = p.Description
+	}
+	vecs, err := s.embed(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		if err := s.create(ctx, req.Catalog); err != nil {
+			return nil, err
+		}
+	}
+	var last uint64
+	stored := 0
+	for lo := 0; lo < len(req.Products); lo += publishChunk {
+		hi := min(lo+publishChunk, len(req.Products))
+		futs := make([]jetstream.PubAckFuture, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			msg, err := encodeRecord(req.Catalog, req.Products[i], vecs[i], s.model)
+			if err == nil {
+				var fut jetstream.PubAckFuture
+				fut, err = s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(streamName(req.Catalog)))
+				futs = append(futs, fut)
+			}
+			if err != nil {
+				return nil, s.partial(req, stored, err)
+			}
+		}
+		for _, fut := range futs {
+			select {
+			case ack := <-fut.Ok():
+				last = max(last, ack.Sequence)
+				stored++
+			case err := <-fut.Err():
+				return nil, s.partial(req, stored, err)
+			case <-ctx.Done():
+				return nil, s.partial(req, stored, ctx.Err())
+			}
+		}
+	}
+	return &contracts.UpsertResponse{Catalog: req.Catalog, Upserted: len(req.Products), Sequence: last, RequestID: req.RequestID}, nil
+}
+
+// sizeAfter is the catalog's product count once ps are stored; f is nil for
+// a catalog that does not exist yet.
+func sizeAfter(f *followed, ps []contracts.Product) int {
+	if f == nil {
+		return len(ps)
+	}
+	n := f.idx.Len()
+	for _, p := range ps {
+		if !f.idx.Has(p.ID) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *Service) partial(req *contracts.UpsertRequest, stored int, err error) error {
+	code := contracts.CodeInternal
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		code = contracts.CodeTimeout
+	}
+	return contracts.Errorf(code, "catalog %s: JetStream stored %d of %d products (each whole, with its embedding) before: %v; retry the call: upserts are idempotent",
+		req.Catalog, stored, len(req.Products), err)
+}
+
+// create makes the catalog's stream, or checks the model of a stream
+// another processor created meanwhile.
+func (s *Service) create(ctx context.Context, name string) error {
+	_, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:              streamName(name),
+		Description:       "simmatch catalog " + name + ": products with their " + modelKey(s.model) + " embeddings",
+		Subjects:          []string{catalogSubjects(name)},
+		MaxMsgsPerSubject: 1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          s.cfg.Replicas,
+		AllowDirect:       true,
+		Metadata:          streamMetadata(name, s.model),
+	})
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		f, _, err := s.sync(ctx, name)
+		if err != nil {
+			return err
+		}
+		return s.checkModel(name, f.model)
+	}
+	if err != nil {
+		return contracts.Errorf(contracts.CodeInternal, "catalog %s: create stream with %d replicas: %v", name, s.cfg.Replicas, err)
+	}
+	return nil
+}
+
+func (s *Service) get(ctx context.Context, data []byte) (any, error) {
+	var req contracts.ProductRequest
+	if err := s.decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := req.Validate(s.cfg.Limits); err != nil {
+		return nil, err
+	}
+	f, seq, err := s.sync(ctx, req.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := f.idx.Get(req.ID)
+	if !ok {
+		return nil, &contracts.Error{Code: contracts.CodeNotFound, Field: "id", Message: fmt.Sprintf("catalog %s has no product %q", req.Catalog, req.ID)}
+	}
+	return &contracts.ProductResponse{Catalog: req.Catalog, Product: p, Sequence: seq, RequestID: req.RequestID}, nil
+}
+
+func (s *Service) delete(ctx context.Context, data []byte) (any, error) {
+	var req contracts.ProductRequest
+	if err := s.decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := req.Validate(s.cfg.Limits); err != nil {
+		return nil, err
+	}
+	f, seq, err := s.sync(ctx, req.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	resp := &contracts.DeleteResponse{Catalog: req.Catalog, ID: req.ID, Sequence: seq, RequestID: req.RequestID}
+	if !f.idx.Has(req.ID) {
+		return resp, nil
+	}
+	ack, err := s.js.PublishMsg(ctx, tombstone(req.Catalog, req.ID), jetstream.WithExpectStream(streamName(req.Catalog)))
+	if err != nil {
+		return nil, s.streamError(req.Catalog, err)
+	}
+	resp.Deleted, resp.Sequence = true, ack.Sequence
+	return resp, nil
+}
+
+func (s *Service) list(ctx context.Context, data []byte) (any, error) {
+	var req contracts.ListRequest
+	if len(data) > 0 {
+		if err := s.decode(data, &req); err != nil {
+			return nil, err
+		}
+	}
+	names, err := s.catalogNames(ctx)
+	if err != nil {
+		return nil, contracts.Errorf(contracts.CodeInternal, "list catalog streams: %v", err)
+	}
+	resp := &contracts.ListResponse{Catalogs: []contracts.CatalogInfo{}, RequestID: req.RequestID}
+	for _, n := range names {
+		f, seq, err := s.sync(ctx, n)
+		if errors.Is(err, contracts.ErrNotFound) {
+			continue // dropped meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		info := contracts.CatalogInfo{Name: n, Products: f.idx.Len(), Model: f.model, MatrixBytes: f.idx.MatrixBytes(), Sequence: seq}
+		if st, err := s.js.Stream(ctx, streamName(n)); err == nil {
+			info.StoredBytes = st.CachedInfo().State.Bytes
+		}
+		resp.Catalogs = append(resp.Catalogs, info)
+	}
+	return resp, nil
+}
+
+func (s *Service) drop(ctx context.Context, data []byte) (any, error) {
+	var req contracts.DropRequest
+	if err := s.decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := contracts.ValidateCatalogName(req.Catalog); err != nil {
+		return nil, err
+	}
+	if err := s.js.DeleteStream(ctx, streamName(req.Catalog)); err != nil {
+		return nil, s.streamError(req.Catalog, err)
+	}
+	s.mu.Lock()
+	f := s.cats[req.Catalog]
+	s.mu.Unlock()
+	if f != nil {
+		s.unfollow(req.Catalog, f)
+	}
+	return &contracts.DropResponse{Catalog: req.Catalog, Dropped: true, RequestID: req.RequestID}, nil
+}
+
+func (s *Service) search(ctx context.Context, data []byte) (any, error) {
+	var req contracts.SearchRequest
+	if err := s.decode(data, &req); err != nil {
+		return nil, err
+	}
+	if err := req.Validate(s.cfg.Limits, s.cfg.TextLimits); err != nil {
+		return nil, err
+	}
+	return s.Search(ctx, &req)
+}
+
+// Search ranks the catalog's products for each query once this processor
+// has applied every write answered before the search began.
+func (s *Service) Search(ctx context.Context, req *contracts.SearchRequest) (*contracts.SearchResponse, error) {
+	hits, seq, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, req.Filter)
+	if err != nil {
+		return nil, err
+	}
+	resp := &contracts.SearchResponse{Results: make([]contracts.CatalogResult, len(hits)), Model: s.model, Sequence: seq, RequestID: req.RequestID}
+	for i, hs := range hits {
+		ms := make([]contracts.CatalogMatch, len(hs))
+		for j, h := range hs {
+			ms[j] = contracts.CatalogMatch{ID: h.Product.ID, Description: h.Product.Description, Score: h.Score, Metadata: h.Product.Metadata}
+		}
+		resp.Results[i] = contracts.CatalogResult{Query: req.Query[i], Matches: ms}
+	}
+	return resp, nil
+}
+
+// Predict answers a /predict request that names a catalog: the same
+// ranking as Search, in /predict's response shape, matches carrying ids.
+func (s *Service) Predict(ctx context.Context, req *contracts.Request) (*contracts.Response, error) {
+	hits, _, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp := &contracts.Response{Results: make([]contracts.Result, len(hits)), Model: s.model, RequestID: req.RequestID}
+	for i, hs := range hits {
+		ms := make([]contracts.Match, len(hs))
+		for j, h := range hs {
+			ms[j] = contracts.Match{Index: j, ID: h.Product.ID, Description: h.Product.Description, Score: h.Score}
+		}
+		resp.Results[i] = contracts.Result{Query: req.Query[i], Matches: ms}
+	}
+	return resp, nil
+}
+
+func (s *Service) rank(ctx context.Context, name string, queries []string, topK *int, threshold *float64, filter map[string]string) ([][]Hit, uint64, error) {
+	f, seq, err := s.sync(ctx, name)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := s.checkModel(name, f.model); err != nil {
+		return nil, 0, err
+	}
+	vecs, err := s.embed(ctx, queries)
+	if err != nil {
+		return nil, 0, err
+	}
+	k := contracts.DefaultCatalogTopK
+	if topK != nil {
+		k = *topK
+	}
+	return f.idx.Search(Query{Vectors: vecs, TopK: k, Threshold: threshold, Filter: filter}), seq, nil
+}

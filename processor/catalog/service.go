@@ -1,0 +1,398 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor"
+)
+
+// Defaults of the optional Config fields.
+const (
+	// DefaultMaxProducts is the default limit of products per catalog.
+	DefaultMaxProducts = 1_000_000
+	// DefaultTimeout applies to catalog requests that carry no timeout
+	// header: embedding a bulk upsert of 10,000 products takes a while.
+	DefaultTimeout = 2 * time.Minute
+	// publishChunk is how many records are in flight to JetStream at once.
+	publishChunk = 512
+)
+
+// ErrNoJetStream is returned by New when the NATS server has no JetStream
+// (or does not answer its account info).
+var ErrNoJetStream = errors.New("catalog: the NATS server has no JetStream")
+
+// Config configures a Service. NATS and Embedder are required.
+type Config struct {
+	// NATS is the processor's connection to a server with JetStream. The
+	// service opens its own connection with the same options, so its
+	// consumers and replies never hold up the processor's drain.
+	NATS *nats.Conn
+	// Embedder embeds descriptions and queries (the scheduler, or the model).
+	Embedder processor.Embedder
+	// Replicas is the replica count of new catalog streams; default 1.
+	Replicas int
+	// MaxProducts bounds the products of one catalog; default DefaultMaxProducts.
+	MaxProducts int
+	// Limits bound each request; default contracts.DefaultCatalogLimits.
+	Limits contracts.CatalogLimits
+	// TextLimits bound the texts (characters per text, queries per search);
+	// default contracts.DefaultLimits.
+	TextLimits contracts.Limits
+	// DefaultTimeout applies to requests without a timeout header.
+	DefaultTimeout time.Duration
+	// Concurrency is how many catalog requests run at once; default 4 x GOMAXPROCS.
+	Concurrency int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) validate() error {
+	if c.NATS == nil {
+		return errors.New("catalog: Config.NATS is required")
+	}
+	if c.Embedder == nil {
+		return errors.New("catalog: Config.Embedder is required")
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.MaxProducts <= 0 {
+		c.MaxProducts = DefaultMaxProducts
+	}
+	if c.Limits == (contracts.CatalogLimits{}) {
+		c.Limits = contracts.DefaultCatalogLimits
+	}
+	if c.TextLimits == (contracts.Limits{}) {
+		c.TextLimits = contracts.DefaultLimits
+	}
+	if c.DefaultTimeout <= 0 {
+		c.DefaultTimeout = DefaultTimeout
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4 * runtime.GOMAXPROCS(0)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Service serves the catalog operations on the simmatch.catalog.* subjects
+// and catalog-backed /predict requests. It implements processor.Catalogs.
+type Service struct {
+	cfg   Config
+	nc    *nats.Conn // the service's own
+	js    jetstream.JetStream
+	model contracts.ModelInfo
+
+	ctx    context.Context // ends at Stop
+	cancel context.CancelFunc
+
+	mu   sync.Mutex
+	cats map[string]*followed
+
+	sem      chan struct{}
+	inflight sync.WaitGroup
+}
+
+var _ processor.Catalogs = (*Service)(nil)
+
+// followed is one catalog whose stream this processor applies to an Index.
+type followed struct {
+	ready   chan struct{} // closed when idx, cc, err are set
+	err     error
+	idx     *Index
+	cc      jetstream.ConsumeContext
+	model   contracts.ModelInfo
+	created time.Time // the stream's creation time: a dropped and re-created catalog is another stream
+}
+
+// New returns a Service and starts loading every stored catalog in the
+// background (search waits for a catalog that is still loading).
+func New(cfg Config) (*Service, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	opts := cfg.NATS.Opts
+	opts.Name += " catalogs"
+	nc, err := opts.Connect()
+	if err != nil {
+		return nil, fmt.Errorf("catalog: connect to NATS: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("catalog: jetstream: %w", err)
+	}
+	actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err = js.AccountInfo(actx)
+	acancel()
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("%w: %w", ErrNoJetStream, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{cfg: cfg, nc: nc, js: js, model: cfg.Embedder.Info(), ctx: ctx, cancel: cancel,
+		cats: map[string]*followed{}, sem: make(chan struct{}, cfg.Concurrency)}
+	go s.preload()
+	return s, nil
+}
+
+// preload follows every catalog in JetStream, so the first search does not
+// wait for a load.
+func (s *Service) preload() {
+	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
+	defer cancel()
+	names, err := s.catalogNames(ctx)
+	if err != nil {
+		if s.ctx.Err() == nil {
+			s.cfg.Logger.Warn("catalog: list catalogs to preload (they load on first use)", "err", err)
+		}
+		return
+	}
+	for _, n := range names {
+		if _, err := s.follow(ctx, n); err != nil && s.ctx.Err() == nil {
+			s.cfg.Logger.Warn("catalog: preload", "catalog", n, "err", err)
+		}
+	}
+}
+
+func (s *Service) catalogNames(ctx context.Context) ([]string, error) {
+	l := s.js.ListStreams(ctx, jetstream.WithStreamListSubject(subjectPrefix+">"))
+	var names []string
+	for info := range l.Info() {
+		if n := info.Config.Metadata[metaCatalog]; n != "" && streamName(n) == info.Config.Name {
+			names = append(names, n)
+		}
+	}
+	if err := l.Err(); err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// follow returns the catalog's follower, starting one if there is none.
+func (s *Service) follow(ctx context.Context, name string) (*followed, error) {
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return nil, contracts.Errorf(contracts.CodeNoProcessor, "this processor is stopping; retry")
+	}
+	f, ok := s.cats[name]
+	if !ok {
+		f = &followed{ready: make(chan struct{})}
+		s.cats[name] = f
+	}
+	s.mu.Unlock()
+	if ok {
+		select {
+		case <-f.ready:
+			return f, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f.err = s.start(ctx, name, f)
+	if f.err != nil {
+		s.mu.Lock()
+		delete(s.cats, name) // the next call tries again
+		s.mu.Unlock()
+	}
+	close(f.ready)
+	return f, f.err
+}
+
+func (s *Service) start(ctx context.Context, name string, f *followed) error {
+	st, err := s.js.Stream(ctx, streamName(name))
+	if err != nil {
+		return s.streamError(name, err)
+	}
+	info := st.CachedInfo()
+	f.model = modelFromMetadata(info.Config.Metadata)
+	f.created = info.Created
+	if f.model.Dimensions <= 0 {
+		return contracts.Errorf(contracts.CodeInternal, "catalog %s: stream %s has no model dimensions in its metadata", name, info.Config.Name)
+	}
+	f.idx = NewIndex(f.model.Dimensions)
+	cons, err := st.OrderedConsumer(s.ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return s.streamError(name, err)
+	}
+	idx, dims := f.idx, f.model.Dimensions
+	f.cc, err = cons.Consume(func(m jetstream.Msg) {
+		md, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		p, vec, deleted, err := decodeRecord(m.Headers(), m.Data(), dims)
+		switch {
+		case err != nil:
+			s.cfg.Logger.Error("catalog: skip unreadable record", "catalog", name, "sequence", md.Sequence.Stream, "err", err)
+			idx.Skip(md.Sequence.Stream)
+		case deleted:
+			idx.Delete(md.Sequence.Stream, p.ID)
+		default:
+			idx.Upsert(md.Sequence.Stream, p, vec)
+		}
+	}, jetstream.PullMaxMessages(4096), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if s.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			// Dropped by another processor? Then stop following it now
+			// rather than at its next request.
+			go s.forgetIfDropped(name, f)
+			return
+		}
+		s.cfg.Logger.Debug("catalog: follow stream", "catalog", name, "err", err)
+	}))
+	if err != nil {
+		return s.streamError(name, err)
+	}
+	return nil
+}
+
+func (s *Service) streamError(name string, err error) error {
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return &contracts.Error{Code: contracts.CodeNotFound, Field: "catalog", Message: fmt.Sprintf("catalog %q does not exist", name)}
+	}
+	var e *contracts.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return contracts.Errorf(contracts.CodeTimeout, "catalog %s: JetStream did not answer within the deadline", name)
+	}
+	return contracts.Errorf(contracts.CodeInternal, "catalog %s: JetStream: %v", name, err)
+}
+
+// forgetIfDropped unfollows a catalog whose stream is gone.
+func (s *Service) forgetIfDropped(name string, f *followed) {
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.js.Stream(ctx, streamName(name)); errors.Is(err, jetstream.ErrStreamNotFound) {
+		s.unfollow(name, f)
+	}
+}
+
+// unfollow stops following a catalog if f is still its follower.
+func (s *Service) unfollow(name string, f *followed) {
+	s.mu.Lock()
+	if s.cats[name] == f {
+		delete(s.cats, name)
+	}
+	s.mu.Unlock()
+	f.stop()
+}
+
+func (f *followed) stop() {
+	<-f.ready
+	if f.cc != nil {
+		f.cc.Stop()
+	}
+	if f.idx != nil {
+		f.idx.close()
+	}
+}
+
+// sync returns the catalog's follower once it has applied everything the
+// stream held when sync asked: the read-your-writes point.
+func (s *Service) sync(ctx context.Context, name string) (*followed, uint64, error) {
+	for range 3 {
+		f, err := s.follow(ctx, name)
+		if err != nil {
+			return nil, 0, err
+		}
+		st, err := s.js.Stream(ctx, streamName(name))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				s.unfollow(name, f)
+			}
+			return nil, 0, s.streamError(name, err)
+		}
+		info := st.CachedInfo()
+		if !info.Created.Equal(f.created) { // dropped and created again
+			s.unfollow(name, f)
+			continue
+		}
+		last := info.State.LastSeq
+		if err := f.idx.WaitApplied(ctx, last); err != nil {
+			if errors.Is(err, errClosed) {
+				continue
+			}
+			return nil, 0, contracts.Errorf(contracts.CodeTimeout, "catalog %s: this processor had not caught up with sequence %d before the deadline", name, last)
+		}
+		return f, last, nil
+	}
+	return nil, 0, contracts.Errorf(contracts.CodeConflict, "catalog %s changed (dropped and created) while the request ran; retry", name)
+}
+
+func (s *Service) checkModel(name string, m contracts.ModelInfo) error {
+	if m.Name != s.model.Name || m.Version != s.model.Version {
+		return contracts.Errorf(contracts.CodeConflict, "catalog %s holds embeddings of model %s; this processor serves %s: search it with that model, or drop and re-import it",
+			name, modelKey(m), modelKey(s.model))
+	}
+	return nil
+}
+
+func (s *Service) embed(ctx context.Context, texts []string) ([][]float32, error) {
+	vecs, err := s.cfg.Embedder.Embed(ctx, texts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &contracts.Error{Code: contracts.CodeTimeout, Message: "the request's deadline passed during inference"}
+		}
+		var e *contracts.Error
+		if errors.As(err, &e) {
+			return nil, e
+		}
+		return nil, contracts.Errorf(contracts.CodeModelError, "embed texts: %v", err)
+	}
+	if len(vecs) != len(texts) {
+		return nil, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings for %d texts", len(vecs), len(texts))
+	}
+	return vecs, nil
+}
+
+// Following reports whether this processor follows the catalog (has it in memory).
+func (s *Service) Following(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.cats[name]
+	return ok
+}
+
+// Stop waits for the catalog requests in flight (until ctx ends), then stops
+// following the catalogs. Call it after the micro service stopped.
+func (s *Service) Stop(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("catalog: wait for in-flight requests: %w", ctx.Err())
+	}
+	s.mu.Lock()
+	s.cancel()
+	cats := s.cats
+	s.cats = map[string]*followed{}
+	s.mu.Unlock()
+	for _, f := range cats {
+		f.stop()
+	}
+	s.js.CleanupPublisher()
+	s.nc.Close()
+	return err
+}

@@ -1,0 +1,15 @@
+package vecmath
+
+import "golang.org/x/sys/cpu"
+
+var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// dotAVX2 is Dot for len(a) >= 16 (dot_amd64.s).
+//
+//go:noescape
+func dotAVX2(a, b []float32) float64
+
+// sumAVX2 is Sum with AVX2 (dot_amd64.s).
+//
+//go:noescape
+func sumAVX2(v []float32) float32

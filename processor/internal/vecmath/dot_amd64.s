@@ -1,0 +1,107 @@
+#include "textflag.h"
+
+// func dotAVX2(a, b []float32) float64
+// Four float64 accumulators of four lanes: lane j of Yk sums the products of
+// the elements i with i mod 16 == 4k+j, as dotGeneric's s[4k+j].
+TEXT ·dotAVX2(SB), NOSPLIT, $0-56
+	MOVQ a_base+0(FP), SI
+	MOVQ a_len+8(FP), CX
+	MOVQ b_base+24(FP), DI
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+	VXORPD Y2, Y2, Y2
+	VXORPD Y3, Y3, Y3
+
+loop16:
+	CMPQ CX, $16
+	JL   combine
+	VCVTPS2PD (SI), Y4
+	VCVTPS2PD 16(SI), Y5
+	VCVTPS2PD 32(SI), Y6
+	VCVTPS2PD 48(SI), Y7
+	VCVTPS2PD (DI), Y8
+	VCVTPS2PD 16(DI), Y9
+	VCVTPS2PD 32(DI), Y10
+	VCVTPS2PD 48(DI), Y11
+	VFMADD231PD Y4, Y8, Y0
+	VFMADD231PD Y5, Y9, Y1
+	VFMADD231PD Y6, Y10, Y2
+	VFMADD231PD Y7, Y11, Y3
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP  loop16
+
+combine:
+	// v = (Y0+Y1) + (Y2+Y3)
+	VADDPD Y1, Y0, Y0
+	VADDPD Y3, Y2, Y2
+	VADDPD Y2, Y0, Y0
+	// (v0+v2, v1+v3)
+	VEXTRACTF128 $1, Y0, X1
+	VADDPD X1, X0, X0
+	// (v0+v2) + (v1+v3)
+	VPERMILPD $1, X0, X1
+	VADDSD X1, X0, X0
+
+tail:
+	TESTQ CX, CX
+	JE    done
+	VMOVSS (SI), X1
+	VCVTSS2SD X1, X1, X1
+	VMOVSS (DI), X2
+	VCVTSS2SD X2, X2, X2
+	VFMADD231SD X1, X2, X0
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ CX
+	JMP  tail
+
+done:
+	VZEROUPPER
+	MOVSD X0, ret+48(FP)
+	RET
+
+// func sumAVX2(v []float32) float32
+// Eight float32 lanes in four accumulators: the cheapest loop that still
+// loads every byte (the memory-read baseline of the catalog benchmark).
+TEXT ·sumAVX2(SB), NOSPLIT, $0-28
+	MOVQ v_base+0(FP), SI
+	MOVQ v_len+8(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+sloop:
+	CMPQ CX, $32
+	JL   scombine
+	VADDPS (SI), Y0, Y0
+	VADDPS 32(SI), Y1, Y1
+	VADDPS 64(SI), Y2, Y2
+	VADDPS 96(SI), Y3, Y3
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP  sloop
+
+scombine:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+
+stail:
+	TESTQ CX, CX
+	JE    sdone
+	VADDSS (SI), X0, X0
+	ADDQ $4, SI
+	DECQ CX
+	JMP  stail
+
+sdone:
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET

@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package vecmath
+
+const useAVX2 = false
+
+func dotAVX2(a, b []float32) float64 { return dotGeneric(a, b) }
+
+func sumAVX2(v []float32) float32 { return sumGeneric(v) }
