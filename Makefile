@@ -24,7 +24,7 @@ export SIMMATCH_MODEL_DIR ?= $(MODEL_DIR)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 FUZZ_TIME ?= 15s
 
-.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak
+.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-jobs
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench-compare: deps ## ceiling, simmatch fp32/int8 and the original's replica si
 SOAK_DURATION ?= 10m
 soak: deps ## steady load on the all-in-one for SOAK_DURATION, sampling its RSS: start/end/max, flat or not
 	SOAK_DURATION=$(SOAK_DURATION) deploy/bench/soak.sh
+JOB_QUERIES ?= 100000
+bench-jobs: deps ## a JOB_QUERIES-query job (default 100,000) against the 46-product catalog with 1 and 3 processors: prints the times
+	SIMMATCH_JOB_BENCH_QUERIES=$(JOB_QUERIES) go test -run '^$$' -bench '^BenchmarkJob$$' -benchtime 1x -timeout 3h ./processor/
 
 bench-smoke: deps ## run each scheduler and stage benchmark once (proves they work; figures meaningless)
 	go test -run '^$$' -bench 'LoneRequest|Scheduler|Stages|Rank' -benchtime 1x ./processor/...

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/simmatch/simmatch/contracts"
 )
@@ -19,32 +20,17 @@ const natsHeaderRoom = 4 << 10
 
 // predict answers POST /predict: validate, send to a processor, relay its answer.
 func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
-	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
+	start := time.Now()
+	body, e := s.readBody(w, r)
+	if e != nil {
 		writeError(w, r, e)
 		return
 	}
-	limit := s.bodyLimit()
-	tooLarge := &contracts.Error{Code: contracts.CodePayloadTooLarge, Limit: limit,
-		Message: fmt.Sprintf("request body is larger than the limit of %d bytes", limit)}
-	if r.ContentLength > int64(limit) { // known up front: do not read it
-		writeError(w, r, tooLarge)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			writeError(w, r, tooLarge)
-		case r.Context().Err() != nil:
-			clientGone(w)
-		default:
-			writeError(w, r, contracts.Errorf(contracts.CodeMalformedJSON, "read request body: %v", err))
-		}
+	if body == nil {
 		return
 	}
 	lim := s.cfg.Limits
-	lim.MaxBodyBytes = limit
+	lim.MaxBodyBytes = s.bodyLimit()
 	req, err := contracts.DecodeRequest(body, lim)
 	if err != nil {
 		writeError(w, r, contracts.AsError(err))
@@ -70,7 +56,40 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	if resp.RequestID == "" {
 		resp.RequestID = req.RequestID
 	}
+	setTiming(w, start, resp.Timing)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// readBody checks the content type and reads the body within the body
+// limit. A nil body with a nil error means the client left: clientGone has
+// answered.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *contracts.Error) {
+	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
+		return nil, e
+	}
+	limit := s.bodyLimit()
+	tooLarge := &contracts.Error{Code: contracts.CodePayloadTooLarge, Limit: limit,
+		Message: fmt.Sprintf("request body is larger than the limit of %d bytes", limit)}
+	if r.ContentLength > int64(limit) { // known up front: do not read it
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return nil, tooLarge
+		case r.Context().Err() != nil:
+			clientGone(w)
+			return nil, nil
+		default:
+			return nil, contracts.Errorf(contracts.CodeMalformedJSON, "read request body: %v", err)
+		}
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	return body, nil
 }
 
 // bodyLimit is the largest body /predict reads: the configured limit, capped

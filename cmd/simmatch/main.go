@@ -1,14 +1,18 @@
-// Command simmatch is the all-in-one: an embedded NATS server, one processor
-// with the real model and the HTTP bridge (default :8000) in one process.
-// GET /metrics on the bridge's port serves the bridge's and the processor's
-// metrics together.
+// Command simmatch is the all-in-one (`simmatch serve`, the default): an
+// embedded NATS server, one processor with the real model and the HTTP
+// bridge (default :8000) in one process. GET /metrics on the bridge's port
+// serves the bridge's and the processor's metrics together.
 // More processors can join from other processes through the embedded
 // server's listen address (-nats-listen).
+//
+// Its other subcommands are clients of a running service: match, embed and
+// jobs (see `simmatch help`).
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -29,20 +33,23 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "simmatch:", err)
-		os.Exit(1)
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "simmatch:", err)
+		}
+		os.Exit(exitCode(err))
 	}
 }
 
-// run starts everything and blocks until ctx ends. ready, when not nil, gets
-// the bridge's base URL and the NATS URL once both serve.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(httpURL, natsURL string)) error {
+// serve starts the all-in-one and blocks until ctx ends. ready, when not
+// nil, gets the bridge's base URL and the NATS URL once both serve.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(httpURL, natsURL string)) error {
 	var (
 		common     cli.Common
 		bs         cli.Bridge
 		ps         procflags.Settings
 		natsListen string
+		dataDir    string
 	)
 	f := cli.NewFlags("simmatch", getenv, stdout)
 	f.Common(&common, false)
@@ -50,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	ps.Register(f)
 	f.Limits(&ps.Limits)
 	f.String(&natsListen, "nats-listen", "SIMMATCH_NATS_LISTEN", "127.0.0.1:4222", "where the embedded NATS server listens for other processors and clients; empty: in-process only")
+	f.String(&dataDir, "data-dir", "SIMMATCH_DATA_DIR", "data", "where the embedded NATS keeps JetStream (catalogs); survives restarts")
+	f.SetUsage(serveUsage)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -68,7 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	ns, err := startNATS(natsListen)
+	ns, err := startNATS(natsListen, dataDir)
 	if err != nil {
 		return err
 	}
@@ -104,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer bnc.Close()
 	cfg := bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, Logger: logger,
-		Metrics: reg, Gatherer: reg}
+		Metrics: reg, Gatherer: reg, JobLimits: bs.JobLimits(ps.Limits), JobChunkSize: bs.JobChunkSize}
 	sec.Apply(&cfg)
 	h, err := bridge.New(cfg)
 	if err != nil {
@@ -127,8 +136,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return bridge.Serve(ctx, ln, h, common.ShutdownTimeout, logger)
 }
 
-func startNATS(listen string) (*server.Server, error) {
-	opts := &server.Options{ServerName: "simmatch-embedded", NoSigs: true, MaxPayload: 8 << 20}
+func startNATS(listen, dataDir string) (*server.Server, error) {
+	opts := &server.Options{ServerName: "simmatch-embedded", NoSigs: true, MaxPayload: 8 << 20,
+		JetStream: true, StoreDir: dataDir}
 	if listen == "" {
 		opts.DontListen = true
 	} else {

@@ -20,9 +20,9 @@ func TestAllInOne(t *testing.T) {
 	defer cancel()
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0", "-log-level", "warn"}
+	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0", "-log-level", "warn", "-data-dir", t.TempDir()}
 	go func() {
-		done <- run(ctx, args, func(k string) string {
+		done <- serve(ctx, args, func(k string) string {
 			if strings.HasPrefix(k, "SIMMATCH_MODEL_DIR") || k == "SIMMATCH_ORT_LIB" {
 				return os.Getenv(k)
 			}
@@ -69,7 +69,7 @@ func TestAllInOne(t *testing.T) {
 }
 
 func TestAllInOneReportsBadConfiguration(t *testing.T) {
-	err := run(context.Background(), []string{"-http-addr", "127.0.0.1:0", "-nats-listen", ""}, func(k string) string {
+	err := serve(context.Background(), []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "", "-data-dir", t.TempDir()}, func(k string) string {
 		if k == "SIMMATCH_ORT_LIB" {
 			return os.Getenv(k)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simmatch/simmatch/cmd/internal/cli"
@@ -40,6 +41,12 @@ type Settings struct {
 	// JetStreamReplicas is the replica count of the JetStream assets the
 	// processor creates (the shared cache bucket).
 	JetStreamReplicas int
+	// Jobs: on (JetStream required), off, or auto (on when the NATS server
+	// has JetStream). JetStreamReplicas, JobRetention and JobAckWait
+	// configure the jobs' streams (processor.JobsConfig).
+	Jobs         string
+	JobRetention time.Duration
+	JobAckWait   time.Duration
 }
 
 // CacheSettings configure the embedding cache (processor/cache).
@@ -100,6 +107,9 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.Int(&s.Cache.MaxBytes, "cache-shared-bytes", "SIMMATCH_CACHE_SHARED_BYTES", cache.DefaultSharedBytes,
 		"the shared bucket's size limit; when full, new embeddings are not shared until old ones expire")
 	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1, "replicas of the JetStream buckets the processor creates (3 in a 3-node cluster)")
+	f.String(&s.Jobs, "jobs", "SIMMATCH_JOBS", "auto", "asynchronous jobs worker: on (fail without JetStream), off, or auto (on when NATS has JetStream)")
+	f.Duration(&s.JobRetention, "job-retention", "SIMMATCH_JOB_RETENTION", 24*time.Hour, "how long jobs and their results are kept")
+	f.Duration(&s.JobAckWait, "job-ack-wait", "SIMMATCH_JOB_ACK_WAIT", 30*time.Second, "how long a job chunk may go without a heartbeat before another processor gets it")
 }
 
 // wrapCache puts the embedding cache in front of e when it is enabled
@@ -121,6 +131,42 @@ func (s *Settings) wrapCache(e processor.Embedder, nc *nats.Conn, logger *slog.L
 	}
 	logger.Info("embedding cache on", "bytes", cs.Bytes, "shared", cs.Shared, "bucket", cs.Bucket, "ttl", cs.TTL)
 	return c, c, nil
+}
+
+// jobs returns the jobs worker's configuration: enabled when -jobs is on,
+// or auto and the server has JetStream.
+func (s *Settings) jobs(nc *nats.Conn, logger *slog.Logger) (processor.JobsConfig, error) {
+	cfg := processor.JobsConfig{Replicas: s.JetStreamReplicas, Retention: s.JobRetention, AckWait: s.JobAckWait}
+	switch s.Jobs {
+	case "off":
+		return cfg, nil
+	case "on", "auto":
+	default:
+		return cfg, fmt.Errorf("-jobs %q: want on, off or auto", s.Jobs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// A connection of its own: a JetStream call leaves a reply subscription
+	// on its connection, and the processor's Stop waits for nc to have none.
+	opts := nc.Opts
+	probe, err := opts.Connect()
+	if err != nil {
+		return cfg, fmt.Errorf("jobs: connect to NATS: %w", err)
+	}
+	defer probe.Close()
+	js, err := jetstream.New(probe)
+	if err == nil {
+		_, err = js.AccountInfo(ctx)
+	}
+	if err != nil {
+		if s.Jobs == "auto" {
+			logger.Warn("jobs are off: the NATS server has no JetStream (enable it, or set SIMMATCH_JOBS=off to silence this)", "err", err)
+			return cfg, nil
+		}
+		return cfg, fmt.Errorf("jobs need JetStream on the NATS server: %w", err)
+	}
+	cfg.Enabled = true
+	return cfg, nil
 }
 
 // Start loads the model and starts a processor on nc that registers its
@@ -157,11 +203,21 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		m.Close()
 		return nil, err
 	}
+	jobs, err := s.jobs(nc, logger)
+	if err != nil {
+		if c != nil {
+			_ = c.Close(context.Background())
+		}
+		_ = sched.Close(context.Background())
+		m.Close()
+		return nil, err
+	}
 	var statsData func() any
 	if c != nil {
 		statsData = func() any { return map[string]any{"cache": c.Stats()} }
 	}
 	p, err := processor.Start(processor.Config{
+		Jobs: jobs, Tokens: m,
 		NATS: nc, Embedder: emb, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
 		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
 		StatsData: statsData,
