@@ -56,6 +56,8 @@ test: deps ## run every test (real NATS, real ONNX Runtime, real model)
 
 fuzz: ## run each fuzz target briefly
 	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
+	go test -run '^$$' -fuzz '^FuzzDecodeEmbedRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
+	go test -run '^$$' -fuzz '^FuzzDecodeJobRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
 	go test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZ_TIME) ./processor/internal/embed/
 	go test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZ_TIME) ./bridge/
 	go test -run '^$$' -fuzz '^FuzzDecodeValue$$' -fuzztime $(FUZZ_TIME) ./processor/cache/
