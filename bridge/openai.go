@@ -95,12 +95,8 @@ func openAIErrorType(status int) string {
 // embeddings answers POST /v1/embeddings.
 func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body, e := s.readBody(w, r)
-	if e != nil {
-		writeOpenAIError(w, r, e)
-		return
-	}
-	if body == nil {
+	body, ok := s.readBody(w, r, writeOpenAIError)
+	if !ok {
 		return
 	}
 	in, e := decodeOpenAIEmbeddings(body)

@@ -21,12 +21,8 @@ const natsHeaderRoom = 4 << 10
 // predict answers POST /predict: validate, send to a processor, relay its answer.
 func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body, e := s.readBody(w, r)
-	if e != nil {
-		writeError(w, r, e)
-		return
-	}
-	if body == nil {
+	body, ok := s.readBody(w, r, writeError)
+	if !ok {
 		return
 	}
 	lim := s.cfg.Limits
@@ -61,35 +57,35 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 }
 
 // readBody checks the content type and reads the body within the body
-// limit. A nil body with a nil error means the client left: clientGone has
-// answered.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, *contracts.Error) {
+// limit. When it cannot, it has answered (with writeErr, or as clientGone
+// when the client left) and ok is false.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request,
+	writeErr func(http.ResponseWriter, *http.Request, *contracts.Error)) (body []byte, ok bool) {
 	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
-		return nil, e
+		writeErr(w, r, e)
+		return nil, false
 	}
 	limit := s.bodyLimit()
 	tooLarge := &contracts.Error{Code: contracts.CodePayloadTooLarge, Limit: limit,
 		Message: fmt.Sprintf("request body is larger than the limit of %d bytes", limit)}
 	if r.ContentLength > int64(limit) { // known up front: do not read it
-		return nil, tooLarge
+		writeErr(w, r, tooLarge)
+		return nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			return nil, tooLarge
+			writeErr(w, r, tooLarge)
 		case r.Context().Err() != nil:
 			clientGone(w)
-			return nil, nil
 		default:
-			return nil, contracts.Errorf(contracts.CodeMalformedJSON, "read request body: %v", err)
+			writeErr(w, r, contracts.Errorf(contracts.CodeMalformedJSON, "read request body: %v", err))
 		}
+		return nil, false
 	}
-	if body == nil {
-		body = []byte{}
-	}
-	return body, nil
+	return body, true
 }
 
 // bodyLimit is the largest body /predict reads: the configured limit, capped

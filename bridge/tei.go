@@ -37,12 +37,8 @@ type teiEmbedRequest struct {
 // teiEmbed answers POST /embed in TEI's shape: an array of embeddings.
 func (s *Server) teiEmbed(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body, e := s.readBody(w, r)
-	if e != nil {
-		writeError(w, r, e)
-		return
-	}
-	if body == nil {
+	body, ok := s.readBody(w, r, writeError)
+	if !ok {
 		return
 	}
 	var in teiEmbedRequest
@@ -103,12 +99,8 @@ type teiSimilarityRequest struct {
 // the source sentence as the one query.
 func (s *Server) teiSimilarity(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	body, e := s.readBody(w, r)
-	if e != nil {
-		writeError(w, r, e)
-		return
-	}
-	if body == nil {
+	body, ok := s.readBody(w, r, writeError)
+	if !ok {
 		return
 	}
 	var in teiSimilarityRequest

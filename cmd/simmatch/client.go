@@ -32,7 +32,21 @@ func newAPI(base string) (*api, error) {
 
 // do sends body (JSON-encoded unless nil) and decodes a 2xx answer into
 // out; other answers become the *contracts.Error of their body.
-func (a *api) do(ctx context.Context, method, path string, body, out any) (*http.Response, error) {
+func (a *api) do(ctx context.Context, method, path string, body, out any) error {
+	rc, err := a.open(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	if err := json.NewDecoder(rc).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// open sends the request and returns the body of a 2xx answer, which the
+// caller closes.
+func (a *api) open(ctx context.Context, method, path string, body any) (io.ReadCloser, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -56,14 +70,7 @@ func (a *api) do(ctx context.Context, method, path string, body, out any) (*http
 		defer resp.Body.Close()
 		return nil, decodeHTTPError(resp)
 	}
-	if out == nil {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return nil, fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-	}
-	return resp, nil
+	return resp.Body, nil
 }
 
 func decodeHTTPError(resp *http.Response) error {
@@ -88,7 +95,7 @@ func (c *apiFlags) register(f *cli.Flags) {
 
 // readLines reads the non-empty lines of path ("-" is stdin).
 func readLines(path string, stdin io.Reader) ([]string, error) {
-	var r io.Reader = stdin
+	r := stdin
 	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {

@@ -38,7 +38,7 @@ func runEmbed(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	var vecs [][]float32
-	if _, err := a.do(ctx, "POST", "/embed", map[string]any{"inputs": texts}, &vecs); err != nil {
+	if err := a.do(ctx, "POST", "/embed", map[string]any{"inputs": texts}, &vecs); err != nil {
 		return err
 	}
 	if af.json {

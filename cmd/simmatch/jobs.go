@@ -87,7 +87,7 @@ func jobsSubmit(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	var st contracts.JobStatus
 	req := contracts.JobRequest{Query: queries, ProductDescriptions: descs, TopK: topK, Threshold: th}
-	if _, err := a.do(ctx, "POST", "/v1/jobs", req, &st); err != nil {
+	if err := a.do(ctx, "POST", "/v1/jobs", req, &st); err != nil {
 		return err
 	}
 	if wait {
@@ -132,7 +132,7 @@ func jobsStatus(ctx context.Context, args []string, getenv func(string) string, 
 		return waitJob(ctx, a, id, af.json, stdout)
 	}
 	var st contracts.JobStatus
-	if _, err := a.do(ctx, "GET", "/v1/jobs/"+id, nil, &st); err != nil {
+	if err := a.do(ctx, "GET", "/v1/jobs/"+id, nil, &st); err != nil {
 		return err
 	}
 	if af.json {
@@ -170,7 +170,7 @@ func waitJob(ctx context.Context, a *api, id string, asJSON bool, stdout io.Writ
 	start := time.Now()
 	for {
 		var st contracts.JobStatus
-		if _, err := a.do(ctx, "GET", "/v1/jobs/"+id, nil, &st); err != nil {
+		if err := a.do(ctx, "GET", "/v1/jobs/"+id, nil, &st); err != nil {
 			return err
 		}
 		if !asJSON {
@@ -213,12 +213,12 @@ func jobsResults(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	resp, err := a.do(ctx, http.MethodGet, "/v1/jobs/"+id+"/results", nil, nil)
+	rc, err := a.open(ctx, http.MethodGet, "/v1/jobs/"+id+"/results", nil)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(stdout, resp.Body); err != nil {
+	defer rc.Close()
+	if _, err := io.Copy(stdout, rc); err != nil {
 		return fmt.Errorf("jobs results: %w (the results are incomplete)", err)
 	}
 	return nil
@@ -238,7 +238,7 @@ func jobsCancel(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	var st contracts.JobStatus
-	if _, err := a.do(ctx, http.MethodDelete, "/v1/jobs/"+id, nil, &st); err != nil {
+	if err := a.do(ctx, http.MethodDelete, "/v1/jobs/"+id, nil, &st); err != nil {
 		return err
 	}
 	if af.json {

@@ -86,7 +86,7 @@ func runMatch(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var resp contracts.Response
 	req := contracts.Request{Query: queries, ProductDescriptions: descs, TopK: topK, Threshold: th}
-	if _, err := a.do(ctx, "POST", "/v1/predict", req, &resp); err != nil {
+	if err := a.do(ctx, "POST", "/v1/predict", req, &resp); err != nil {
 		return err
 	}
 	if af.json {
