@@ -24,7 +24,7 @@ export SIMMATCH_MODEL_DIR ?= $(MODEL_DIR)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 FUZZ_TIME ?= 15s
 
-.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch
+.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -57,6 +57,8 @@ test: deps ## run every test (real NATS, real ONNX Runtime, real model)
 fuzz: ## run each fuzz target briefly
 	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
 	go test -run '^$$' -fuzz '^FuzzDecodeCatalog$$' -fuzztime $(FUZZ_TIME) ./contracts/
+	go test -run '^$$' -fuzz '^FuzzDecodeEmbedRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
+	go test -run '^$$' -fuzz '^FuzzDecodeJobRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
 	go test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZ_TIME) ./processor/internal/embed/
 	go test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZ_TIME) ./bridge/
 	go test -run '^$$' -fuzz '^FuzzDecodeValue$$' -fuzztime $(FUZZ_TIME) ./processor/cache/
@@ -72,6 +74,9 @@ bench-compare: deps ## ceiling, simmatch fp32/int8 and the original's replica si
 SOAK_DURATION ?= 10m
 soak: deps ## steady load on the all-in-one for SOAK_DURATION, sampling its RSS: start/end/max, flat or not
 	SOAK_DURATION=$(SOAK_DURATION) deploy/bench/soak.sh
+JOB_QUERIES ?= 100000
+bench-jobs: deps ## a JOB_QUERIES-query job (default 100,000) against the 46-product catalog with 1 and 3 processors: prints the times
+	SIMMATCH_JOB_BENCH_QUERIES=$(JOB_QUERIES) go test -run '^$$' -bench '^BenchmarkJob$$' -benchtime 1x -timeout 3h ./processor/
 
 SWITCH_CLIENTS ?= 16
 SWITCHES ?= 10

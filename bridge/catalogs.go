@@ -50,7 +50,7 @@ func (s *Server) catalogBody(w http.ResponseWriter, r *http.Request, v any) bool
 		return false
 	}
 	limit := s.bodyLimit(s.cfg.CatalogLimits.MaxBodyBytes)
-	body, ok := readBody(w, r, limit)
+	body, ok := readBodyLimit(w, r, limit, writeError)
 	if !ok {
 		return false
 	}

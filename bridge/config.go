@@ -78,6 +78,12 @@ type Config struct {
 	// file sets its own; without Keys, one bucket shared by every caller of
 	// the non-public paths. The zero value means no limit.
 	RateLimit RateLimit
+	// JobLimits bound POST /v1/jobs; the zero value means
+	// contracts.DefaultJobLimits with Limits' text and description limits.
+	JobLimits contracts.JobLimits
+	// JobChunkSize is how many queries one job chunk holds
+	// (contracts.DefaultJobChunkSize when zero).
+	JobChunkSize int
 }
 
 // DefaultPublicPaths are the operational routes served without an API key:
@@ -118,6 +124,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Subject == "" {
 		c.Subject = contracts.SubjectSimilarity
+	}
+	if c.JobLimits == (contracts.JobLimits{}) {
+		c.JobLimits = contracts.DefaultJobLimits
+		c.JobLimits.Limits = c.Limits
+	}
+	if c.JobLimits.MaxBodyBytes <= 0 {
+		c.JobLimits.MaxBodyBytes = contracts.DefaultJobLimits.MaxBodyBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

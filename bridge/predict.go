@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/simmatch/simmatch/contracts"
 )
@@ -19,17 +20,13 @@ const natsHeaderRoom = 4 << 10
 
 // predict answers POST /predict: validate, send to a processor, relay its answer.
 func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
-	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
-		writeError(w, r, e)
-		return
-	}
-	limit := s.bodyLimit(s.cfg.Limits.MaxBodyBytes)
-	body, ok := readBody(w, r, limit)
+	start := time.Now()
+	body, ok := s.readBody(w, r, writeError)
 	if !ok {
 		return
 	}
 	lim := s.cfg.Limits
-	lim.MaxBodyBytes = limit
+	lim.MaxBodyBytes = s.bodyLimit(s.cfg.Limits.MaxBodyBytes)
 	req, err := contracts.DecodeRequest(body, lim)
 	if err != nil {
 		writeError(w, r, contracts.AsError(err))
@@ -55,16 +52,30 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	if resp.RequestID == "" {
 		resp.RequestID = req.RequestID
 	}
+	setTiming(w, start, resp.Timing)
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// readBody reads a body of at most limit bytes, or answers the error itself
-// and returns false.
-func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, bool) {
+// readBody checks the content type and reads the body within the request
+// body limit. When it cannot, it has answered (with writeErr, or as
+// clientGone when the client left) and ok is false.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request,
+	writeErr func(http.ResponseWriter, *http.Request, *contracts.Error)) (body []byte, ok bool) {
+	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
+		writeErr(w, r, e)
+		return nil, false
+	}
+	return readBodyLimit(w, r, s.bodyLimit(s.cfg.Limits.MaxBodyBytes), writeErr)
+}
+
+// readBodyLimit reads a body of at most limit bytes, or answers the error
+// with writeErr and returns false.
+func readBodyLimit(w http.ResponseWriter, r *http.Request, limit int,
+	writeErr func(http.ResponseWriter, *http.Request, *contracts.Error)) ([]byte, bool) {
 	tooLarge := &contracts.Error{Code: contracts.CodePayloadTooLarge, Limit: limit,
 		Message: fmt.Sprintf("request body is larger than the limit of %d bytes", limit)}
 	if r.ContentLength > int64(limit) { // known up front: do not read it
-		writeError(w, r, tooLarge)
+		writeErr(w, r, tooLarge)
 		return nil, false
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(limit)))
@@ -72,21 +83,21 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int) ([]byte, bool) 
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			writeError(w, r, tooLarge)
+			writeErr(w, r, tooLarge)
 		case r.Context().Err() != nil:
 			clientGone(w)
 		default:
-			writeError(w, r, contracts.Errorf(contracts.CodeMalformedJSON, "read request body: %v", err))
+			writeErr(w, r, contracts.Errorf(contracts.CodeMalformedJSON, "read request body: %v", err))
 		}
 		return nil, false
 	}
 	return body, true
 }
 
-// bodyLimit is the largest body a route reads: the configured limit, capped
-// so that the request still fits in one NATS message. The server's
-// max_payload is read per request because a reconnect may reach a server
-// with another one; before the first connect it is unknown (0).
+// bodyLimit is the largest body a route reads: limit, capped so that the
+// request still fits in one NATS message. The server's max_payload is read
+// per request because a reconnect may reach a server with another one;
+// before the first connect it is unknown (0).
 func (s *Server) bodyLimit(limit int) int {
 	if mp := int(s.cfg.NATS.MaxPayload()) - natsHeaderRoom; mp > 0 && (limit <= 0 || mp < limit) {
 		limit = mp

@@ -37,6 +37,11 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 // each describes a state that usually passes within a second or two. A
 // Retry-After the caller set already (rate_limited computes its own) stays.
 func writeError(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
+	writeErrorWith(w, r, e, (*contracts.Error).Marshal)
+}
+
+// writeErrorWith is writeError with another encoding of the error body.
+func writeErrorWith(w http.ResponseWriter, r *http.Request, e *contracts.Error, encode func(*contracts.Error) []byte) {
 	// Copy: e may be shared, e.g. a sentinel returned as is.
 	out := *e
 	info := infoFrom(r.Context())
@@ -48,7 +53,7 @@ func writeError(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeBody(w, status, out.Marshal())
+	writeBody(w, status, encode(&out))
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {

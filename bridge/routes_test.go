@@ -103,7 +103,7 @@ func TestOpenAPI(t *testing.T) {
 		contracts.CodeMalformedJSON, contracts.CodeInvalidRequest, contracts.CodePayloadTooLarge,
 		contracts.CodeUnsupportedMediaType, contracts.CodeUnauthorized, contracts.CodeForbidden, contracts.CodeRateLimited, contracts.CodeNotFound,
 		contracts.CodeMethodNotAllowed, contracts.CodeOverloaded, contracts.CodeNoProcessor,
-		contracts.CodeTimeout, contracts.CodeModelError, contracts.CodeInternal,
+		contracts.CodeTimeout, contracts.CodeModelError, contracts.CodeInternal, contracts.CodeJobNotDone,
 	}
 	for _, c := range codes {
 		if !strings.Contains(doc, "\n        - "+string(c)+"\n") {

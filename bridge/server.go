@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"net/http"
+	"sync/atomic"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/riandyrn/otelchi"
@@ -20,6 +21,10 @@ type Server struct {
 	handler http.Handler
 	public  map[string]bool // Config.PublicPaths
 	limiter *limiter
+	// model is the model the processors last answered with, so a request
+	// naming another model is refused before any work is done.
+	model atomic.Pointer[contracts.ModelInfo]
+	jobs  *contracts.Jobs
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -45,7 +50,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, client: client, public: map[string]bool{}, limiter: newLimiter()}
+	jobs, err := contracts.NewJobs(cfg.NATS, cfg.JobChunkSize)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, client: client, public: map[string]bool{}, limiter: newLimiter(), jobs: jobs}
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}
@@ -119,6 +128,7 @@ func (s *Server) routes() http.Handler {
 		r.Post("/predict", s.predict) // the original service's path
 		r.Post("/v1/predict", s.predict)
 		s.catalogReadRoutes(r)
+		s.interfaceRoutes(r)
 	})
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireScope(ScopeCatalogWrite))
@@ -127,6 +137,10 @@ func (s *Server) routes() http.Handler {
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireScope(ScopeAdmin))
 		s.modelRoutes(r)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireScope(ScopeJobs))
+		s.jobRoutes(r)
 	})
 	return r
 }

@@ -98,18 +98,14 @@ func (c *Client) Match(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "encode request: " + err.Error()}
 	}
-	ctx, span := c.tracer.Start(ctx, "send "+c.subject, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.operation.name", "send"),
-			attribute.String("messaging.operation.type", "send"),
-			attribute.String("messaging.destination.name", c.subject),
-			attribute.Int("messaging.message.body.size", len(data)),
-			attribute.String("simmatch.request_id", req.RequestID),
-		))
+	ctx, span := c.startSpan(ctx, c.subject, len(data), req.RequestID)
 	defer span.End()
 
-	resp, err := c.do(ctx, data, req.RequestID)
+	reply, err := c.request(ctx, c.subject, data, req.RequestID)
+	var resp *Response
+	if err == nil {
+		resp, err = DecodeReply(reply)
+	}
 	if err != nil {
 		e := AsError(err)
 		span.SetStatus(codes.Error, string(e.Code))
@@ -119,25 +115,40 @@ func (c *Client) Match(ctx context.Context, req *Request) (*Response, error) {
 	return resp, nil
 }
 
-func (c *Client) do(ctx context.Context, data []byte, requestID string) (*Response, error) {
-	reply, err := c.request(ctx, c.subject, data, requestID)
-	if err != nil {
-		return nil, err
-	}
-	return DecodeReply(reply)
+// startSpan starts the CLIENT span of one request to subject.
+func (c *Client) startSpan(ctx context.Context, subject string, size int, requestID string) (context.Context, trace.Span) {
+	return c.tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.name", "send"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", subject),
+			attribute.Int("messaging.message.body.size", size),
+			attribute.String("simmatch.request_id", requestID),
+		))
 }
 
 // DecodeReply decodes a processor's reply: a Response, or the *Error that the
 // micro error headers and the JSON body describe.
 func DecodeReply(m *nats.Msg) (*Response, error) {
-	if err := replyError(m); err != nil {
+	var resp Response
+	if err := decodeReplyInto(m, &resp); err != nil {
 		return nil, err
 	}
-	var resp Response
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return nil, Errorf(CodeInternal, "decode processor reply: %v", err)
-	}
+	resp.Timing = TimingFrom(m.Header)
 	return &resp, nil
+}
+
+// decodeReplyInto decodes a success reply into v, or returns the *Error that
+// the micro error headers and the JSON body describe.
+func decodeReplyInto(m *nats.Msg, v any) error {
+	if err := replyError(m); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(m.Data, v); err != nil {
+		return Errorf(CodeInternal, "decode processor reply: %v", err)
+	}
+	return nil
 }
 
 func transportError(ctx context.Context, subject string, err error) error {

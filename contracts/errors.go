@@ -29,6 +29,7 @@ const (
 	CodeTimeout              Code = "timeout"                // no answer within the deadline
 	CodeModelError           Code = "model_error"            // tokenization or inference failed
 	CodeInternal             Code = "internal"               // a bug: report it with the request id
+	CodeJobNotDone           Code = "job_not_done"           // the job's results are not ready yet: poll its status
 )
 
 // codeStatus is the one table from error codes to HTTP statuses.
@@ -48,6 +49,7 @@ var codeStatus = map[Code]int{
 	CodeTimeout:              http.StatusGatewayTimeout,
 	CodeModelError:           http.StatusInternalServerError,
 	CodeInternal:             http.StatusInternalServerError,
+	CodeJobNotDone:           http.StatusConflict,
 }
 
 // HTTPStatus is the HTTP status for code; unknown codes are 500.
@@ -97,6 +99,7 @@ var (
 	ErrTimeout              = &Error{Code: CodeTimeout}
 	ErrModelError           = &Error{Code: CodeModelError}
 	ErrInternal             = &Error{Code: CodeInternal}
+	ErrJobNotDone           = &Error{Code: CodeJobNotDone}
 )
 
 // Errorf returns an *Error with code and a formatted message.

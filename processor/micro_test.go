@@ -28,12 +28,17 @@ func TestMicroDiscovery(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &info); err != nil {
 		t.Fatal(err)
 	}
-	if info.Name != contracts.ServiceName || len(info.Endpoints) != 1 {
-		t.Fatalf("info = %+v, want service %q with one endpoint", info, contracts.ServiceName)
+	eps := map[string]micro.EndpointInfo{}
+	for _, ep := range info.Endpoints {
+		eps[ep.Name] = ep
 	}
-	ep := info.Endpoints[0]
-	if ep.Subject != contracts.SubjectSimilarity || ep.QueueGroup != contracts.DefaultQueueGroup {
-		t.Fatalf("endpoint = %+v, want subject %q in queue group %q", ep, contracts.SubjectSimilarity, contracts.DefaultQueueGroup)
+	if info.Name != contracts.ServiceName || len(eps) != len(info.Endpoints) {
+		t.Fatalf("info = %+v, want service %q with uniquely named endpoints", info, contracts.ServiceName)
+	}
+	for name, subject := range map[string]string{"similarity": contracts.SubjectSimilarity, "embed": contracts.SubjectEmbed} {
+		if ep := eps[name]; ep.Subject != subject || ep.QueueGroup != contracts.DefaultQueueGroup {
+			t.Fatalf("endpoint %s = %+v, want subject %q in queue group %q", name, ep, subject, contracts.DefaultQueueGroup)
+		}
 	}
 	if info.Metadata["model.name"] != "all-MiniLM-L6-v2" || info.Metadata["model.dimensions"] != "384" {
 		t.Fatalf("metadata = %v, want the model's name and dimensions", info.Metadata)
@@ -47,7 +52,7 @@ func TestMicroDiscovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stats micro.Stats
-	if err := json.Unmarshal(msg.Data, &stats); err != nil || len(stats.Endpoints) != 1 {
+	if err := json.Unmarshal(msg.Data, &stats); err != nil || len(stats.Endpoints) != len(info.Endpoints) {
 		t.Fatalf("STATS = %s (%v)", msg.Data, err)
 	}
 }
@@ -85,7 +90,7 @@ func TestMicroStatsData(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stats micro.Stats
-	if err := json.Unmarshal(msg.Data, &stats); err != nil || len(stats.Endpoints) != 1 {
+	if err := json.Unmarshal(msg.Data, &stats); err != nil || len(stats.Endpoints) == 0 || stats.Endpoints[0].Name != "similarity" {
 		t.Fatalf("STATS = %s (%v)", msg.Data, err)
 	}
 	var data struct{ Cache cache.Stats }

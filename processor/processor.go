@@ -93,6 +93,11 @@ type Config struct {
 	// Catalogs, when not nil, serves the simmatch.catalog.* endpoints and
 	// requests that name a catalog; without it those are answered not_found.
 	Catalogs Catalogs
+	// Tokens counts tokens for the usage figures of embed answers; nil means
+	// the Embedder's own CountTokens, if it has one.
+	Tokens TokenCounter
+	// Jobs, when Enabled, runs the asynchronous jobs worker (JetStream).
+	Jobs JobsConfig
 }
 
 func (c *Config) validate() error {
@@ -148,6 +153,7 @@ type Processor struct {
 	tracer   trace.Tracer
 	metrics  *metrics // nil when Config.Metrics is nil
 	rank     ranker
+	async    *jobsWorker    // nil when jobs are off
 	inflight sync.WaitGroup // received requests not yet answered
 	pending  atomic.Int64   // the same, as a number
 	stopOnce sync.Once
@@ -178,6 +184,11 @@ func Start(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	p.svc = svc
+	if err := p.startJobs(); err != nil {
+		_ = svc.Stop()
+		p.metrics.unregister(cfg.Metrics)
+		return nil, err
+	}
 	cfg.Logger.Info("processor started", "subject", cfg.Subject, "queue_group", cfg.QueueGroup,
 		"model", info.Name, "model_version", info.Version)
 	return p, nil
@@ -224,6 +235,10 @@ func startService(cfg Config, p *Processor, info contracts.ModelInfo) (micro.Ser
 			return nil, err
 		}
 	}
+	if err := p.addOperations(svc); err != nil {
+		_ = svc.Stop()
+		return nil, err
+	}
 	// Flush so the server knows the subscription before Start returns:
 	// a request sent right after must find this processor.
 	if err := cfg.NATS.Flush(); err != nil {
@@ -245,6 +260,10 @@ func (p *Processor) Stop(ctx context.Context) error {
 }
 
 func (p *Processor) stop(ctx context.Context) error {
+	// The chunk in hand is finished and stored first: it needs the connection.
+	if err := p.stopJobs(ctx); err != nil {
+		return err
+	}
 	if err := p.svc.Stop(); err != nil {
 		return fmt.Errorf("processor: stop service: %w", err)
 	}

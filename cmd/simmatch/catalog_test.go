@@ -18,7 +18,7 @@ func startWithData(t *testing.T, dataDir string) (base string, stop func()) {
 	done := make(chan error, 1)
 	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "", "-log-level", "warn", "-data-dir", dataDir}
 	go func() {
-		done <- run(ctx, args, func(k string) string {
+		done <- serve(ctx, args, func(k string) string {
 			if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
 				return os.Getenv(k)
 			}

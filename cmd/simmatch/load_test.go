@@ -26,10 +26,10 @@ func startListeningAllInOne(t *testing.T, dir string) (httpURL, natsURL string) 
 	ctx, cancel := context.WithCancel(context.Background())
 	type urls struct{ h, n string }
 	ready, done := make(chan urls, 1), make(chan error, 1)
-	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0", "-log-level", "warn"}
+	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0", "-log-level", "warn", "-data-dir", t.TempDir()}
 	env := map[string]string{"SIMMATCH_MODEL_DIR": dir, "SIMMATCH_ORT_LIB": lib}
 	go func() {
-		done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, func(h, n string) { ready <- urls{h, n} })
+		done <- serve(ctx, args, func(k string) string { return env[k] }, io.Discard, func(h, n string) { ready <- urls{h, n} })
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -1,15 +1,18 @@
-// Command simmatch is the all-in-one: an embedded NATS server, one processor
-// with the real model and the HTTP bridge (default :8000) in one process.
-// GET /metrics on the bridge's port serves the bridge's and the processor's
-// metrics together.
+// Command simmatch is the all-in-one (`simmatch serve`, the default): an
+// embedded NATS server, one processor with the real model and the HTTP
+// bridge (default :8000) in one process. GET /metrics on the bridge's port
+// serves the bridge's and the processor's metrics together.
 // More processors can join from other processes through the embedded
-// server's listen address (-nats-listen). `simmatch catalog import|export`
-// loads a file into a stored catalog or writes one out (package catalogcmd).
+// server's listen address (-nats-listen).
+//
+// Its other subcommands are clients of a running service: match, embed, jobs
+// and catalog import|export (see `simmatch help`).
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -23,7 +26,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/simmatch/simmatch/bridge"
-	"github.com/simmatch/simmatch/cmd/internal/catalogcmd"
 	"github.com/simmatch/simmatch/cmd/internal/cli"
 	"github.com/simmatch/simmatch/cmd/internal/procflags"
 )
@@ -31,22 +33,17 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && os.Args[1] == "catalog" {
-		if err := catalogcmd.Run(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, "simmatch catalog:", err)
-			os.Exit(1)
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "simmatch:", err)
 		}
-		return
-	}
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, nil); err != nil {
-		fmt.Fprintln(os.Stderr, "simmatch:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
-// run starts everything and blocks until ctx ends. ready, when not nil, gets
-// the bridge's base URL and the NATS URL once both serve.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(httpURL, natsURL string)) error {
+// serve starts the all-in-one and blocks until ctx ends. ready, when not
+// nil, gets the bridge's base URL and the NATS URL once both serve.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, ready func(httpURL, natsURL string)) error {
 	var (
 		common     cli.Common
 		bs         cli.Bridge
@@ -61,6 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	f.Limits(&ps.Limits)
 	f.String(&natsListen, "nats-listen", "SIMMATCH_NATS_LISTEN", "127.0.0.1:4222", "where the embedded NATS server listens for other processors and clients; empty: in-process only")
 	f.String(&dataDir, "data-dir", "SIMMATCH_DATA_DIR", "data", "where the embedded NATS keeps JetStream (catalogs); survives restarts")
+	f.SetUsage(serveUsage)
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -115,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer bnc.Close()
 	cfg := bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, CatalogWriteTimeout: bs.CatalogWriteTimeout, Logger: logger,
-		Metrics: reg, Gatherer: reg}
+		Metrics: reg, Gatherer: reg, JobLimits: bs.JobLimits(ps.Limits), JobChunkSize: bs.JobChunkSize}
 	sec.Apply(&cfg)
 	h, err := bridge.New(cfg)
 	if err != nil {

@@ -22,7 +22,7 @@ func TestAllInOne(t *testing.T) {
 	done := make(chan error, 1)
 	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0", "-log-level", "warn", "-data-dir", t.TempDir()}
 	go func() {
-		done <- run(ctx, args, func(k string) string {
+		done <- serve(ctx, args, func(k string) string {
 			if strings.HasPrefix(k, "SIMMATCH_MODEL_DIR") || k == "SIMMATCH_ORT_LIB" {
 				return os.Getenv(k)
 			}
@@ -68,6 +68,8 @@ func TestAllInOne(t *testing.T) {
 	}
 }
 
+// Through run, as main calls it: arguments that start with a flag run the
+// all-in-one (serve is the default subcommand).
 func TestAllInOneReportsBadConfiguration(t *testing.T) {
 	err := run(context.Background(), []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "", "-data-dir", t.TempDir()}, func(k string) string {
 		if k == "SIMMATCH_ORT_LIB" {
@@ -77,7 +79,7 @@ func TestAllInOneReportsBadConfiguration(t *testing.T) {
 			return t.TempDir()
 		}
 		return ""
-	}, io.Discard, nil)
+	}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "no ONNX graph") {
 		t.Fatalf("err = %v, want a clear message about the missing model", err)
 	}

@@ -184,7 +184,7 @@ func startAllInOne(t *testing.T) (string, *syncBuffer) {
 	logs := &syncBuffer{}
 	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "", "-log-level", "info", "-data-dir", t.TempDir()}
 	go func() {
-		done <- run(ctx, args, func(k string) string {
+		done <- serve(ctx, args, func(k string) string {
 			if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
 				return os.Getenv(k)
 			}

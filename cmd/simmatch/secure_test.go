@@ -37,9 +37,9 @@ func TestAllInOneSecured(t *testing.T) {
 	defer cancel()
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0", "-log-level", "warn", "-workers", "1"}
+	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0", "-log-level", "warn", "-workers", "1", "-data-dir", t.TempDir()}
 	go func() {
-		done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, func(httpURL, _ string) { ready <- httpURL })
+		done <- serve(ctx, args, func(k string) string { return env[k] }, io.Discard, func(httpURL, _ string) { ready <- httpURL })
 	}()
 	var base string
 	select {

@@ -354,6 +354,17 @@ func (r *Registry) Embed(ctx context.Context, texts []string) ([][]float32, erro
 	return e.Embed(ctx, texts)
 }
 
+// CountTokens counts, with the default version's tokenizer, the tokens the
+// model reads for each text (the usage figures of embed answers).
+func (r *Registry) CountTokens(texts []string) ([]int, error) {
+	v, release, err := r.hold("")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return v.model.CountTokens(texts)
+}
+
 // Info describes the default model's default version (zero when none is loaded).
 func (r *Registry) Info() contracts.ModelInfo {
 	r.mu.Lock()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/bridge"
+	"github.com/simmatch/simmatch/contracts"
 )
 
 // Bridge are the HTTP bridge's settings.
@@ -30,6 +31,10 @@ type Bridge struct {
 	ReloadInterval time.Duration
 	// CatalogWriteTimeout bounds a catalog upsert, which embeds every description.
 	CatalogWriteTimeout time.Duration
+
+	// JobMaxQueries, JobMaxBodyBytes and JobChunkSize bound and split
+	// asynchronous jobs (POST /v1/jobs).
+	JobMaxQueries, JobMaxBodyBytes, JobChunkSize int
 }
 
 // Bridge registers the bridge flags.
@@ -47,6 +52,15 @@ func (f *Flags) Bridge(s *Bridge) {
 	f.String(&s.TLSClientCA, "tls-client-ca-file", "SIMMATCH_TLS_CLIENT_CA_FILE", "", "PEM CAs whose client certificates are required (mutual TLS); empty: none asked")
 	f.Duration(&s.ReloadInterval, "reload-interval", "SIMMATCH_RELOAD_INTERVAL", 10*time.Second,
 		"how often the API keys and TLS files are checked for changes (SIGHUP checks at once)")
+	f.Int(&s.JobMaxQueries, "job-max-queries", "SIMMATCH_JOB_MAX_QUERIES", contracts.DefaultJobMaxQueries, "most queries one asynchronous job (POST /v1/jobs) may hold")
+	f.Int(&s.JobMaxBodyBytes, "job-max-body-bytes", "SIMMATCH_JOB_MAX_BODY_BYTES", contracts.DefaultJobLimits.MaxBodyBytes, "largest POST /v1/jobs body, in bytes")
+	f.Int(&s.JobChunkSize, "job-chunk-size", "SIMMATCH_JOB_CHUNK_SIZE", contracts.DefaultJobChunkSize, "queries per job chunk: the unit processors pull, retry and store")
+}
+
+// JobLimits are the job limits: the request limits lim for texts and
+// descriptions, with the job's own query and body limits.
+func (s Bridge) JobLimits(lim contracts.Limits) contracts.JobLimits {
+	return contracts.JobLimits{Limits: lim, MaxQueries: s.JobMaxQueries, MaxBodyBytes: s.JobMaxBodyBytes}
 }
 
 // BridgeSecurity is the bridge's authentication, rate limit and TLS, set up

@@ -146,3 +146,41 @@ func (f *Flags) Common(c *Common, natsURL bool) {
 	f.String(&c.LogFormat, "log-format", "SIMMATCH_LOG_FORMAT", "json", "log format: json or text")
 	f.Duration(&c.ShutdownTimeout, "shutdown-timeout", "SIMMATCH_SHUTDOWN_TIMEOUT", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 }
+
+// Strings defines a flag that may be given several times; each use appends.
+func (f *Flags) Strings(p *[]string, name, u string) {
+	f.fs.Func(name, u+" (repeatable)", func(s string) error { *p = append(*p, s); return nil })
+}
+
+// SetUsage replaces the -help text's header (what precedes the flags).
+func (f *Flags) SetUsage(header string) {
+	f.fs.Usage = func() {
+		fmt.Fprint(f.fs.Output(), header)
+		fmt.Fprintln(f.fs.Output(), "\nFlags:")
+		f.fs.PrintDefaults()
+	}
+}
+
+// ParseInterleaved parses args where flags and positional arguments may
+// mix ("simmatch match 'a query' -top-k 3"); it returns the positional ones.
+// "--" ends the flags.
+func (f *Flags) ParseInterleaved(args []string) ([]string, error) {
+	if len(f.errs) > 0 {
+		return nil, fmt.Errorf("configuration: %w", f.errs[0])
+	}
+	var pos []string
+	for {
+		if err := f.fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := f.fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}

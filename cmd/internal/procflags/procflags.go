@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simmatch/simmatch/cmd/internal/cli"
@@ -51,6 +52,12 @@ type Settings struct {
 	// ModelStore is the model store models.Config.Root; empty: the store
 	// -model-dir is a version of (two levels up), else "models".
 	ModelStore string
+	// Jobs: on (JetStream required), off, or auto (on when the NATS server
+	// has JetStream). JetStreamReplicas, JobRetention and JobAckWait
+	// configure the jobs' streams (processor.JobsConfig).
+	Jobs         string
+	JobRetention time.Duration
+	JobAckWait   time.Duration
 }
 
 // storeRoot is the model store: ModelStore, else the store ModelDir is a
@@ -128,6 +135,9 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1, "replicas of the JetStream buckets and streams the processor creates: the shared cache, the catalogs, the desired model state simmatch_models (3 in a 3-node cluster)")
 	f.String(&s.Catalogs, "catalogs", "SIMMATCH_CATALOGS", "auto", "stored catalogs (simmatch.catalog.*): on (fail without JetStream), off, or auto (on when NATS has JetStream)")
 	f.Int(&s.CatalogMaxProducts, "catalog-max-products", "SIMMATCH_CATALOG_MAX_PRODUCTS", catalog.DefaultMaxProducts, "most products one catalog may hold")
+	f.String(&s.Jobs, "jobs", "SIMMATCH_JOBS", "auto", "asynchronous jobs worker: on (fail without JetStream), off, or auto (on when NATS has JetStream)")
+	f.Duration(&s.JobRetention, "job-retention", "SIMMATCH_JOB_RETENTION", 24*time.Hour, "how long jobs and their results are kept")
+	f.Duration(&s.JobAckWait, "job-ack-wait", "SIMMATCH_JOB_ACK_WAIT", 30*time.Second, "how long a job chunk may go without a heartbeat before another processor gets it")
 }
 
 // wrapCache puts the embedding cache in front of e when it is enabled
@@ -173,6 +183,42 @@ func (s *Settings) catalogs(nc *nats.Conn, emb processor.Embedder, logger *slog.
 	return svc, nil
 }
 
+// jobs returns the jobs worker's configuration: enabled when -jobs is on,
+// or auto and the server has JetStream.
+func (s *Settings) jobs(nc *nats.Conn, logger *slog.Logger) (processor.JobsConfig, error) {
+	cfg := processor.JobsConfig{Replicas: s.JetStreamReplicas, Retention: s.JobRetention, AckWait: s.JobAckWait}
+	switch s.Jobs {
+	case "off":
+		return cfg, nil
+	case "on", "auto":
+	default:
+		return cfg, fmt.Errorf("-jobs %q: want on, off or auto", s.Jobs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// A connection of its own: a JetStream call leaves a reply subscription
+	// on its connection, and the processor's Stop waits for nc to have none.
+	opts := nc.Opts
+	probe, err := opts.Connect()
+	if err != nil {
+		return cfg, fmt.Errorf("jobs: connect to NATS: %w", err)
+	}
+	defer probe.Close()
+	js, err := jetstream.New(probe)
+	if err == nil {
+		_, err = js.AccountInfo(ctx)
+	}
+	if err != nil {
+		if s.Jobs == "auto" {
+			logger.Warn("jobs are off: the NATS server has no JetStream (enable it, or set SIMMATCH_JOBS=off to silence this)", "err", err)
+			return cfg, nil
+		}
+		return cfg, fmt.Errorf("jobs need JetStream on the NATS server: %w", err)
+	}
+	cfg.Enabled = true
+	return cfg, nil
+}
+
 // Start loads the model into a model registry (processor/models) and starts
 // a processor on nc that serves it, each version behind the embedding cache
 // when it is on, with model control over NATS following the desired state
@@ -205,7 +251,9 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, err
 	}
-	emb, c, err := s.wrapCache(registry, nc, logger, reg)
+	// The cache goes inside the registry (Wrap, per version), never around
+	// it: a second layer keyed by the same version would wait on itself.
+	_, c, err = s.wrapCache(registry, nc, logger, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +277,11 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		closeAll()
 		return nil, err
 	}
+	jobs, err := s.jobs(nc, logger)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	// $SRV.STATS data: the model versions as they are now, and the cache.
 	statsData := func() any {
 		d := map[string]any{"models": registry.Status()}
@@ -238,7 +291,8 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		return d
 	}
 	cfg := processor.Config{
-		NATS: nc, Embedder: emb, Models: registry, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
+		Jobs: jobs, Tokens: registry,
+		NATS: nc, Embedder: registry, Models: registry, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
 		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
 		StatsData: statsData,
 	}

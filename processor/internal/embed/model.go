@@ -490,3 +490,18 @@ func DefaultThreads() int { return runtime.GOMAXPROCS(0) }
 func (m *Model) Info() contracts.ModelInfo {
 	return contracts.ModelInfo{Name: m.name, Version: m.ver, Dimensions: m.dims}
 }
+
+// CountTokens returns how many tokens the model reads for each text: special
+// tokens included, after truncation at max_seq_length. It tokenizes without
+// running the model.
+func (m *Model) CountTokens(texts []string) ([]int, error) {
+	out := make([]int, len(texts))
+	for i, t := range texts {
+		enc, err := m.tok.Encode(t)
+		if err != nil {
+			return nil, fmt.Errorf("text %d: %w", i, err)
+		}
+		out[i] = len(enc.IDs)
+	}
+	return out, nil
+}

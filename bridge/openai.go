@@ -1,0 +1,255 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// OpenAI-compatible embeddings (POST /v1/embeddings). Requests and answers
+// follow OpenAI's API so that its SDKs, and what is built on them, work
+// unchanged with base_url pointing at the bridge.
+
+// openAIEmbeddingsRequest is OpenAI's embeddings request body.
+type openAIEmbeddingsRequest struct {
+	Input          json.RawMessage `json:"input"`
+	Model          string          `json:"model"`
+	EncodingFormat string          `json:"encoding_format"`
+	Dimensions     *int            `json:"dimensions"`
+	User           string          `json:"user"`
+}
+
+type openAIEmbedding struct {
+	Object    string `json:"object"`
+	Index     int    `json:"index"`
+	Embedding any    `json:"embedding"` // []float32, or a base64 string
+}
+
+type openAIUsage struct {
+	PromptTokens int `json:"prompt_tokens"`
+	TotalTokens  int `json:"total_tokens"`
+}
+
+type openAIEmbeddingsResponse struct {
+	Object string            `json:"object"`
+	Data   []openAIEmbedding `json:"data"`
+	Model  string            `json:"model"`
+	Usage  openAIUsage       `json:"usage"`
+}
+
+// openAIError is simmatch's error with the two fields OpenAI's SDKs read
+// besides message and code: type (the error class) and param (the field).
+type openAIError struct {
+	*contracts.Error
+	Type  string  `json:"type"`
+	Param *string `json:"param"`
+}
+
+// writeOpenAIError answers e in simmatch's error model plus OpenAI's type
+// and param, so OpenAI SDKs raise an exception that carries our message,
+// code and field.
+func writeOpenAIError(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
+	writeErrorWith(w, r, e, func(e *contracts.Error) []byte {
+		oe := openAIError{Error: e, Type: openAIErrorType(e.Code.HTTPStatus())}
+		if e.Field != "" {
+			oe.Param = &e.Field
+		}
+		b, err := json.Marshal(struct {
+			Error openAIError `json:"error"`
+		}{oe})
+		if err != nil { // cannot happen: strings and ints only
+			return e.Marshal()
+		}
+		return b
+	})
+}
+
+// openAIErrorType is OpenAI's error type for an HTTP status.
+func openAIErrorType(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusNotFound:
+		return "not_found_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status < 500:
+		return "invalid_request_error"
+	}
+	return "server_error"
+}
+
+// embeddings answers POST /v1/embeddings.
+func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	body, ok := s.readBody(w, r, writeOpenAIError)
+	if !ok {
+		return
+	}
+	in, e := decodeOpenAIEmbeddings(body)
+	if e != nil {
+		writeOpenAIError(w, r, e)
+		return
+	}
+	if m := s.model.Load(); m != nil {
+		if e := checkModel(in.Model, *m); e != nil {
+			writeOpenAIError(w, r, e)
+			return
+		}
+	}
+	resp, ok := s.embed(w, r, in.texts, writeOpenAIError)
+	if !ok {
+		return
+	}
+	if e := checkModel(in.Model, resp.Model); e != nil {
+		writeOpenAIError(w, r, e)
+		return
+	}
+	if in.Dimensions != nil && *in.Dimensions != resp.Model.Dimensions {
+		writeOpenAIError(w, r, contracts.FieldError("dimensions", 0,
+			"%s makes %d-dimensional embeddings and cannot shorten them; omit dimensions or send %d",
+			resp.Model.Name, resp.Model.Dimensions, resp.Model.Dimensions))
+		return
+	}
+	out := openAIEmbeddingsResponse{Object: "list", Model: resp.Model.Name, Data: make([]openAIEmbedding, len(resp.Embeddings))}
+	for i, v := range resp.Embeddings {
+		d := openAIEmbedding{Object: "embedding", Index: i, Embedding: v}
+		if in.EncodingFormat == "base64" {
+			d.Embedding = float32Base64(v)
+		}
+		out.Data[i] = d
+	}
+	for _, n := range resp.Tokens {
+		out.Usage.PromptTokens += n
+	}
+	out.Usage.TotalTokens = out.Usage.PromptTokens
+	setTiming(w, start, resp.Timing)
+	writeJSON(w, http.StatusOK, out)
+}
+
+// embed sends texts to a processor. On failure it answers with writeErr and
+// returns false.
+func (s *Server) embed(w http.ResponseWriter, r *http.Request, texts []string,
+	writeErr func(http.ResponseWriter, *http.Request, *contracts.Error)) (*contracts.EmbedResponse, bool) {
+	lim := s.cfg.Limits
+	req := &contracts.EmbedRequest{Input: texts, RequestID: infoFrom(r.Context()).id}
+	if err := req.Validate(lim); err != nil {
+		writeErr(w, r, contracts.AsError(err))
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	resp, err := s.client.Embed(ctx, req)
+	if err != nil {
+		if r.Context().Err() != nil {
+			clientGone(w)
+			return nil, false
+		}
+		writeErr(w, r, contracts.AsError(err))
+		return nil, false
+	}
+	if len(resp.Embeddings) != len(texts) {
+		writeErr(w, r, contracts.Errorf(contracts.CodeInternal, "processor returned %d embeddings for %d texts", len(resp.Embeddings), len(texts)))
+		return nil, false
+	}
+	info := resp.Model
+	s.model.Store(&info)
+	return resp, true
+}
+
+// checkModel accepts the served model's name, with or without an
+// organisation prefix ("sentence-transformers/all-MiniLM-L6-v2"), in any case.
+func checkModel(name string, served contracts.ModelInfo) *contracts.Error {
+	base := name[strings.LastIndex(name, "/")+1:]
+	if strings.EqualFold(base, served.Name) {
+		return nil
+	}
+	return &contracts.Error{Code: contracts.CodeNotFound, Field: "model",
+		Message: fmt.Sprintf("model: %q is not served here; the served model is %q (GET /v1/models lists it)", name, served.Name)}
+}
+
+// openAIInput is a decoded, checked embeddings request.
+type openAIInput struct {
+	openAIEmbeddingsRequest
+	texts []string
+}
+
+func decodeOpenAIEmbeddings(body []byte) (*openAIInput, *contracts.Error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var in openAIInput
+	if err := dec.Decode(&in.openAIEmbeddingsRequest); err != nil {
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typ) && typ.Field != "":
+			return nil, contracts.FieldError(typ.Field, 0, "want %s, got %s", openAIFieldType(typ.Field), typ.Value)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return nil, contracts.FieldError(f, 0, "unknown field; known fields are input, model, encoding_format, dimensions, user")
+		}
+		// Reuse the precise messages of the /predict decoder.
+		_, perr := contracts.DecodeRequest(body, contracts.Limits{})
+		if e := contracts.AsError(perr); e != nil && e.Code == contracts.CodeMalformedJSON {
+			return nil, e
+		}
+		return nil, contracts.Errorf(contracts.CodeMalformedJSON, "request body: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, contracts.Errorf(contracts.CodeMalformedJSON, "request body: unexpected data after the JSON object")
+	}
+	if in.Model == "" {
+		return nil, contracts.FieldError("model", 0, "required: the model's name (GET /v1/models lists it)")
+	}
+	switch in.EncodingFormat {
+	case "", "float", "base64":
+	default:
+		return nil, contracts.FieldError("encoding_format", 0, "want \"float\" or \"base64\", got %q", in.EncodingFormat)
+	}
+	if in.Dimensions != nil && *in.Dimensions < 1 {
+		return nil, contracts.FieldError("dimensions", 0, "must be a positive integer, got %d", *in.Dimensions)
+	}
+	raw := bytes.TrimSpace(in.Input)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, contracts.FieldError("input", 0, "required: a string or a list of strings")
+	}
+	var q contracts.Queries
+	if err := json.Unmarshal(raw, &q); err != nil {
+		var ids []json.RawMessage
+		if json.Unmarshal(raw, &ids) == nil && len(ids) > 0 && !bytes.HasPrefix(bytes.TrimSpace(ids[0]), []byte(`"`)) {
+			return nil, contracts.FieldError("input", 0, "token arrays are not supported: send the texts as strings")
+		}
+		return nil, contracts.FieldError("input", 0, "want a string or a list of strings")
+	}
+	in.texts = q
+	return &in, nil
+}
+
+func openAIFieldType(field string) string {
+	if field == "dimensions" {
+		return "an integer"
+	}
+	return "a string"
+}
+
+// float32Base64 encodes v as OpenAI does for encoding_format "base64": the
+// little-endian IEEE 754 float32 bytes, in standard base64.
+func float32Base64(v []float32) string {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}

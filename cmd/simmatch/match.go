@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/simmatch/simmatch/cmd/internal/cli"
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// stdin is where commands read "-" from; tests replace it.
+var stdin io.Reader = os.Stdin
+
+// descFlags name the product descriptions of match and jobs submit.
+type descFlags struct {
+	descs     []string
+	descsFile string
+	topK      int
+	threshold string
+}
+
+func (d *descFlags) register(f *cli.Flags) {
+	f.Strings(&d.descs, "d", "a product description")
+	f.String(&d.descsFile, "descriptions-file", "", "", "file of product descriptions, one per line (- for stdin)")
+	f.Int(&d.topK, "top-k", "", 0, "keep the K best matches per query (0: all)")
+	f.String(&d.threshold, "threshold", "", "", "drop matches scoring below this cosine similarity")
+}
+
+func (d *descFlags) load() ([]string, *int, *float64, error) {
+	descs := d.descs
+	if d.descsFile != "" {
+		more, err := readLines(d.descsFile, stdin)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		descs = append(descs, more...)
+	}
+	if len(descs) == 0 {
+		return nil, nil, nil, usageError(errors.New("no product descriptions: give -d TEXT (repeatable) or -descriptions-file FILE"))
+	}
+	th, err := parseThreshold(d.threshold)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var topK *int
+	if d.topK > 0 {
+		topK = &d.topK
+	}
+	return descs, topK, th, nil
+}
+
+const matchUsage = `Usage: simmatch match [flags] QUERY...
+
+Ranks the product descriptions for each query, best first, with their cosine
+similarity. Example:
+
+  simmatch match -d "Claw hammer" -d "Circular saw" "What can I use to cut wood?"
+`
+
+func runMatch(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var (
+		af apiFlags
+		df descFlags
+	)
+	f := cli.NewFlags("simmatch match", getenv, stdout)
+	af.register(f)
+	df.register(f)
+	f.SetUsage(matchUsage)
+	queries, err := f.ParseInterleaved(args)
+	if err != nil {
+		return err
+	}
+	if len(queries) == 0 {
+		return usageError(errors.New("match: no query; give one or more QUERY arguments"))
+	}
+	descs, topK, th, err := df.load()
+	if err != nil {
+		return err
+	}
+	a, err := newAPI(af.url)
+	if err != nil {
+		return err
+	}
+	var resp contracts.Response
+	req := contracts.Request{Query: queries, ProductDescriptions: descs, TopK: topK, Threshold: th}
+	if err := a.do(ctx, "POST", "/v1/predict", req, &resp); err != nil {
+		return err
+	}
+	if af.json {
+		return writeJSON(stdout, resp)
+	}
+	for i, r := range resp.Results {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		fmt.Fprintln(stdout, r.Query)
+		for k, m := range r.Matches {
+			fmt.Fprintf(stdout, "  %2d. %.4f  %s\n", k+1, m.Score, m.Description)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package contracts
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+)
+
+// SubjectEmbed is the NATS subject processors serve embedding requests on.
+const SubjectEmbed = "simmatch.embed"
+
+// EmbedRequest asks for the embeddings of texts.
+type EmbedRequest struct {
+	// Input holds the texts; on the wire a single string or a list.
+	Input Queries `json:"input"`
+	// RequestID is echoed in the response and in logs.
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// EmbedResponse holds one embedding per input text, in request order.
+type EmbedResponse struct {
+	// Embeddings are the model's output vectors (L2-normalized when the
+	// model's pipeline normalizes, as all-MiniLM-L6-v2's does).
+	Embeddings [][]float32 `json:"embeddings"`
+	// Tokens is the number of tokens the model read for each input, special
+	// tokens included, after truncation at the model's max_seq_length.
+	Tokens []int `json:"tokens"`
+	// Model identifies the model that computed the embeddings.
+	Model ModelInfo `json:"model"`
+	// RequestID echoes the request's id.
+	RequestID string `json:"request_id,omitempty"`
+	// Timing is what the processor reported in its reply headers; it is not
+	// part of the JSON body.
+	Timing Timing `json:"-"`
+}
+
+// MaxEmbedInputs is the most texts one embed request may hold: the larger of
+// lim's per-request list limits, so an embed request never asks more of a
+// processor than a /predict request may.
+func (lim Limits) MaxEmbedInputs() int {
+	return max(lim.MaxQueries, lim.MaxDescriptions)
+}
+
+// DecodeEmbedRequest decodes and validates a JSON embed request. Every error
+// is an *Error naming the field and, where one applies, the limit.
+func DecodeEmbedRequest(data []byte, lim Limits) (*EmbedRequest, error) {
+	if lim.MaxBodyBytes > 0 && len(data) > lim.MaxBodyBytes {
+		return nil, &Error{Code: CodePayloadTooLarge, Limit: lim.MaxBodyBytes,
+			Message: fmt.Sprintf("request body is %d bytes; the limit is %d", len(data), lim.MaxBodyBytes)}
+	}
+	if !utf8.Valid(data) {
+		return nil, Errorf(CodeMalformedJSON, "request body is not valid UTF-8 (at byte %d)", invalidUTF8Offset(data))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r EmbedRequest
+	if err := dec.Decode(&r); err != nil {
+		e := decodeError(err)
+		if e.Field == "query" {
+			e = FieldError("input", 0, "%s", errWantStrings)
+		}
+		return nil, e
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, Errorf(CodeMalformedJSON, "request body: unexpected data after the JSON object")
+	}
+	if err := r.Validate(lim); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Validate checks r against lim: a non-empty list of at most
+// lim.MaxEmbedInputs() texts, each within lim.MaxTextChars.
+func (r *EmbedRequest) Validate(lim Limits) error {
+	if len(r.Input) == 0 {
+		return FieldError("input", 0, "required: a non-empty string or list of strings")
+	}
+	if n := lim.MaxEmbedInputs(); n > 0 && len(r.Input) > n {
+		return FieldError("input", n, "has %d texts; the limit is %d", len(r.Input), n)
+	}
+	if err := checkTexts("input", r.Input, lim); err != nil {
+		return err
+	}
+	if len(r.RequestID) > 128 {
+		return FieldError("request_id", 128, "is %d bytes; the limit is 128", len(r.RequestID))
+	}
+	return nil
+}
+
+// Embed sends req to a processor on SubjectEmbed and waits for the
+// embeddings until ctx's deadline (or the client's timeout). Failures are
+// *Error values, as for Match.
+func (c *Client) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, error) {
+	data, err := json.Marshal(req)
+	if err != nil {
+		return nil, &Error{Code: CodeInvalidRequest, Message: "encode request: " + err.Error()}
+	}
+	ctx, span := c.startSpan(ctx, SubjectEmbed, len(data), req.RequestID)
+	defer span.End()
+	reply, err := c.request(ctx, SubjectEmbed, data, req.RequestID)
+	if err == nil {
+		var resp EmbedResponse
+		if err = decodeReplyInto(reply, &resp); err == nil {
+			resp.Timing = TimingFrom(reply.Header)
+			return &resp, nil
+		}
+	}
+	e := AsError(err)
+	span.SetStatus(codes.Error, string(e.Code))
+	span.SetAttributes(attribute.String("error.type", string(e.Code)))
+	return nil, err
+}

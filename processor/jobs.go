@@ -1,0 +1,415 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// JobsConfig turns on the asynchronous jobs worker: the processor pulls job
+// chunks from JetStream (contracts.JobChunksStream), ranks them and stores
+// their results. The NATS server must have JetStream.
+type JobsConfig struct {
+	// Enabled starts the worker.
+	Enabled bool
+	// Replicas of the streams and the bucket; default 1.
+	Replicas int
+	// Retention is how long jobs and their results are kept; default 24h.
+	Retention time.Duration
+	// AckWait is how long a chunk may go without a sign of life from the
+	// processor holding it before it is given to another; default 30s.
+	// The worker signals progress every AckWait/3 while it works.
+	AckWait time.Duration
+	// MaxDeliver is how many times a chunk may fail (other than by the
+	// processors being overloaded) before its job fails; default 5.
+	MaxDeliver int
+	// Workers is how many chunks the processor works on at once; default 1
+	// (one chunk already fills the model's batches).
+	Workers int
+	// NATS is the connection the worker uses; nil means a new one made with
+	// Config.NATS's options (and closed by Stop). It must not be
+	// Config.NATS: JetStream calls keep reply subscriptions on a connection,
+	// and Stop waits for the processor's own connection to have none.
+	NATS *nats.Conn
+}
+
+func (c *JobsConfig) defaults() {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Retention <= 0 {
+		c.Retention = 24 * time.Hour
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 5
+	}
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+}
+
+// JobStats count the chunks a processor's jobs worker has handled.
+type JobStats struct {
+	// Chunks is how many chunks it stored results for.
+	Chunks int64
+	// Redelivered is how many of the chunks it received had been given to
+	// another processor (or to itself) before.
+	Redelivered int64
+	// Busy is how many chunks it is working on now.
+	Busy int64
+}
+
+// jobsWorker pulls job chunks and stores their results.
+type jobsWorker struct {
+	p         *Processor
+	cfg       JobsConfig
+	nc        *nats.Conn
+	closeConn func() // closes nc if the worker made it
+	js        jetstream.JetStream
+	kv        jetstream.KeyValue
+	res       jetstream.Stream
+	cons      jetstream.Consumer
+
+	stop context.CancelFunc
+	ctx  context.Context
+	wg   sync.WaitGroup
+
+	chunks, redelivered, busy atomic.Int64
+
+	mu    sync.Mutex
+	descs map[string]*jobDescs // by job id; the last few jobs only
+	order []string
+}
+
+type jobDescs struct {
+	vecs  [][]float32
+	norms []float64
+}
+
+// SetupJobs makes (or updates) the streams, bucket and consumer of jobs.
+func SetupJobs(ctx context.Context, js jetstream.JetStream, cfg JobsConfig) (jetstream.KeyValue, jetstream.Stream, jetstream.Consumer, error) {
+	cfg.defaults()
+	// The duplicate window may not outlast the messages.
+	dedup := min(2*time.Minute, cfg.Retention)
+	chunks, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: contracts.JobChunksStream, Description: "simmatch job chunks waiting for a processor",
+		Subjects: []string{contracts.SubjectJobChunkPrefix + "*"}, Retention: jetstream.WorkQueuePolicy,
+		Replicas: cfg.Replicas, MaxAge: cfg.Retention, Duplicates: dedup,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("processor: jobs stream %s: %w", contracts.JobChunksStream, err)
+	}
+	res, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: contracts.JobResultsStream, Description: "simmatch job results, one message per chunk",
+		Subjects: []string{contracts.SubjectJobResultPrefix + "*.*"}, MaxMsgsPerSubject: 1,
+		Replicas: cfg.Replicas, MaxAge: cfg.Retention, Duplicates: dedup,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("processor: jobs stream %s: %w", contracts.JobResultsStream, err)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: contracts.JobsBucket, Description: "simmatch jobs", TTL: cfg.Retention, Replicas: cfg.Replicas,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("processor: jobs bucket %s: %w", contracts.JobsBucket, err)
+	}
+	cons, err := chunks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable: contracts.JobsConsumer, AckPolicy: jetstream.AckExplicitPolicy,
+		// Chunks refused as overloaded come back as often as needed; the
+		// worker counts real failures against Config.MaxDeliver itself.
+		AckWait: cfg.AckWait, MaxDeliver: -1,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("processor: jobs consumer: %w", err)
+	}
+	return kv, res, cons, nil
+}
+
+// startJobs starts the jobs worker when Config.Jobs.Enabled.
+func (p *Processor) startJobs() error {
+	cfg := p.cfg.Jobs
+	if !cfg.Enabled {
+		return nil
+	}
+	cfg.defaults()
+	nc, owned := cfg.NATS, false
+	if nc == nil {
+		opts := p.cfg.NATS.Opts
+		opts.Name += " (jobs)"
+		var err error
+		if nc, err = opts.Connect(); err != nil {
+			return fmt.Errorf("processor: jobs: connect: %w", err)
+		}
+		owned = true
+	}
+	closeOwned := func() {
+		if owned {
+			nc.Close()
+		}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		closeOwned()
+		return fmt.Errorf("processor: jobs: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, res, cons, err := SetupJobs(ctx, js, cfg)
+	if err != nil {
+		closeOwned()
+		return err
+	}
+	w := &jobsWorker{p: p, cfg: cfg, nc: nc, closeConn: closeOwned, js: js, kv: kv, res: res, cons: cons, descs: map[string]*jobDescs{}}
+	w.ctx, w.stop = context.WithCancel(context.Background())
+	for range cfg.Workers {
+		w.wg.Go(w.loop)
+	}
+	p.async = w
+	return nil
+}
+
+// JobStats reports the jobs worker's counters (zero when jobs are off).
+func (p *Processor) JobStats() JobStats {
+	w := p.async
+	if w == nil {
+		return JobStats{}
+	}
+	return JobStats{Chunks: w.chunks.Load(), Redelivered: w.redelivered.Load(), Busy: w.busy.Load()}
+}
+
+// stopJobs stops pulling chunks and waits for the chunks in hand.
+func (p *Processor) stopJobs(ctx context.Context) error {
+	w := p.async
+	if w == nil {
+		return nil
+	}
+	w.stop()
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		w.closeConn()
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("processor: wait for job chunks: %w", ctx.Err())
+	}
+}
+
+func (w *jobsWorker) loop() {
+	for w.ctx.Err() == nil {
+		// Short fetches, so Stop is seen within a second.
+		fctx, cancel := context.WithTimeout(w.ctx, time.Second)
+		msg, err := w.cons.Next(jetstream.FetchContext(fctx))
+		cancel()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || w.ctx.Err() != nil {
+				continue
+			}
+			if w.nc.IsClosed() {
+				w.p.cfg.Logger.Error("processor: jobs worker stops: its NATS connection is closed")
+				return
+			}
+			w.p.cfg.Logger.Warn("processor: fetch job chunk", "err", err)
+			select { // do not spin on a broken connection
+			case <-w.ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		w.handle(msg)
+	}
+}
+
+func (w *jobsWorker) handle(msg jetstream.Msg) {
+	w.busy.Add(1)
+	defer w.busy.Add(-1)
+	md, err := msg.Metadata()
+	if err != nil {
+		_ = msg.Term()
+		return
+	}
+	if md.NumDelivered > 1 {
+		w.redelivered.Add(1)
+	}
+	var c contracts.JobChunk
+	if err := json.Unmarshal(msg.Data(), &c); err != nil {
+		w.p.cfg.Logger.Error("processor: undecodable job chunk dropped", "err", err, "subject", msg.Subject())
+		_ = msg.Term()
+		return
+	}
+	// The chunk's own deadline: it is being worked on as long as the worker
+	// runs, and heartbeats keep it ours.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hb := time.NewTicker(w.cfg.AckWait / 3)
+	defer hb.Stop()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hb.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+
+	meta, err := w.meta(ctx, c.Job)
+	if err != nil || meta.State != "" {
+		_ = msg.Term() // gone (retention), cancelled or failed: nothing to do
+		return
+	}
+	result, err := w.rank(ctx, meta, &c)
+	if err == nil {
+		data, _ := json.Marshal(result)
+		_, err = w.js.Publish(ctx, fmt.Sprintf("%s%s.%d", contracts.SubjectJobResultPrefix, c.Job, c.Index), data,
+			jetstream.WithMsgID(fmt.Sprintf("%s.%d", c.Job, c.Index)))
+	}
+	if err != nil {
+		var e *contracts.Error
+		if errors.As(err, &e) && e.Code.Retryable() {
+			// The processors are busy with interactive requests: later.
+			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		if int(md.NumDelivered) >= w.cfg.MaxDeliver {
+			w.fail(meta.ID, fmt.Sprintf("chunk %d failed %d times: %v", c.Index, md.NumDelivered, err))
+			_ = msg.Term()
+			return
+		}
+		w.p.cfg.Logger.Warn("processor: job chunk failed; it will be retried", "job", c.Job, "chunk", c.Index, "err", err)
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	if err := msg.DoubleAck(ctx); err != nil {
+		// The result is stored; a redelivery rewrites the same result.
+		w.p.cfg.Logger.Warn("processor: ack job chunk", "job", c.Job, "chunk", c.Index, "err", err)
+	}
+	w.chunks.Add(1)
+	if meta.Notify {
+		w.notifyIfDone(ctx, meta)
+	}
+}
+
+func (w *jobsWorker) meta(ctx context.Context, id string) (*contracts.JobMeta, error) {
+	e, err := w.kv.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var m contracts.JobMeta
+	if err := json.Unmarshal(e.Value(), &m); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// rank embeds the chunk's queries and ranks the job's descriptions, whose
+// embeddings are computed once per job and kept for its next chunks.
+func (w *jobsWorker) rank(ctx context.Context, meta *contracts.JobMeta, c *contracts.JobChunk) (*contracts.JobChunkResult, error) {
+	d, err := w.descriptions(ctx, meta)
+	if err != nil {
+		return nil, err
+	}
+	// A deadline far behind interactive requests' (the scheduler serves
+	// the earliest first), yet one the chunk meets at the model's speed.
+	ectx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	vecs, err := w.p.cfg.Embedder.Embed(ectx, c.Query)
+	if err != nil {
+		return nil, fmt.Errorf("embed queries: %w", err)
+	}
+	if len(vecs) != len(c.Query) {
+		return nil, fmt.Errorf("model returned %d embeddings for %d texts", len(vecs), len(c.Query))
+	}
+	out := &contracts.JobChunkResult{Query: c.Query, Matches: make([][][2]float64, len(c.Query))}
+	for i, v := range vecs {
+		ms := rankScores(scoreAll(v, d.vecs, d.norms), meta.ProductDescriptions, meta.TopK, meta.Threshold)
+		pairs := make([][2]float64, len(ms))
+		for k, m := range ms {
+			pairs[k] = [2]float64{float64(m.Index), m.Score}
+		}
+		out.Matches[i] = pairs
+	}
+	return out, nil
+}
+
+func (w *jobsWorker) descriptions(ctx context.Context, meta *contracts.JobMeta) (*jobDescs, error) {
+	w.mu.Lock()
+	d := w.descs[meta.ID]
+	w.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	ectx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	vecs, err := w.p.cfg.Embedder.Embed(ectx, meta.ProductDescriptions)
+	if err != nil {
+		return nil, fmt.Errorf("embed descriptions: %w", err)
+	}
+	d = &jobDescs{vecs: vecs, norms: make([]float64, len(vecs))}
+	for i, v := range vecs {
+		d.norms[i] = norm(v)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.descs[meta.ID]; !ok {
+		w.descs[meta.ID] = d
+		w.order = append(w.order, meta.ID)
+		if len(w.order) > 8 {
+			delete(w.descs, w.order[0])
+			w.order = w.order[1:]
+		}
+	}
+	return d, nil
+}
+
+// fail marks a job failed, unless it already ended.
+func (w *jobsWorker) fail(id, reason string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 5 {
+		e, err := w.kv.Get(ctx, id)
+		if err != nil {
+			return
+		}
+		var m contracts.JobMeta
+		if json.Unmarshal(e.Value(), &m) != nil || m.State != "" {
+			return
+		}
+		m.State, m.Error = contracts.JobFailed, reason
+		data, _ := json.Marshal(m)
+		if _, err := w.kv.Update(ctx, id, data, e.Revision()); err == nil {
+			w.p.cfg.Logger.Error("processor: job failed", "job", id, "reason", reason)
+			return
+		}
+	}
+}
+
+// notifyIfDone publishes the job's status on its done subject once, when
+// every chunk's result is stored.
+func (w *jobsWorker) notifyIfDone(ctx context.Context, meta *contracts.JobMeta) {
+	info, err := w.res.Info(ctx, jetstream.WithSubjectFilter(contracts.SubjectJobResultPrefix+meta.ID+".*"))
+	if err != nil || len(info.State.Subjects) < meta.Chunks {
+		return
+	}
+	// Several processors may see the last chunk stored; one notice only.
+	if _, err := w.kv.Create(ctx, meta.ID+".notified", []byte("1")); err != nil {
+		return
+	}
+	st := contracts.JobStatus{ID: meta.ID, State: contracts.JobDone, Done: meta.Total, Total: meta.Total,
+		Chunks: meta.Chunks, Created: meta.Created, Expires: meta.Expires}
+	data, _ := json.Marshal(st)
+	_ = w.nc.Publish(contracts.SubjectJobDonePrefix+meta.ID, data)
+}
