@@ -115,6 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer bnc.Close()
 	cfg := bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, CatalogWriteTimeout: bs.CatalogWriteTimeout, Logger: logger,
+		AckTimeout: bs.AckTimeout, Heartbeat: bs.Heartbeat, MaxAttempts: bs.MaxAttempts,
 		Metrics: reg, Gatherer: reg}
 	sec.Apply(&cfg)
 	h, err := bridge.New(cfg)
