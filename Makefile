@@ -24,7 +24,11 @@ export SIMMATCH_MODEL_DIR ?= $(MODEL_DIR)
 GO_TEST_FLAGS ?= -race -count=1 -timeout 20m
 FUZZ_TIME ?= 15s
 
-.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs
+NATS_SERVER_VERSION := v2.15.2
+NATS_SERVER := $(CACHE)/nats-server-$(NATS_SERVER_VERSION)/nats-server
+CHAOS_FLAGS ?=
+
+.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs chaos vulncheck
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,8 +63,12 @@ fuzz: ## run each fuzz target briefly
 	go test -run '^$$' -fuzz '^FuzzDecodeCatalog$$' -fuzztime $(FUZZ_TIME) ./contracts/
 	go test -run '^$$' -fuzz '^FuzzDecodeEmbedRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
 	go test -run '^$$' -fuzz '^FuzzDecodeJobRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
+	go test -run '^$$' -fuzz '^FuzzDecodeReply$$' -fuzztime $(FUZZ_TIME) ./contracts/
+	go test -run '^$$' -fuzz '^FuzzAckInterval$$' -fuzztime $(FUZZ_TIME) ./contracts/
+	go test -run '^$$' -fuzz '^FuzzTimeout$$' -fuzztime $(FUZZ_TIME) ./contracts/
 	go test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZ_TIME) ./processor/internal/embed/
 	go test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZ_TIME) ./bridge/
+	go test -run '^$$' -fuzz '^FuzzParseKeys$$' -fuzztime $(FUZZ_TIME) ./bridge/
 	go test -run '^$$' -fuzz '^FuzzDecodeValue$$' -fuzztime $(FUZZ_TIME) ./processor/cache/
 
 BENCH ?= .
@@ -92,6 +100,15 @@ bench-catalog: deps ## catalogs: scan vs memory read (CATALOG_ROWS x 384), load 
 	SIMMATCH_BENCH_CATALOG_ROWS=$(CATALOG_ROWS) go test -run '^$$' -bench '^BenchmarkScan$$' -benchtime 10x -timeout 30m ./processor/catalog/
 	SIMMATCH_BENCH_LOAD_ROWS=$(LOAD_ROWS) go test -run '^$$' -bench '^BenchmarkCatalogLoad$$' -benchtime 3x -timeout 30m ./processor/catalog/
 	go test -run '^$$' -bench '^(BenchmarkSearch46|BenchmarkUpsert)$$' -benchtime 5s -timeout 30m ./processor/catalog/
+
+$(NATS_SERVER):
+	GOBIN=$(dir $@) go install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+
+chaos: build $(NATS_SERVER) ## chaos suite (real binaries, loopback, ~5 min): faults under load, prints a table (CHAOS_FLAGS=-scenarios=kill9,...)
+	bin/simmatch-chaos -bin bin -nats-server $(NATS_SERVER) $(CHAOS_FLAGS)
+
+vulncheck: ## govulncheck (needs vuln.go.dev: runs in CI, not in `make test`)
+	go run golang.org/x/vuln/cmd/govulncheck@v1.9.0 ./...
 
 clean: ## remove build outputs (keeps the download cache)
 	rm -rf bin models results

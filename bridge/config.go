@@ -49,6 +49,11 @@ type Config struct {
 	// ReadyTimeout bounds how long /ready waits for a processor to answer a
 	// ping (DefaultReadyTimeout when zero).
 	ReadyTimeout time.Duration
+	// AckTimeout, Heartbeat and MaxAttempts tune how the bridge re-sends a
+	// request whose processor died (contracts.Client); zero means
+	// contracts.DefaultAckTimeout, DefaultHeartbeat and DefaultMaxAttempts.
+	AckTimeout, Heartbeat time.Duration
+	MaxAttempts           int
 	// Subject is the NATS subject requests are sent to (contracts.SubjectSimilarity when empty).
 	Subject string
 	// TracerProvider creates the HTTP server and NATS client spans; nil means
@@ -121,6 +126,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = DefaultReadyTimeout
+	}
+	if c.AckTimeout < 0 || c.Heartbeat < 0 || c.MaxAttempts < 0 {
+		return c, fmt.Errorf("bridge: config: AckTimeout, Heartbeat and MaxAttempts must not be negative, got %v, %v, %d", c.AckTimeout, c.Heartbeat, c.MaxAttempts)
+	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = contracts.DefaultAckTimeout
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = contracts.DefaultHeartbeat
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = contracts.DefaultMaxAttempts
 	}
 	if c.Subject == "" {
 		c.Subject = contracts.SubjectSimilarity

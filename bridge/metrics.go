@@ -29,6 +29,7 @@ type httpMetrics struct {
 	byKey    *prometheus.CounterVec   // key, outcome
 	duration *prometheus.HistogramVec // route, method
 	inFlight prometheus.Gauge
+	retries  *prometheus.CounterVec // reason
 }
 
 // newHTTPMetrics registers the bridge's collectors on reg.
@@ -51,16 +52,35 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Name: "simmatch_http_requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "simmatch_bridge_nats_retries_total",
+			Help: "NATS requests sent again, by reason: no_ack (no processor acknowledged), silent (its heartbeats stopped), no_processor.",
+		}, []string{"reason"}),
 	}
-	for i, c := range []prometheus.Collector{m.requests, m.byKey, m.duration, m.inFlight} {
+	for _, r := range []contracts.RetryReason{contracts.RetryNoAck, contracts.RetrySilent, contracts.RetryNoProcessor} {
+		m.retries.WithLabelValues(string(r))
+	}
+	all := []prometheus.Collector{m.requests, m.byKey, m.duration, m.inFlight, m.retries}
+	for i, c := range all {
 		if err := reg.Register(c); err != nil {
-			for _, done := range []prometheus.Collector{m.requests, m.byKey, m.duration, m.inFlight}[:i] {
+			for _, done := range all[:i] {
 				reg.Unregister(done)
 			}
 			return nil, fmt.Errorf("bridge: register metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// unregister removes the collectors again, so a failed New leaves reg as it
+// found it. It is a no-op on a nil receiver.
+func (m *httpMetrics) unregister(reg prometheus.Registerer) {
+	if m == nil {
+		return
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.byKey, m.duration, m.inFlight, m.retries} {
+		reg.Unregister(c)
+	}
 }
 
 // middleware records every request once it is answered, by the chi route

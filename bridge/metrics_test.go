@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
@@ -223,4 +225,29 @@ func keys(fams map[string]*dto.MetricFamily) []string {
 		ks = append(ks, k)
 	}
 	return ks
+}
+
+// A request whose processor never acknowledges it (killed right after
+// taking it) is sent again, and the retry is counted by reason.
+func TestMetricsCountRetries(t *testing.T) {
+	ns := startNATS(t)
+	ranked := rank(t)
+	var n atomic.Int32
+	startFake(t, ns, func(m *nats.Msg) {
+		if n.Add(1) == 1 {
+			return // swallowed: no acknowledgement, no answer
+		}
+		ranked(m)
+	})
+	reg := prometheus.NewRegistry()
+	b := startBridge(t, ns, func(c *Config) { c.Metrics, c.Gatherer, c.AckTimeout = reg, reg, 50*time.Millisecond })
+	if resp, body := b.post(t, "/predict", "application/json", `{"query": ["saw"], "product_descriptions": ["a", "b"]}`); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	fams := scrape(t, b.URL)
+	for reason, want := range map[string]float64{"no_ack": 1, "silent": 0, "no_processor": 0} {
+		if got := value(t, fams, "simmatch_bridge_nats_retries_total", map[string]string{"reason": reason}); got != want {
+			t.Errorf("retries{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
 }

@@ -36,25 +36,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []contracts.ClientOption{
-		contracts.WithSubject(cfg.Subject),
-		contracts.WithTimeout(cfg.RequestTimeout),
-	}
-	if cfg.TracerProvider != nil {
-		opts = append(opts, contracts.WithTracerProvider(cfg.TracerProvider))
-	}
-	if cfg.Propagator != nil {
-		opts = append(opts, contracts.WithPropagator(cfg.Propagator))
-	}
-	client, err := contracts.NewClient(cfg.NATS, opts...)
-	if err != nil {
-		return nil, err
-	}
-	jobs, err := contracts.NewJobs(cfg.NATS, cfg.JobChunkSize)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, client: client, public: map[string]bool{}, limiter: newLimiter(), jobs: jobs}
+	s := &Server{cfg: cfg, public: map[string]bool{}, limiter: newLimiter()}
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}
@@ -62,6 +44,32 @@ func New(cfg Config) (*Server, error) {
 		if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
 			return nil, err
 		}
+	}
+	opts := []contracts.ClientOption{
+		contracts.WithSubject(cfg.Subject),
+		contracts.WithTimeout(cfg.RequestTimeout),
+		contracts.WithAckTimeout(cfg.AckTimeout),
+		contracts.WithHeartbeat(cfg.Heartbeat),
+		contracts.WithMaxAttempts(cfg.MaxAttempts),
+	}
+	if s.metrics != nil {
+		opts = append(opts, contracts.WithRetryHook(func(r contracts.RetryReason) {
+			s.metrics.retries.WithLabelValues(string(r)).Inc()
+		}))
+	}
+	if cfg.TracerProvider != nil {
+		opts = append(opts, contracts.WithTracerProvider(cfg.TracerProvider))
+	}
+	if cfg.Propagator != nil {
+		opts = append(opts, contracts.WithPropagator(cfg.Propagator))
+	}
+	if s.client, err = contracts.NewClient(cfg.NATS, opts...); err != nil {
+		s.metrics.unregister(cfg.Metrics)
+		return nil, err
+	}
+	if s.jobs, err = contracts.NewJobs(cfg.NATS, cfg.JobChunkSize); err != nil {
+		s.metrics.unregister(cfg.Metrics)
+		return nil, err
 	}
 	s.handler = s.routes()
 	return s, nil

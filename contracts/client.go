@@ -18,15 +18,43 @@ import (
 // DefaultTimeout bounds a call whose context has no deadline.
 const DefaultTimeout = 10 * time.Second
 
+// Defaults of the client's retry settings (see Client).
+const (
+	// DefaultAckTimeout is how long the client waits for a processor's
+	// acknowledgement before it sends the request again.
+	DefaultAckTimeout = 500 * time.Millisecond
+	// DefaultHeartbeat is the heartbeat interval the client asks for; a
+	// request whose heartbeats stop for SilentHeartbeats intervals is sent again.
+	DefaultHeartbeat = 250 * time.Millisecond
+	// DefaultMaxAttempts bounds how many times one call sends its request.
+	DefaultMaxAttempts = 5
+	// SilentHeartbeats is how many heartbeat intervals without news make an
+	// acknowledged request count as lost.
+	SilentHeartbeats = 4
+)
+
 const instrumentationName = "github.com/simmatch/simmatch/contracts"
 
 // Client calls simmatch processors over NATS. It is safe for concurrent use.
+//
+// It does not lose a request to a processor that dies: it asks for an
+// acknowledgement and heartbeats (HeaderAck), and sends the request again,
+// with the remaining deadline, when no acknowledgement arrives within the ack
+// timeout or the heartbeats stop; the first final answer wins and later ones
+// are dropped. An answer "no_processor" is retried too, with a short backoff,
+// while the deadline allows (a rolling restart, a NATS reconnect). Error
+// answers (invalid_request, overloaded, ...) are returned as they are.
 type Client struct {
-	nc      *nats.Conn
-	subject string
-	timeout time.Duration
-	tracer  trace.Tracer
-	prop    propagation.TextMapPropagator
+	nc          *nats.Conn
+	subject     string
+	timeout     time.Duration
+	ackTimeout  time.Duration
+	heartbeat   time.Duration
+	maxAttempts int
+	onRetry     func(reason RetryReason)
+	tracer      trace.Tracer
+	prop        propagation.TextMapPropagator
+	inbox       inboxMux
 }
 
 // ClientOption configures a Client.
@@ -54,6 +82,51 @@ func WithTimeout(d time.Duration) ClientOption {
 	}
 }
 
+// WithAckTimeout sets how long the client waits for a processor's
+// acknowledgement before it sends the request again (DefaultAckTimeout).
+func WithAckTimeout(d time.Duration) ClientOption {
+	return func(c *Client) error {
+		if d <= 0 {
+			return fmt.Errorf("contracts: ack timeout must be positive, got %v", d)
+		}
+		c.ackTimeout = d
+		return nil
+	}
+}
+
+// WithHeartbeat sets the heartbeat interval the client asks processors for
+// (DefaultHeartbeat); SilentHeartbeats missed heartbeats count as a lost request.
+func WithHeartbeat(d time.Duration) ClientOption {
+	return func(c *Client) error {
+		if d < MinHeartbeat || d > MaxHeartbeat {
+			return fmt.Errorf("contracts: heartbeat must be between %v and %v, got %v", MinHeartbeat, MaxHeartbeat, d)
+		}
+		c.heartbeat = d
+		return nil
+	}
+}
+
+// WithMaxAttempts bounds how many times one call sends its request
+// (DefaultMaxAttempts); 1 never sends it again.
+func WithMaxAttempts(n int) ClientOption {
+	return func(c *Client) error {
+		if n < 1 {
+			return fmt.Errorf("contracts: max attempts must be at least 1, got %d", n)
+		}
+		c.maxAttempts = n
+		return nil
+	}
+}
+
+// WithRetryHook calls f each time a call sends its request again, with the
+// reason; the bridge counts retries with it. f must not block.
+func WithRetryHook(f func(reason RetryReason)) ClientOption {
+	return func(c *Client) error {
+		c.onRetry = f
+		return nil
+	}
+}
+
 // WithTracerProvider sets the tracer provider; the default is the global one.
 func WithTracerProvider(tp trace.TracerProvider) ClientOption {
 	return func(c *Client) error {
@@ -75,7 +148,8 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) (*Client, error) {
 	if nc == nil {
 		return nil, errors.New("contracts: nil NATS connection")
 	}
-	c := &Client{nc: nc, subject: SubjectSimilarity, timeout: DefaultTimeout}
+	c := &Client{nc: nc, subject: SubjectSimilarity, timeout: DefaultTimeout,
+		ackTimeout: DefaultAckTimeout, heartbeat: DefaultHeartbeat, maxAttempts: DefaultMaxAttempts}
 	for _, o := range opts {
 		if err := o(c); err != nil {
 			return nil, err
@@ -101,7 +175,7 @@ func (c *Client) Match(ctx context.Context, req *Request) (*Response, error) {
 	ctx, span := c.startSpan(ctx, c.subject, len(data), req.RequestID)
 	defer span.End()
 
-	reply, err := c.request(ctx, c.subject, data, req.RequestID)
+	reply, err := c.resilientRequest(ctx, span, c.subject, data, req.RequestID)
 	var resp *Response
 	if err == nil {
 		resp, err = DecodeReply(reply)

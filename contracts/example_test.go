@@ -63,7 +63,7 @@ func ExampleClient_Match() {
 	}
 
 	// --- the calling service -----------------------------------------------
-	nc, err := nats.Connect("", nats.InProcessServer(ns)) // nats.Connect("nats://nats:4222") in production
+	nc, err := nats.Connect("", nats.InProcessServer(ns)) // nats.Connect("nats://nats:4222", contracts.ReconnectOptions()...) in production
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -26,6 +26,9 @@ type job struct {
 	embedder Embedder // the model serving the request, resolved at intake
 	release  func()   // hands the model back when the request is answered
 	answered bool     // guards against a second reply
+	// stopProgress ends the acknowledgement heartbeats the caller asked
+	// for (contracts.HeaderAck); publish calls it before the final reply.
+	stopProgress func()
 }
 
 // handle is the intake. It runs on the subscription: it starts the
@@ -48,7 +51,7 @@ func (p *Processor) handle(r micro.Request) {
 		))
 	p.inflight.Add(1)
 	p.pending.Add(1)
-	j := &job{span: span, req: r, received: received}
+	j := &job{span: span, req: r, received: received, stopProgress: func() {}}
 
 	timeout, ok, err := contracts.Timeout(hdr)
 	if err != nil {
@@ -60,6 +63,10 @@ func (p *Processor) handle(r micro.Request) {
 		timeout = p.cfg.DefaultTimeout
 	}
 	j.ctx, j.cancel = context.WithDeadline(ctx, received.Add(timeout))
+	if _, _, err := contracts.AckInterval(hdr); err != nil {
+		p.fail(j, contracts.FieldError("header "+contracts.HeaderAck, 0, "%v", err))
+		return
+	}
 
 	body, err := contracts.DecodeRequest(r.Data(), p.cfg.Limits)
 	if err != nil {
@@ -85,6 +92,9 @@ func (p *Processor) handle(r micro.Request) {
 	span.SetAttributes(attribute.String("simmatch.request_id", body.RequestID),
 		attribute.Int("simmatch.queries", len(body.Query)),
 		attribute.Int("simmatch.descriptions", len(body.ProductDescriptions)))
+	// Admitted: acknowledge at once and beat while queued or running, for
+	// callers that asked (they re-send a request whose processor went silent).
+	j.stopProgress = contracts.StartProgress(p.cfg.NATS, r.Reply(), hdr)
 	go p.process(j)
 }
 

@@ -239,3 +239,14 @@ func ModelStore(t testing.TB) (root, name string) {
 	}
 	return filepath.Dir(model), filepath.Base(model)
 }
+
+// RestartNATS shuts ns down and starts a new server on the same loopback
+// port with the same opts, as a NATS restart looks to its clients. Their
+// connections reconnect to it; what they had in flight is lost.
+func RestartNATS(t testing.TB, ns *server.Server, opts ...NATSOption) *server.Server {
+	t.Helper()
+	port := ns.Addr().(*net.TCPAddr).Port
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	return StartNATS(t, append(opts, func(o *server.Options) { o.Port = port })...)
+}

@@ -20,6 +20,10 @@ import (
 type Bridge struct {
 	HTTPAddr       string
 	RequestTimeout time.Duration
+	// AckTimeout, Heartbeat and MaxAttempts tune the re-sending of requests
+	// whose processor died (bridge.Config).
+	AckTimeout, Heartbeat time.Duration
+	MaxAttempts           int
 
 	APIKeysFile    string
 	PublicPaths    string
@@ -41,6 +45,10 @@ type Bridge struct {
 func (f *Flags) Bridge(s *Bridge) {
 	f.String(&s.HTTPAddr, "http-addr", "SIMMATCH_HTTP_ADDR", ":8000", "HTTP listen address")
 	f.Duration(&s.RequestTimeout, "request-timeout", "SIMMATCH_REQUEST_TIMEOUT", 10*time.Second, "how long /predict waits for a processor")
+	f.Duration(&s.AckTimeout, "ack-timeout", "SIMMATCH_ACK_TIMEOUT", contracts.DefaultAckTimeout, "how long the bridge waits for a processor to acknowledge a request before sending it to another")
+	f.Duration(&s.Heartbeat, "heartbeat", "SIMMATCH_HEARTBEAT", contracts.DefaultHeartbeat,
+		fmt.Sprintf("heartbeat interval the bridge asks processors for; %d missed heartbeats send the request to another processor", contracts.SilentHeartbeats))
+	f.Int(&s.MaxAttempts, "max-attempts", "SIMMATCH_MAX_ATTEMPTS", contracts.DefaultMaxAttempts, "most times the bridge sends one request (1: never again)")
 	f.Duration(&s.CatalogWriteTimeout, "catalog-write-timeout", "SIMMATCH_CATALOG_WRITE_TIMEOUT", 2*time.Minute, "how long a catalog upsert waits (it embeds every description)")
 	f.String(&s.APIKeysFile, "api-keys-file", "SIMMATCH_API_KEYS_FILE", "", "API keys file (<name> <sha256 hex> <scopes> per line); empty: no authentication")
 	f.String(&s.PublicPaths, "public-paths", "SIMMATCH_PUBLIC_PATHS", strings.Join(bridge.DefaultPublicPaths, ","),

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/simmatch/simmatch/contracts"
 )
 
 // NATSAuth are the credentials and TLS files of a NATS connection; each maps
@@ -87,7 +89,8 @@ func ConnectNATS(c Common, name string, logger *slog.Logger) (*nats.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1), NATSLogHandlers(logger)}, auth...)
+	// Reconnect forever with backoff and a buffer (contracts.ReconnectOptions).
+	opts := append(append([]nats.Option{nats.Name(name), NATSLogHandlers(logger)}, contracts.ReconnectOptions()...), auth...)
 	nc, err := nats.Connect(c.NATSURL, opts...)
 	if errors.Is(err, nats.ErrNoServers) {
 		logger.Warn("NATS not reachable yet; retrying in the background", "url", RedactURLs(c.NATSURL), "err", err)

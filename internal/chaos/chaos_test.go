@@ -1,0 +1,74 @@
+package chaos_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/simmatch/simmatch/internal/chaos"
+	"github.com/simmatch/simmatch/internal/testenv"
+)
+
+// TestChaosShort is the short chaos suite of `make test`: the real processor
+// and bridge binaries against a real NATS server, under steady load; one
+// processor of three is killed with kill -9 (and restarted 5 s later), then,
+// in a fresh set-up, all three are restarted one by one with SIGTERM. Not
+// one request may fail. `make chaos` runs the full suite.
+func TestChaosShort(t *testing.T) {
+	modelDir, ortLib := testenv.ModelPaths(t)
+	bin := t.TempDir()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/simmatch-processor", "./cmd/simmatch-bridge")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build the binaries: %v\n%s", err, out)
+	}
+	ns := testenv.StartNATS(t)
+	cfg := chaos.Config{
+		BinDir: bin, NATSURL: ns.ClientURL(), ModelDir: modelDir, ORTLib: ortLib,
+		WorkDir: t.TempDir(), Duration: 10 * time.Second, Clients: 4, Descriptions: 10, Log: t.Logf,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	results, err := chaos.Run(ctx, cfg, []string{"kill9", "rolling"})
+	var table strings.Builder
+	chaos.Table(&table, results)
+	t.Logf("\n%s", table.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 2 {
+		t.Fatalf("%d scenarios ran, want 2", len(results))
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			t.Errorf("%s: %v (logs in %s)", r.Scenario.Name, r.Err, cfg.WorkDir)
+		}
+		if r.Requests < 10 || r.Failed != 0 {
+			t.Errorf("%s: %d requests, %d failed (%v); want some and none failed", r.Scenario.Name, r.Requests, r.Failed, r.FailedBy)
+		}
+	}
+	if k := results[0].KilledInFlight; k < 1 {
+		t.Errorf("kill9: the killed processor had %d requests in flight, want some", k)
+	}
+	if t.Failed() {
+		dumpLogs(t, cfg.WorkDir)
+	}
+}
+
+func dumpLogs(t *testing.T, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		t.Logf("%s:\n%s", filepath.Base(l), b)
+	}
+}
