@@ -66,7 +66,9 @@ func (p *Processor) fail(j *job, err error) {
 
 // publish sends the final reply, after the last heartbeat.
 func (p *Processor) publish(j *job, hdr nats.Header, data []byte) error {
-	j.stopProgress()
+	if j.stopProgress != nil { // only similarity requests can ask for acknowledgements
+		j.stopProgress()
+	}
 	reply := j.req.Reply()
 	if reply == "" {
 		return errors.New("the request has no reply subject")
