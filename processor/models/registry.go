@@ -299,6 +299,16 @@ func (d direct) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 
 func (d direct) Info() contracts.ModelInfo { return d.r.Info() }
 
+// Hold returns the scheduler of model ("name@version"), past Config.Wrap,
+// and holds the version until release is called.
+func (d direct) Hold(model string) (processor.Embedder, func(), error) {
+	v, release, err := d.r.hold(model)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v.sched, release, nil
+}
+
 // find resolves model under r.mu; its error is a contracts.Error not_found
 // listing what is available.
 func (r *Registry) find(model string) (*version, error) {
