@@ -178,11 +178,27 @@ func (s *Service) reembedCatalog(name, target string, rev *uint64) error {
 			return err
 		}
 	}
+	// Followers start the target's matrix at the model record (begin): so
+	// every product stored before it is stored again, even one that
+	// carries a target embedding from an earlier switch.
+	st, err := s.js.Stream(ctx, streamName(name))
+	if err != nil {
+		return err
+	}
+	cm, err := st.GetLastMsgForSubject(ctx, controlSubject(name))
+	if err != nil {
+		return fmt.Errorf("read the model record: %w", err)
+	}
+	var c control
+	if err := json.Unmarshal(cm.Data, &c); err != nil || c.Pending != target {
+		return fmt.Errorf("the model record changed to %s (pending %s) meanwhile", c.Active, c.Pending)
+	}
+	begin := cm.Sequence
 	start := time.Now()
 	s.cfg.Logger.Info("catalog: re-embedding", "catalog", name, "from", active, "to", target)
 	from := uint64(1)
 	for {
-		end, missing, err := s.reembedPass(ctx, name, target, from, f.model.Dimensions, rev)
+		end, missing, err := s.reembedPass(ctx, name, active, target, begin, from, f.model.Dimensions, rev)
 		if err != nil {
 			return err
 		}
@@ -219,9 +235,9 @@ type stale struct {
 }
 
 // reembedPass reads the stream from sequence from to its last sequence now
-// (end) and stores again every product lacking target's embedding; missing
-// counts them (0: the range is covered).
-func (s *Service) reembedPass(ctx context.Context, name, target string, from uint64, dims int, rev *uint64) (end uint64, missing int, err error) {
+// (end) and stores again every product stored before begin or lacking
+// target's embedding; missing counts them (0: the range is covered).
+func (s *Service) reembedPass(ctx context.Context, name, active, target string, begin, from uint64, dims int, rev *uint64) (end uint64, missing int, err error) {
 	st, err := s.js.Stream(ctx, streamName(name))
 	if err != nil {
 		return 0, 0, err
@@ -250,12 +266,12 @@ func (s *Service) reembedPass(ctx context.Context, name, target string, from uin
 			return 0, 0, err
 		}
 		rec, err := decodeRecord(m.Subject(), m.Headers(), m.Data(), dims)
-		if err == nil && rec.control == nil && !rec.deleted && rec.vecs[target] == nil {
+		if err == nil && rec.control == nil && !rec.deleted && (md.Sequence.Stream < begin || rec.vecs[target] == nil) {
 			batch = append(batch, stale{md.Sequence.Stream, rec})
 		}
 		last := md.Sequence.Stream >= end
 		if len(batch) == reembedBatch || (last && len(batch) > 0) {
-			if err := s.reembedBatch(ctx, name, target, batch, rev); err != nil {
+			if err := s.reembedBatch(ctx, name, active, target, batch, rev); err != nil {
 				return 0, 0, err
 			}
 			missing += len(batch)
@@ -267,22 +283,34 @@ func (s *Service) reembedPass(ctx context.Context, name, target string, from uin
 	}
 }
 
-// reembedBatch embeds the batch with target and stores each product again
-// with all its embeddings, unless a newer record of it came meanwhile; then
-// renews the claim.
-func (s *Service) reembedBatch(ctx context.Context, name, target string, batch []stale, rev *uint64) error {
-	texts := make([]string, len(batch))
+// reembedBatch embeds with target the products of the batch that lack it
+// and stores each product again with its active and target embeddings,
+// unless a newer record of it came meanwhile; then renews the claim.
+func (s *Service) reembedBatch(ctx context.Context, name, active, target string, batch []stale, rev *uint64) error {
+	var texts []string
+	var need []int
 	for i, b := range batch {
-		texts[i] = b.rec.product.Description
+		if b.rec.vecs[target] == nil {
+			texts = append(texts, b.rec.product.Description)
+			need = append(need, i)
+		}
 	}
-	vecs, err := s.embedWith(ctx, target, texts)
-	if err != nil {
-		return err
+	if len(texts) > 0 {
+		vecs, err := s.embedWith(ctx, target, texts)
+		if err != nil {
+			return err
+		}
+		for j, i := range need {
+			batch[i].rec.vecs[target] = vecs[j]
+		}
 	}
 	futs := make([]jetstream.PubAckFuture, 0, len(batch))
-	for i, b := range batch {
-		b.rec.vecs[target] = vecs[i]
-		msg, err := encodeRecord(name, b.rec.product, b.rec.vecs)
+	for _, b := range batch {
+		vecs := map[string][]float32{target: b.rec.vecs[target]}
+		if v := b.rec.vecs[active]; v != nil {
+			vecs[active] = v
+		}
+		msg, err := encodeRecord(name, b.rec.product, vecs)
 		if err != nil {
 			return err
 		}
