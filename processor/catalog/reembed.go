@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
 )
 
 // Re-embedding: when the default model version changes, every catalog is
@@ -46,10 +45,28 @@ const (
 
 type reembedState struct {
 	wg      sync.WaitGroup
+	desired func(name string) string
 	mu      sync.Mutex
 	working map[string]bool // catalogs this processor re-embeds now
 	kv      jetstream.KeyValue
 	done    atomic.Int64 // products re-embedded
+}
+
+// StartReembedding starts re-embedding catalogs in the background when the
+// default version changes; the Embedder must implement Versions. desired
+// returns the fleet's desired default version of a model name ("" when
+// unknown): a processor re-embeds only once its own default is the desired
+// one, so a processor starting with another default, or lagging behind a
+// switch, never re-embeds catalogs back. Call it once, before Stop.
+func (s *Service) StartReembedding(desired func(name string) string) error {
+	if _, ok := s.cfg.Embedder.(Versions); !ok {
+		return errors.New("catalog: re-embedding needs an Embedder that serves several versions (models.Registry.Direct)")
+	}
+	s.reembed.desired = desired
+	s.reembed.working = map[string]bool{}
+	s.reembed.wg.Add(1)
+	go s.watchDefault()
+	return nil
 }
 
 // Reembedded is how many products this processor has embedded again with a
@@ -70,8 +87,8 @@ func (s *Service) watchDefault() {
 		case <-t.C:
 		}
 		def := s.cfg.Embedder.Info()
-		if def.Name == "" {
-			continue
+		if def.Name == "" || s.reembed.desired(def.Name) != def.Version {
+			continue // not converged to the desired state yet
 		}
 		s.mu.Lock()
 		var todo []string
@@ -340,4 +357,3 @@ func (s *Service) reembedBatch(ctx context.Context, name, active, target string,
 	*rev = r
 	return nil
 }
-

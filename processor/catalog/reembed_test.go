@@ -55,6 +55,10 @@ func startVersionedNode(t *testing.T, url string) *versionedNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The registry's own default stands for the desired state here.
+	if err := svc.StartReembedding(func(string) string { return reg.Info().Version }); err != nil {
+		t.Fatal(err)
+	}
 	p, err := processor.Start(processor.Config{NATS: nc, Embedder: reg, Models: reg, Catalogs: svc})
 	if err != nil {
 		t.Fatal(err)

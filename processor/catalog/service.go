@@ -105,9 +105,9 @@ func (c *Config) validate() error {
 // Service serves the catalog operations on the simmatch.catalog.* subjects
 // and catalog-backed /predict requests. It implements processor.Catalogs.
 type Service struct {
-	cfg   Config
-	nc    *nats.Conn // the service's own
-	js    jetstream.JetStream
+	cfg Config
+	nc  *nats.Conn // the service's own
+	js  jetstream.JetStream
 
 	ctx    context.Context // ends at Stop
 	cancel context.CancelFunc
@@ -217,11 +217,6 @@ func New(cfg Config) (*Service, error) {
 	s := &Service{cfg: cfg, nc: nc, js: js, ctx: ctx, cancel: cancel,
 		cats: map[string]*followed{}, sem: make(chan struct{}, cfg.Concurrency)}
 	go s.preload()
-	if _, ok := cfg.Embedder.(Versions); ok {
-		s.reembed.working = map[string]bool{}
-		s.reembed.wg.Add(1)
-		go s.watchDefault()
-	}
 	return s, nil
 }
 

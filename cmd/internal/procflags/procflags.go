@@ -312,6 +312,17 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		closeAll()
 		return nil, err
 	}
+	if cats != nil {
+		// Catalogs follow the desired default version: re-embedded in the
+		// background when it changes.
+		if err := cats.StartReembedding(ctl.DesiredDefault); err != nil {
+			ctl.Stop()
+			_ = p.Stop(context.Background())
+			cats = nil
+			closeAll()
+			return nil, err
+		}
+	}
 	return func(ctx context.Context) error {
 		// In order: no more control, no new requests and every received one
 		// answered (the processor stops the catalogs), then the cache's
