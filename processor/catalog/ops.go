@@ -178,8 +178,14 @@ func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest) 
 	for i := range vecs {
 		vecs[i] = make(map[string][]float32, len(models))
 	}
-	for _, m := range models {
+	for i, m := range models {
 		vs, err := s.embedWith(ctx, m, texts)
+		if err != nil && i > 0 {
+			// The version being re-embedded is not loaded here (yet): the
+			// re-embedding embeds these products with it.
+			s.cfg.Logger.Debug("catalog: upsert without the pending version", "catalog", req.Catalog, "model", m, "err", err)
+			continue
+		}
 		if err != nil {
 			return nil, false, err
 		}

@@ -181,7 +181,7 @@ func (s *Service) reembedCatalog(name, target string, rev *uint64) error {
 		return nil
 	}
 	vs := s.cfg.Embedder.(Versions)
-	e, release, err := vs.Hold(target)
+	e, release, err := vs.Hold(ctx, target)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 // Registry.Direct like the processors' own.
 type versionedNode struct {
 	reg  *models.Registry
+	ctl  *models.Control
 	svc  *catalog.Service
 	proc *processor.Processor
 	name string
@@ -55,20 +56,26 @@ func startVersionedNode(t *testing.T, url string) *versionedNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The registry's own default stands for the desired state here.
-	if err := svc.StartReembedding(func(string) string { return reg.Info().Version }); err != nil {
-		t.Fatal(err)
-	}
 	p, err := processor.Start(processor.Config{NATS: nc, Embedder: reg, Models: reg, Catalogs: svc})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &versionedNode{reg: reg, svc: svc, proc: p, name: name}
+	// As the processors do (procflags): the desired state in JetStream
+	// drives the default, and the catalogs follow it.
+	ctl, err := models.StartControl(context.Background(), models.ControlConfig{NATS: nc, Registry: reg, ID: p.Info().ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.StartReembedding(ctl.DesiredDefault); err != nil {
+		t.Fatal(err)
+	}
+	n := &versionedNode{reg: reg, ctl: ctl, svc: svc, proc: p, name: name}
 	t.Cleanup(func() { n.stop(t) })
 	return n
 }
 
 func (n *versionedNode) stop(t *testing.T) {
+	n.ctl.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := n.proc.Stop(ctx); err != nil {
@@ -86,11 +93,11 @@ func cosine(a, b []float32) float64 {
 	return d / math.Sqrt(na*nb)
 }
 
-// Switching the default version with a catalog present: searches answer
-// with the old version throughout, then with the new one once every product
-// is re-embedded; a processor stopped part-way leaves its work to another,
-// which resumes it; a product upserted during the re-embedding is found with
-// the new version.
+// Switching the default version with a catalog present: exactly one
+// processor re-embeds it; searches answer with the old version throughout,
+// then with the new one once every product is re-embedded; a processor
+// stopped part-way leaves its work to another, which resumes it; a product
+// upserted during the re-embedding is found with the new version.
 func TestReembedOnDefaultSwitch(t *testing.T) {
 	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -123,33 +130,42 @@ func TestReembedOnDefaultSwitch(t *testing.T) {
 		t.Fatalf("before the switch the catalog answers with %s; want fp32", v)
 	}
 
-	// A alone switches: it claims the catalog and re-embeds; stopped part-way.
-	if err := a.reg.Switch(a.name + "@int8"); err != nil {
+	// The switch reaches both processors through the desired state;
+	// exactly one claims the catalog and re-embeds; it is stopped part-way.
+	if err := a.ctl.Switch(ctx, a.name+"@int8"); err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, time.Minute, "a to re-embed a first batch", func() bool { return a.svc.Reembedded() >= 64 })
-	// B switches too (as the desired state makes every processor do): it
-	// finds the catalog claimed by a, and takes it over once a stops.
-	if err := b.reg.Switch(b.name + "@int8"); err != nil {
-		t.Fatal(err)
+	var worker, other *versionedNode
+	testenv.WaitFor(t, time.Minute, "a processor to re-embed a first batch", func() bool {
+		switch {
+		case a.svc.Reembedded() >= 64:
+			worker, other = a, b
+		case b.svc.Reembedded() >= 64:
+			worker, other = b, a
+		}
+		return worker != nil
+	})
+	if n := other.svc.Reembedded(); n != 0 {
+		t.Fatalf("both processors re-embed the catalog (%d and %d products); want one", worker.svc.Reembedded(), n)
 	}
-	a.stop(t)
-	doneA := a.svc.Reembedded()
-	if doneA >= n {
-		t.Fatalf("a re-embedded all %d products before it stopped; the test needs it stopped part-way", doneA)
+	worker.stop(t)
+	doneW := worker.svc.Reembedded()
+	if doneW >= n {
+		t.Fatalf("the worker re-embedded all %d products before it stopped; the test needs it stopped part-way", doneW)
 	}
-	if v := search(b, "p3").Model.Version; v != "fp32" {
+	if v := search(other, "p3").Model.Version; v != "fp32" {
 		t.Fatalf("with the re-embedding part-way the catalog answers with %s; want fp32", v)
 	}
 
-	// B resumes; an upsert lands during its re-embedding.
-	if _, err := b.svc.Upsert(ctx, &contracts.UpsertRequest{Catalog: "big", Products: []contracts.Product{
+	// The other resumes once the claim is released; an upsert lands
+	// during its re-embedding. Every search answers, with fp32 then int8.
+	if _, err := other.svc.Upsert(ctx, &contracts.UpsertRequest{Catalog: "big", Products: []contracts.Product{
 		{ID: "late", Description: "Burr coffee grinder with 40 settings", Metadata: map[string]string{"id": "late"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	sawNew := false
 	testenv.WaitFor(t, 3*time.Minute, "searches to answer with int8", func() bool {
-		v := search(b, "p3").Model.Version
+		v := search(other, "p3").Model.Version
 		switch {
 		case v == "int8":
 			sawNew = true
@@ -158,9 +174,10 @@ func TestReembedOnDefaultSwitch(t *testing.T) {
 		}
 		return sawNew
 	})
-	if doneB := b.svc.Reembedded(); doneB == 0 || doneB >= n {
-		t.Fatalf("b re-embedded %d products after a did %d of %d; want b to resume (some, not all)", doneB, doneA, n)
+	if doneO := other.svc.Reembedded(); doneO == 0 || doneO >= n {
+		t.Fatalf("the second processor re-embedded %d products after the first did %d of %d; want it to resume (some, not all)", doneO, doneW, n)
 	}
+	b = other
 
 	// The scores are int8 cosines, to the tolerance of the int8 model's
 	// per-batch quantization.
@@ -182,9 +199,7 @@ func TestReembedOnDefaultSwitch(t *testing.T) {
 	// A processor joining now loads the int8 matrix from the stream, without
 	// embedding, and ranks exactly as b.
 	c := startVersionedNode(t, ns.ClientURL())
-	if err := c.reg.Switch(c.name + "@int8"); err != nil {
-		t.Fatal(err)
-	}
+	testenv.WaitFor(t, time.Minute, "the joining processor to adopt int8", func() bool { return c.reg.Info().Version == "int8" })
 	q := &contracts.SearchRequest{Catalog: "big", Query: contracts.Queries{"coffee machine"}, TopK: ptr(20)}
 	want, err := b.svc.Search(ctx, q)
 	if err != nil {

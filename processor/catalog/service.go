@@ -420,8 +420,9 @@ func (s *Service) sync(ctx context.Context, name string) (*followed, uint64, err
 // the default version changes.
 type Versions interface {
 	// Hold returns an Embedder on model ("name@version") and holds the
-	// version until release is called.
-	Hold(model string) (e processor.Embedder, release func(), err error)
+	// version until release is called; a version still loading is waited
+	// for until ctx ends.
+	Hold(ctx context.Context, model string) (e processor.Embedder, release func(), err error)
 }
 
 // checkModel reports whether this processor can embed with model m: with a
@@ -442,7 +443,7 @@ func (s *Service) checkModel(name string, m contracts.ModelInfo) error {
 func (s *Service) embedWith(ctx context.Context, model string, texts []string) ([][]float32, error) {
 	e := s.cfg.Embedder
 	if vs, ok := e.(Versions); ok {
-		h, release, err := vs.Hold(model)
+		h, release, err := vs.Hold(ctx, model)
 		if err != nil {
 			return nil, contracts.Errorf(contracts.CodeConflict, "catalog embeddings are of model %s, which this processor has not loaded: load it (POST /v1/models/load): %v", model, err)
 		}
