@@ -24,7 +24,7 @@ const (
 	subjectPrefix = "simmatch.catalogdata."
 
 	headerOp    = "Simmatch-Op"    // "delete" for a tombstone
-	headerModel = "Simmatch-Model" // name@version of the embedding
+	headerModel = "Simmatch-Model" // the name@versions of the embeddings, comma-separated, in record order
 
 	metaModelName    = "simmatch.model.name"
 	metaModelVersion = "simmatch.model.version"
