@@ -45,12 +45,12 @@ func Export(ctx context.Context, js jetstream.JetStream, name string, fn func(co
 		if err != nil {
 			return n, err
 		}
-		p, _, deleted, err := decodeRecord(m.Headers(), m.Data(), dims)
+		rec, err := decodeRecord(m.Subject(), m.Headers(), m.Data(), dims)
 		if err != nil {
 			return n, err
 		}
-		if !deleted {
-			if err := fn(p); err != nil {
+		if !rec.deleted && rec.control == nil {
+			if err := fn(rec.product); err != nil {
 				return n, err
 			}
 			n++

@@ -59,7 +59,7 @@ func BenchmarkCatalogLoad(b *testing.B) {
 			}
 			p := contracts.Product{ID: "p" + strconv.Itoa(i), Description: "Product number " + strconv.Itoa(i) + ", a sturdy thing for home and garden",
 				Metadata: map[string]string{"dept": strconv.Itoa(i % 10)}}
-			msg, err := encodeRecord("big", p, vec, w.model)
+			msg, err := encodeRecord("big", p, map[string][]float32{modelKey(noInference{}.Info()): vec})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -87,8 +87,8 @@ func BenchmarkCatalogLoad(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if got := f.idx.Len(); got != n {
-			b.Fatalf("loaded %d products, want %d", got, n)
+		if idx, _, _ := f.view(); idx.Len() != n {
+			b.Fatalf("loaded %d products, want %d", idx.Len(), n)
 		}
 		if err := s.Stop(ctx); err != nil {
 			b.Fatal(err)

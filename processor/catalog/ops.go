@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -134,31 +135,67 @@ func (s *Service) upsert(ctx context.Context, data []byte) (any, error) {
 // stay (each whole) and the error says so: upserts are idempotent, so the
 // caller retries the call.
 func (s *Service) Upsert(ctx context.Context, req *contracts.UpsertRequest) (*contracts.UpsertResponse, error) {
+	for range 3 {
+		resp, stale, err := s.upsertOnce(ctx, req)
+		if !stale {
+			return resp, err
+		}
+		// The catalog switched versions while the products were embedded:
+		// store them again with the version searches now use.
+	}
+	return nil, contracts.Errorf(contracts.CodeConflict, "catalog %s switched model versions three times during this upsert; retry", req.Catalog)
+}
+
+// upsertOnce embeds with the catalog's active version (and the version being
+// re-embedded, if any) and stores the records. stale reports that the active
+// version changed meanwhile, so the records lack it.
+func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest) (_ *contracts.UpsertResponse, stale bool, _ error) {
 	f, _, err := s.sync(ctx, req.Catalog)
 	exists := err == nil
 	if err != nil && !errors.Is(err, contracts.ErrNotFound) {
-		return nil, err
+		return nil, false, err
 	}
+	models := []string{modelKey(s.cfg.Embedder.Info())}
 	if exists {
-		if err := s.checkModel(req.Catalog, f.model); err != nil {
-			return nil, err
+		_, m, pending := f.view()
+		if err := s.checkModel(req.Catalog, m); err != nil {
+			return nil, false, err
+		}
+		models = []string{modelKey(m)}
+		if pending != "" {
+			models = append(models, pending)
 		}
 	}
 	if have := sizeAfter(f, req.Products); have > s.cfg.MaxProducts {
-		return nil, &contracts.Error{Code: contracts.CodeInvalidRequest, Field: "products", Limit: s.cfg.MaxProducts,
+		return nil, false, &contracts.Error{Code: contracts.CodeInvalidRequest, Field: "products", Limit: s.cfg.MaxProducts,
 			Message: fmt.Sprintf("products: catalog %s would hold %d products; the limit per catalog is %d (SIMMATCH_CATALOG_MAX_PRODUCTS)", req.Catalog, have, s.cfg.MaxProducts)}
 	}
 	texts := make([]string, len(req.Products))
 	for i, p := range req.Products {
 		texts[i] = p.Description
 	}
-	vecs, err := s.embed(ctx, texts)
-	if err != nil {
-		return nil, err
+	vecs := make([]map[string][]float32, len(req.Products))
+	for i := range vecs {
+		vecs[i] = make(map[string][]float32, len(models))
+	}
+	for i, m := range models {
+		vs, err := s.embedWith(ctx, m, texts)
+		if err != nil && i > 0 {
+			// The version being re-embedded is not loaded here (yet): the
+			// re-embedding embeds these products with it.
+			s.cfg.Logger.Debug("catalog: upsert without the pending version", "catalog", req.Catalog, "model", m, "err", err)
+			continue
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		for i, v := range vs {
+			vecs[i][m] = v
+		}
 	}
 	if !exists {
 		if err := s.create(ctx, req.Catalog); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	var last uint64
@@ -167,14 +204,14 @@ func (s *Service) Upsert(ctx context.Context, req *contracts.UpsertRequest) (*co
 		hi := min(lo+publishChunk, len(req.Products))
 		futs := make([]jetstream.PubAckFuture, 0, hi-lo)
 		for i := lo; i < hi; i++ {
-			msg, err := encodeRecord(req.Catalog, req.Products[i], vecs[i], s.model)
+			msg, err := encodeRecord(req.Catalog, req.Products[i], vecs[i])
 			if err == nil {
 				var fut jetstream.PubAckFuture
 				fut, err = s.js.PublishMsgAsync(msg, jetstream.WithExpectStream(streamName(req.Catalog)))
 				futs = append(futs, fut)
 			}
 			if err != nil {
-				return nil, s.partial(req, stored, err)
+				return nil, false, s.partial(req, stored, err)
 			}
 		}
 		for _, fut := range futs {
@@ -183,13 +220,18 @@ func (s *Service) Upsert(ctx context.Context, req *contracts.UpsertRequest) (*co
 				last = max(last, ack.Sequence)
 				stored++
 			case err := <-fut.Err():
-				return nil, s.partial(req, stored, err)
+				return nil, false, s.partial(req, stored, err)
 			case <-ctx.Done():
-				return nil, s.partial(req, stored, ctx.Err())
+				return nil, false, s.partial(req, stored, ctx.Err())
 			}
 		}
 	}
-	return &contracts.UpsertResponse{Catalog: req.Catalog, Upserted: len(req.Products), Sequence: last, RequestID: req.RequestID}, nil
+	if f, _, err := s.sync(ctx, req.Catalog); err == nil {
+		if _, m, _ := f.view(); !slices.Contains(models, modelKey(m)) {
+			return nil, true, nil
+		}
+	}
+	return &contracts.UpsertResponse{Catalog: req.Catalog, Upserted: len(req.Products), Sequence: last, RequestID: req.RequestID}, false, nil
 }
 
 // sizeAfter is the catalog's product count once ps are stored; f is nil for
@@ -198,9 +240,10 @@ func sizeAfter(f *followed, ps []contracts.Product) int {
 	if f == nil {
 		return len(ps)
 	}
-	n := f.idx.Len()
+	idx, _, _ := f.view()
+	n := idx.Len()
 	for _, p := range ps {
-		if !f.idx.Has(p.ID) {
+		if !idx.Has(p.ID) {
 			n++
 		}
 	}
@@ -219,22 +262,24 @@ func (s *Service) partial(req *contracts.UpsertRequest, stored int, err error) e
 // create makes the catalog's stream, or checks the model of a stream
 // another processor created meanwhile.
 func (s *Service) create(ctx context.Context, name string) error {
+	model := s.cfg.Embedder.Info()
 	_, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:              streamName(name),
-		Description:       "simmatch catalog " + name + ": products with their " + modelKey(s.model) + " embeddings",
+		Description:       "simmatch catalog " + name + ": products with their embeddings (created with " + modelKey(model) + ")",
 		Subjects:          []string{catalogSubjects(name)},
 		MaxMsgsPerSubject: 1,
 		Storage:           jetstream.FileStorage,
 		Replicas:          s.cfg.Replicas,
 		AllowDirect:       true,
-		Metadata:          streamMetadata(name, s.model),
+		Metadata:          streamMetadata(name, model),
 	})
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		f, _, err := s.sync(ctx, name)
 		if err != nil {
 			return err
 		}
-		return s.checkModel(name, f.model)
+		_, m, _ := f.view()
+		return s.checkModel(name, m)
 	}
 	if err != nil {
 		return contracts.Errorf(contracts.CodeInternal, "catalog %s: create stream with %d replicas: %v", name, s.cfg.Replicas, err)
@@ -254,7 +299,8 @@ func (s *Service) get(ctx context.Context, data []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, ok := f.idx.Get(req.ID)
+	idx, _, _ := f.view()
+	p, ok := idx.Get(req.ID)
 	if !ok {
 		return nil, &contracts.Error{Code: contracts.CodeNotFound, Field: "id", Message: fmt.Sprintf("catalog %s has no product %q", req.Catalog, req.ID)}
 	}
@@ -274,7 +320,7 @@ func (s *Service) delete(ctx context.Context, data []byte) (any, error) {
 		return nil, err
 	}
 	resp := &contracts.DeleteResponse{Catalog: req.Catalog, ID: req.ID, Sequence: seq, RequestID: req.RequestID}
-	if !f.idx.Has(req.ID) {
+	if idx, _, _ := f.view(); !idx.Has(req.ID) {
 		return resp, nil
 	}
 	ack, err := s.js.PublishMsg(ctx, tombstone(req.Catalog, req.ID), jetstream.WithExpectStream(streamName(req.Catalog)))
@@ -305,7 +351,8 @@ func (s *Service) list(ctx context.Context, data []byte) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		info := contracts.CatalogInfo{Name: n, Products: f.idx.Len(), Model: f.model, MatrixBytes: f.idx.MatrixBytes(), Sequence: seq}
+		idx, m, _ := f.view()
+		info := contracts.CatalogInfo{Name: n, Products: idx.Len(), Model: m, MatrixBytes: idx.MatrixBytes(), Sequence: seq}
 		if st, err := s.js.Stream(ctx, streamName(n)); err == nil {
 			info.StoredBytes = st.CachedInfo().State.Bytes
 		}
@@ -348,11 +395,11 @@ func (s *Service) search(ctx context.Context, data []byte) (any, error) {
 // Search ranks the catalog's products for each query once this processor
 // has applied every write answered before the search began.
 func (s *Service) Search(ctx context.Context, req *contracts.SearchRequest) (*contracts.SearchResponse, error) {
-	hits, seq, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, req.Filter)
+	hits, model, seq, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, req.Filter)
 	if err != nil {
 		return nil, err
 	}
-	resp := &contracts.SearchResponse{Results: make([]contracts.CatalogResult, len(hits)), Model: s.model, Sequence: seq, RequestID: req.RequestID}
+	resp := &contracts.SearchResponse{Results: make([]contracts.CatalogResult, len(hits)), Model: model, Sequence: seq, RequestID: req.RequestID}
 	for i, hs := range hits {
 		ms := make([]contracts.CatalogMatch, len(hs))
 		for j, h := range hs {
@@ -366,11 +413,11 @@ func (s *Service) Search(ctx context.Context, req *contracts.SearchRequest) (*co
 // Predict answers a /predict request that names a catalog: the same
 // ranking as Search, in /predict's response shape, matches carrying ids.
 func (s *Service) Predict(ctx context.Context, req *contracts.Request) (*contracts.Response, error) {
-	hits, _, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, nil)
+	hits, model, _, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp := &contracts.Response{Results: make([]contracts.Result, len(hits)), Model: s.model, RequestID: req.RequestID}
+	resp := &contracts.Response{Results: make([]contracts.Result, len(hits)), Model: model, RequestID: req.RequestID}
 	for i, hs := range hits {
 		ms := make([]contracts.Match, len(hs))
 		for j, h := range hs {
@@ -381,21 +428,25 @@ func (s *Service) Predict(ctx context.Context, req *contracts.Request) (*contrac
 	return resp, nil
 }
 
-func (s *Service) rank(ctx context.Context, name string, queries []string, topK *int, threshold *float64, filter map[string]string) ([][]Hit, uint64, error) {
+// rank searches the catalog's active version: the query is embedded with
+// that version and scanned against its matrix, so an answer never mixes
+// versions; model names it.
+func (s *Service) rank(ctx context.Context, name string, queries []string, topK *int, threshold *float64, filter map[string]string) ([][]Hit, contracts.ModelInfo, uint64, error) {
 	f, seq, err := s.sync(ctx, name)
 	if err != nil {
-		return nil, 0, err
+		return nil, contracts.ModelInfo{}, 0, err
 	}
-	if err := s.checkModel(name, f.model); err != nil {
-		return nil, 0, err
+	idx, m, _ := f.view()
+	if err := s.checkModel(name, m); err != nil {
+		return nil, m, 0, err
 	}
-	vecs, err := s.embed(ctx, queries)
+	vecs, err := s.embedWith(ctx, modelKey(m), queries)
 	if err != nil {
-		return nil, 0, err
+		return nil, m, 0, err
 	}
 	k := contracts.DefaultCatalogTopK
 	if topK != nil {
 		k = *topK
 	}
-	return f.idx.Search(Query{Vectors: vecs, TopK: k, Threshold: threshold, Filter: filter}), seq, nil
+	return idx.Search(Query{Vectors: vecs, TopK: k, Threshold: threshold, Filter: filter}), m, seq, nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,13 @@ type Config struct {
 	DefaultTimeout time.Duration
 	// Concurrency is how many catalog requests run at once; default 4 x GOMAXPROCS.
 	Concurrency int
+	// ReembedCheck is how often the service compares each catalog's
+	// version with the default version (with a Versions Embedder); default
+	// DefaultReembedCheck.
+	ReembedCheck time.Duration
+	// ReembedClaimTTL is how long a re-embedding claim outlives a processor
+	// that died holding it; default DefaultReembedClaimTTL.
+	ReembedClaimTTL time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -82,6 +90,12 @@ func (c *Config) validate() error {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4 * runtime.GOMAXPROCS(0)
 	}
+	if c.ReembedCheck <= 0 {
+		c.ReembedCheck = DefaultReembedCheck
+	}
+	if c.ReembedClaimTTL <= 0 {
+		c.ReembedClaimTTL = DefaultReembedClaimTTL
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -91,10 +105,9 @@ func (c *Config) validate() error {
 // Service serves the catalog operations on the simmatch.catalog.* subjects
 // and catalog-backed /predict requests. It implements processor.Catalogs.
 type Service struct {
-	cfg   Config
-	nc    *nats.Conn // the service's own
-	js    jetstream.JetStream
-	model contracts.ModelInfo
+	cfg Config
+	nc  *nats.Conn // the service's own
+	js  jetstream.JetStream
 
 	ctx    context.Context // ends at Stop
 	cancel context.CancelFunc
@@ -104,18 +117,76 @@ type Service struct {
 
 	sem      chan struct{}
 	inflight sync.WaitGroup
+
+	reembed reembedState
 }
 
 var _ processor.Catalogs = (*Service)(nil)
 
-// followed is one catalog whose stream this processor applies to an Index.
+// followed is one catalog whose stream this processor applies to one Index
+// per model version (the active one, and the one being re-embedded).
 type followed struct {
-	ready   chan struct{} // closed when idx, cc, err are set
+	ready   chan struct{} // closed when seen, idxs, cc, err are set
 	err     error
-	idx     *Index
+	seen    *Index // tracks the sequence applied; holds no products
 	cc      jetstream.ConsumeContext
-	model   contracts.ModelInfo
-	created time.Time // the stream's creation time: a dropped and re-created catalog is another stream
+	model   contracts.ModelInfo // the stream's metadata: the model it was created with, and the dimensions
+	created time.Time           // the stream's creation time: a dropped and re-created catalog is another stream
+
+	mu      sync.RWMutex
+	idxs    map[string]*Index // by name@version
+	active  string            // the version searches use
+	pending string            // the version being re-embedded, "" when none
+}
+
+// view returns the active version's index and model: everything a search
+// reads comes from this one version.
+func (f *followed) view() (*Index, contracts.ModelInfo, string) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	name, ver, _ := strings.Cut(f.active, "@")
+	return f.idxs[f.active], contracts.ModelInfo{Name: name, Version: ver, Dimensions: f.model.Dimensions}, f.pending
+}
+
+// apply applies one stream message; the consumer calls it in order.
+func (f *followed) apply(seq uint64, rec record) {
+	f.mu.Lock()
+	switch {
+	case rec.control != nil:
+		f.active, f.pending = rec.control.Active, rec.control.Pending
+		for k, x := range f.idxs {
+			if k != f.active && k != f.pending {
+				delete(f.idxs, k)
+				x.close()
+			}
+		}
+		for _, k := range []string{f.active, f.pending} {
+			if _, ok := f.idxs[k]; !ok && k != "" {
+				f.idxs[k] = NewIndex(f.model.Dimensions)
+			}
+		}
+	case rec.deleted:
+		for _, x := range f.idxs {
+			x.Delete(seq, rec.product.ID)
+		}
+	default:
+		for k, x := range f.idxs {
+			if v, ok := rec.vecs[k]; ok {
+				x.Upsert(seq, rec.product, v)
+			} else {
+				x.Delete(seq, rec.product.ID) // not embedded with k: k does not cover it
+			}
+		}
+		for k, v := range rec.vecs {
+			if _, ok := f.idxs[k]; !ok { // a version written before its model record (replay)
+				x := NewIndex(f.model.Dimensions)
+				x.Upsert(seq, rec.product, v)
+				f.idxs[k] = x
+			}
+		}
+	}
+	f.mu.Unlock()
+	f.seen.Skip(seq)
 }
 
 // New returns a Service and starts loading every stored catalog in the
@@ -143,7 +214,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("%w: %w", ErrNoJetStream, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Service{cfg: cfg, nc: nc, js: js, model: cfg.Embedder.Info(), ctx: ctx, cancel: cancel,
+	s := &Service{cfg: cfg, nc: nc, js: js, ctx: ctx, cancel: cancel,
 		cats: map[string]*followed{}, sem: make(chan struct{}, cfg.Concurrency)}
 	go s.preload()
 	return s, nil
@@ -225,27 +296,26 @@ func (s *Service) start(ctx context.Context, name string, f *followed) error {
 	if f.model.Dimensions <= 0 {
 		return contracts.Errorf(contracts.CodeInternal, "catalog %s: stream %s has no model dimensions in its metadata", name, info.Config.Name)
 	}
-	f.idx = NewIndex(f.model.Dimensions)
+	f.seen = NewIndex(0)
+	f.active = modelKey(f.model)
+	f.idxs = map[string]*Index{f.active: NewIndex(f.model.Dimensions)}
 	cons, err := st.OrderedConsumer(s.ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return s.streamError(name, err)
 	}
-	idx, dims := f.idx, f.model.Dimensions
+	dims := f.model.Dimensions
 	f.cc, err = cons.Consume(func(m jetstream.Msg) {
 		md, err := m.Metadata()
 		if err != nil {
 			return
 		}
-		p, vec, deleted, err := decodeRecord(m.Headers(), m.Data(), dims)
-		switch {
-		case err != nil:
+		rec, err := decodeRecord(m.Subject(), m.Headers(), m.Data(), dims)
+		if err != nil {
 			s.cfg.Logger.Error("catalog: skip unreadable record", "catalog", name, "sequence", md.Sequence.Stream, "err", err)
-			idx.Skip(md.Sequence.Stream)
-		case deleted:
-			idx.Delete(md.Sequence.Stream, p.ID)
-		default:
-			idx.Upsert(md.Sequence.Stream, p, vec)
+			f.seen.Skip(md.Sequence.Stream)
+			return
 		}
+		f.apply(md.Sequence.Stream, rec)
 	}, jetstream.PullMaxMessages(4096), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if s.ctx.Err() != nil {
 			return
@@ -302,9 +372,14 @@ func (f *followed) stop() {
 	if f.cc != nil {
 		f.cc.Stop()
 	}
-	if f.idx != nil {
-		f.idx.close()
+	if f.seen != nil {
+		f.seen.close()
 	}
+	f.mu.Lock()
+	for _, x := range f.idxs {
+		x.close()
+	}
+	f.mu.Unlock()
 }
 
 // sync returns the catalog's follower once it has applied everything the
@@ -328,7 +403,7 @@ func (s *Service) sync(ctx context.Context, name string) (*followed, uint64, err
 			continue
 		}
 		last := info.State.LastSeq
-		if err := f.idx.WaitApplied(ctx, last); err != nil {
+		if err := f.seen.WaitApplied(ctx, last); err != nil {
 			if errors.Is(err, errClosed) {
 				continue
 			}
@@ -339,16 +414,47 @@ func (s *Service) sync(ctx context.Context, name string) (*followed, uint64, err
 	return nil, 0, contracts.Errorf(contracts.CodeConflict, "catalog %s changed (dropped and created) while the request ran; retry", name)
 }
 
+// Versions is implemented by an Embedder that serves several model
+// versions (models.Registry.Direct): the catalogs then embed each catalog
+// with its own active version, and re-embed catalogs in the background when
+// the default version changes.
+type Versions interface {
+	// Hold returns an Embedder on model ("name@version") and holds the
+	// version until release is called; a version still loading is waited
+	// for until ctx ends.
+	Hold(ctx context.Context, model string) (e processor.Embedder, release func(), err error)
+}
+
+// checkModel reports whether this processor can embed with model m: with a
+// Versions embedder, when m is loaded; otherwise when m is the embedder's.
 func (s *Service) checkModel(name string, m contracts.ModelInfo) error {
-	if m.Name != s.model.Name || m.Version != s.model.Version {
+	if _, ok := s.cfg.Embedder.(Versions); ok {
+		return nil // embedWith says whether it is loaded
+	}
+	cur := s.cfg.Embedder.Info()
+	if m.Name != cur.Name || m.Version != cur.Version {
 		return contracts.Errorf(contracts.CodeConflict, "catalog %s holds embeddings of model %s; this processor serves %s: search it with that model, or drop and re-import it",
-			name, modelKey(m), modelKey(s.model))
+			name, modelKey(m), modelKey(cur))
 	}
 	return nil
 }
 
-func (s *Service) embed(ctx context.Context, texts []string) ([][]float32, error) {
-	vecs, err := s.cfg.Embedder.Embed(ctx, texts)
+// embedWith embeds texts with model ("name@version").
+func (s *Service) embedWith(ctx context.Context, model string, texts []string) ([][]float32, error) {
+	e := s.cfg.Embedder
+	if vs, ok := e.(Versions); ok {
+		h, release, err := vs.Hold(ctx, model)
+		if err != nil {
+			return nil, contracts.Errorf(contracts.CodeConflict, "catalog embeddings are of model %s, which this processor has not loaded: load it (POST /v1/models/load): %v", model, err)
+		}
+		defer release()
+		e = h
+	}
+	return s.embedOn(ctx, e, texts)
+}
+
+func (s *Service) embedOn(ctx context.Context, e processor.Embedder, texts []string) ([][]float32, error) {
+	vecs, err := e.Embed(ctx, texts)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, &contracts.Error{Code: contracts.CodeTimeout, Message: "the request's deadline passed during inference"}
@@ -389,6 +495,7 @@ func (s *Service) Stop(ctx context.Context) error {
 	cats := s.cats
 	s.cats = map[string]*followed{}
 	s.mu.Unlock()
+	s.reembed.wg.Wait()
 	for _, f := range cats {
 		f.stop()
 	}

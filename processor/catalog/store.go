@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -22,7 +24,7 @@ const (
 	subjectPrefix = "simmatch.catalogdata."
 
 	headerOp    = "Simmatch-Op"    // "delete" for a tombstone
-	headerModel = "Simmatch-Model" // name@version of the embedding
+	headerModel = "Simmatch-Model" // the name@versions of the embeddings, comma-separated, in record order
 
 	metaModelName    = "simmatch.model.name"
 	metaModelVersion = "simmatch.model.version"
@@ -54,23 +56,49 @@ func modelFromMetadata(md map[string]string) contracts.ModelInfo {
 	return contracts.ModelInfo{Name: md[metaModelName], Version: md[metaModelVersion], Dimensions: d}
 }
 
+// controlToken is the product-subject token of the catalog's model record:
+// '=' is outside base64url, so no product id maps to it.
+const controlToken = "=model"
+
+func controlSubject(catalog string) string { return subjectPrefix + catalog + "." + controlToken }
+
+// control is the catalog's model record: which version searches use
+// (Active) and which one is being embedded in the background (Pending, ""
+// when none). It travels in the stream, so every processor switches at the
+// same sequence.
+type control struct {
+	Active  string `json:"active"`
+	Pending string `json:"pending,omitempty"`
+}
+
 // encodeRecord lays a product out as: uint32 length of its JSON, the JSON,
-// then the embedding as little-endian float32s.
-func encodeRecord(catalog string, p contracts.Product, vec []float32, m contracts.ModelInfo) (*nats.Msg, error) {
+// then each embedding as little-endian float32s, in the order of the
+// models (name@version) listed in the Simmatch-Model header.
+func encodeRecord(catalog string, p contracts.Product, vecs map[string][]float32) (*nats.Msg, error) {
 	js, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
-	b := make([]byte, 4+len(js)+4*len(vec))
+	keys := make([]string, 0, len(vecs))
+	n := 0
+	for k, v := range vecs {
+		keys = append(keys, k)
+		n += len(v)
+	}
+	slices.Sort(keys)
+	b := make([]byte, 4+len(js)+4*n)
 	binary.LittleEndian.PutUint32(b, uint32(len(js)))
 	copy(b[4:], js)
 	o := 4 + len(js)
-	for i, f := range vec {
-		binary.LittleEndian.PutUint32(b[o+4*i:], math.Float32bits(f))
+	for _, k := range keys {
+		for _, f := range vecs[k] {
+			binary.LittleEndian.PutUint32(b[o:], math.Float32bits(f))
+			o += 4
+		}
 	}
 	msg := nats.NewMsg(productSubject(catalog, p.ID))
 	msg.Data = b
-	msg.Header.Set(headerModel, modelKey(m))
+	msg.Header.Set(headerModel, strings.Join(keys, ","))
 	return msg, nil
 }
 
@@ -81,25 +109,48 @@ func tombstone(catalog, id string) *nats.Msg {
 	return msg
 }
 
-// decodeRecord is encodeRecord's inverse; deleted reports a tombstone, whose
-// body is the id.
-func decodeRecord(h nats.Header, data []byte, dims int) (p contracts.Product, vec []float32, deleted bool, err error) {
+// record is a decoded stream message: a product with its embeddings by
+// model, a tombstone, or the catalog's model record.
+type record struct {
+	product contracts.Product
+	vecs    map[string][]float32
+	deleted bool
+	control *control
+}
+
+// decodeRecord is encodeRecord's inverse; every embedding has dims dimensions.
+func decodeRecord(subject string, h nats.Header, data []byte, dims int) (rec record, err error) {
+	if strings.HasSuffix(subject, "."+controlToken) {
+		rec.control = &control{}
+		if err := json.Unmarshal(data, rec.control); err != nil {
+			return rec, fmt.Errorf("catalog: model record: %w", err)
+		}
+		return rec, nil
+	}
 	if h.Get(headerOp) == "delete" {
-		return contracts.Product{ID: string(data)}, nil, true, nil
+		rec.product, rec.deleted = contracts.Product{ID: string(data)}, true
+		return rec, nil
 	}
 	if len(data) < 4 {
-		return p, nil, false, fmt.Errorf("catalog: record of %d bytes is too short", len(data))
+		return rec, fmt.Errorf("catalog: record of %d bytes is too short", len(data))
 	}
+	keys := strings.Split(h.Get(headerModel), ",")
 	n := int(binary.LittleEndian.Uint32(data))
-	if 4+n > len(data) || (len(data)-4-n) != 4*dims {
-		return p, nil, false, fmt.Errorf("catalog: record has %d bytes after %d bytes of JSON; want a %d-dimension embedding", len(data)-4-n, n, dims)
+	if 4+n > len(data) || (len(data)-4-n) != 4*dims*len(keys) {
+		return rec, fmt.Errorf("catalog: record has %d bytes after %d bytes of JSON; want %d embeddings of %d dimensions", len(data)-4-n, n, len(keys), dims)
 	}
-	if err := json.Unmarshal(data[4:4+n], &p); err != nil {
-		return p, nil, false, fmt.Errorf("catalog: record JSON: %w", err)
+	if err := json.Unmarshal(data[4:4+n], &rec.product); err != nil {
+		return rec, fmt.Errorf("catalog: record JSON: %w", err)
 	}
-	vec = make([]float32, dims)
-	for i := range vec {
-		vec[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[4+n+4*i:]))
+	rec.vecs = make(map[string][]float32, len(keys))
+	o := 4 + n
+	for _, k := range keys {
+		vec := make([]float32, dims)
+		for i := range vec {
+			vec[i] = math.Float32frombits(binary.LittleEndian.Uint32(data[o:]))
+			o += 4
+		}
+		rec.vecs[k] = vec
 	}
-	return p, vec, false, nil
+	return rec, nil
 }

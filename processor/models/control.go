@@ -190,6 +190,26 @@ func (c *Control) apply(name string, d Desired) {
 	}
 }
 
+// DesiredDefault is the desired default version of model name: from the
+// desired-state bucket, or the registry's default under local control; ""
+// when there is none or the bucket does not answer.
+func (c *Control) DesiredDefault(name string) string {
+	if c.kv == nil {
+		return c.cfg.Registry.Defaults()[name]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e, err := c.kv.Get(ctx, name)
+	if err != nil {
+		return ""
+	}
+	var d Desired
+	if json.Unmarshal(e.Value(), &d) != nil {
+		return ""
+	}
+	return d.Default
+}
+
 // update changes name's desired state with edit (compare-and-set, retried
 // on a concurrent change) and waits until this processor has applied it.
 func (c *Control) update(ctx context.Context, name string, edit func(*Desired) error) error {

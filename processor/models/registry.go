@@ -299,6 +299,30 @@ func (d direct) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 
 func (d direct) Info() contracts.ModelInfo { return d.r.Info() }
 
+// Hold returns the scheduler of model ("name@version"), past Config.Wrap,
+// and holds the version until release is called. A version that is loading
+// is waited for (until ctx ends).
+func (d direct) Hold(ctx context.Context, model string) (processor.Embedder, func(), error) {
+	v, release, err := d.r.hold(model)
+	if err != nil {
+		d.r.mu.Lock()
+		c := d.r.loading[model]
+		d.r.mu.Unlock()
+		if c == nil {
+			return nil, nil, err
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, nil, err
+		}
+		if v, release, err = d.r.hold(model); err != nil {
+			return nil, nil, err
+		}
+	}
+	return v.sched, release, nil
+}
+
 // find resolves model under r.mu; its error is a contracts.Error not_found
 // listing what is available.
 func (r *Registry) find(model string) (*version, error) {

@@ -49,6 +49,10 @@ type Settings struct {
 	// catalog streams get JetStreamReplicas replicas.
 	Catalogs           string
 	CatalogMaxProducts int
+	// CatalogReembedCheck and CatalogReembedClaimTTL pace the background
+	// re-embedding of catalogs after a switch of the default version.
+	CatalogReembedCheck    time.Duration
+	CatalogReembedClaimTTL time.Duration
 	// ModelStore is the model store models.Config.Root; empty: the store
 	// -model-dir is a version of (two levels up), else "models".
 	ModelStore string
@@ -138,6 +142,8 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.String(&s.Jobs, "jobs", "SIMMATCH_JOBS", "auto", "asynchronous jobs worker: on (fail without JetStream), off, or auto (on when NATS has JetStream)")
 	f.Duration(&s.JobRetention, "job-retention", "SIMMATCH_JOB_RETENTION", 24*time.Hour, "how long jobs and their results are kept")
 	f.Duration(&s.JobAckWait, "job-ack-wait", "SIMMATCH_JOB_ACK_WAIT", 30*time.Second, "how long a job chunk may go without a heartbeat before another processor gets it")
+	f.Duration(&s.CatalogReembedCheck, "catalog-reembed-check", "SIMMATCH_CATALOG_REEMBED_CHECK", catalog.DefaultReembedCheck, "how often a processor compares each catalog's model version with the desired default, to re-embed it after a switch")
+	f.Duration(&s.CatalogReembedClaimTTL, "catalog-reembed-claim-ttl", "SIMMATCH_CATALOG_REEMBED_CLAIM_TTL", catalog.DefaultReembedClaimTTL, "how long a processor that died while re-embedding a catalog keeps its claim before another takes the work over")
 }
 
 // wrapCache puts the embedding cache in front of e when it is enabled
@@ -172,7 +178,8 @@ func (s *Settings) catalogs(nc *nats.Conn, emb processor.Embedder, logger *slog.
 		return nil, fmt.Errorf("-catalogs %q: want on, off or auto", s.Catalogs)
 	}
 	svc, err := catalog.New(catalog.Config{NATS: nc, Embedder: emb, Replicas: s.JetStreamReplicas,
-		MaxProducts: s.CatalogMaxProducts, TextLimits: s.Limits, Logger: logger})
+		MaxProducts: s.CatalogMaxProducts, TextLimits: s.Limits, Logger: logger,
+		ReembedCheck: s.CatalogReembedCheck, ReembedClaimTTL: s.CatalogReembedClaimTTL})
 	if errors.Is(err, catalog.ErrNoJetStream) && s.Catalogs == "auto" {
 		logger.Warn("catalogs are off: the NATS server has no JetStream (enable it, or set SIMMATCH_CATALOGS=off to silence this)", "err", err)
 		return nil, nil
@@ -311,6 +318,17 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		cats = nil
 		closeAll()
 		return nil, err
+	}
+	if cats != nil {
+		// Catalogs follow the desired default version: re-embedded in the
+		// background when it changes.
+		if err := cats.StartReembedding(ctl.DesiredDefault); err != nil {
+			ctl.Stop()
+			_ = p.Stop(context.Background())
+			cats = nil
+			closeAll()
+			return nil, err
+		}
 	}
 	return func(ctx context.Context) error {
 		// In order: no more control, no new requests and every received one
