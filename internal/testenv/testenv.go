@@ -105,9 +105,11 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			}
 		}
 	})
-	WaitFor(t, 20*time.Second, "a JetStream meta leader in the cluster", func() bool {
+	// A meta leader alone is not enough: until it has current stats from
+	// every peer, placing an R3 stream fails with "peer offline".
+	WaitFor(t, 20*time.Second, "a JetStream meta leader that sees every node", func() bool {
 		for _, s := range c.Servers {
-			if s != nil && s.JetStreamIsLeader() {
+			if s != nil && s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n {
 				return true
 			}
 		}
