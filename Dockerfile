@@ -120,12 +120,16 @@ ENTRYPOINT ["/nats-server"]
 FROM ${RUNTIME_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 simmatch \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
-      --shell /usr/sbin/nologin simmatch
+      --shell /usr/sbin/nologin simmatch \
+ && mkdir -p /data && chown 10001:10001 /data
 COPY --from=ort /opt/onnxruntime/libonnxruntime.so /opt/onnxruntime/libonnxruntime.so
 COPY --from=model /models /models
 COPY --from=build /out/bin/ /usr/local/bin/
 ENV SIMMATCH_ORT_LIB=/opt/onnxruntime/libonnxruntime.so \
-    SIMMATCH_MODEL_DIR=/models/all-MiniLM-L6-v2/fp32
+    SIMMATCH_MODEL_DIR=/models/all-MiniLM-L6-v2/fp32 \
+    SIMMATCH_DATA_DIR=/data
+# The all-in-one's JetStream store (catalogs, jobs, model state): mount a volume to keep it.
+VOLUME /data
 USER 10001:10001
 # 8000: HTTP API (all-in-one, bridge); 9091: /metrics and /health (SIMMATCH_METRICS_ADDR)
 EXPOSE 8000 9091

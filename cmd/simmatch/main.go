@@ -138,6 +138,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 }
 
 func startNATS(listen, dataDir string) (*server.Server, error) {
+	// JetStream cannot start on a directory it cannot write, and the
+	// embedded server's own log is off: say so here, plainly.
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data directory (SIMMATCH_DATA_DIR, -data-dir) %s: %w", dataDir, err)
+	}
+	probe, err := os.CreateTemp(dataDir, ".write-probe-*")
+	if err != nil {
+		return nil, fmt.Errorf("data directory (SIMMATCH_DATA_DIR, -data-dir) %s is not writable: %w", dataDir, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
 	opts := &server.Options{ServerName: "simmatch-embedded", NoSigs: true, MaxPayload: 8 << 20,
 		JetStream: true, StoreDir: dataDir}
 	if listen == "" {
