@@ -56,7 +56,7 @@ for s in $systems; do
       cells replica "http://127.0.0.1:$port" ;;
     fp32 | int8)
       echo "== simmatch all-in-one, model $s, on 127.0.0.1:$port"
-      SIMMATCH_MODEL_DIR="$models/$s" "$bin/simmatch" -http-addr "127.0.0.1:$port" -nats-listen "" \
+      SIMMATCH_MODEL_DIR="$models/$s" "$bin/simmatch" -http-addr "127.0.0.1:$port" -nats-listen "" -data-dir "$results/data-$s" \
         -log-level warn >"$results/simmatch-$s.log" 2>&1 &
       pid=$!
       wait_http "http://127.0.0.1:$port/ready" 120 "$pid"

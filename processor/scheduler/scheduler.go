@@ -157,6 +157,9 @@ func (s *Scheduler) Embed(ctx context.Context, texts []string) ([][]float32, err
 		return nil, nil
 	}
 	arrived := time.Now()
+	if err := s.precheck(ctx, texts, arrived); err != nil {
+		return nil, err
+	}
 	r, err := s.tokenize(ctx, texts)
 	if err != nil {
 		return nil, err
@@ -233,6 +236,41 @@ func (s *Scheduler) admit(r *request) error {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+	return nil
+}
+
+// minCharsPerToken bounds the tokens a text can have from below: WordPiece
+// tokens of product text average 4 to 5 bytes; 8 keeps the estimate under
+// the real count for nearly any text, so precheck never refuses a request
+// that admit would accept.
+const minCharsPerToken = 8
+
+// precheck refuses, before any tokenizing, a request that admit would
+// refuse even with a low estimate of its tokens. Under overload most
+// requests are refused, and tokenizing each of them first took the cores
+// that the admitted requests needed (a refusal then took up to a second).
+func (s *Scheduler) precheck(ctx context.Context, texts []string, arrived time.Time) error {
+	est := 0
+	for _, t := range texts {
+		est += len(t)/minCharsPerToken + 2 // [CLS] and [SEP]
+	}
+	r := &request{pendingTokens: est, arrived: arrived}
+	r.deadline, _ = ctx.Deadline()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || s.q.tokens == 0 {
+		return nil // admit answers these
+	}
+	if s.q.tokens+est > s.cfg.MaxQueuedTokens {
+		s.metrics.refused("queue_full")
+		return contracts.Errorf(contracts.CodeOverloaded,
+			"the processor's queue holds %d tokens and this request adds at least %d, over its limit of %d; retry later or add processors",
+			s.q.tokens, est, s.cfg.MaxQueuedTokens)
+	}
+	if msg := s.wouldMiss(r, arrived); msg != "" {
+		s.metrics.refused("deadline")
+		return contracts.Errorf(contracts.CodeOverloaded, "%s; retry later or add processors", msg)
 	}
 	return nil
 }
