@@ -2,10 +2,7 @@ package processor_test
 
 import (
 	"context"
-	"log/slog"
 	"net/http/httptest"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,34 +18,14 @@ import (
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
-// The real model is loaded once per test binary: Embed is safe for
-// concurrent use, so every processor in these tests shares it.
-var (
-	modelOnce sync.Once
-	model     *processor.Model
-	modelErr  error
-)
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-func TestMain(m *testing.M) {
-	// Request logs would drown test and benchmark output; warnings still show.
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	code := m.Run()
-	if model != nil {
-		model.Close()
-	}
-	os.Exit(code)
-}
-
+// realModel is the real all-MiniLM-L6-v2, loaded once per test binary.
 func realModel(t testing.TB) *processor.Model {
 	t.Helper()
-	modelOnce.Do(func() {
-		dir, lib := testenv.ModelPaths(t)
-		model, modelErr = processor.LoadModel(processor.ModelOptions{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1"})
+	return testenv.SharedModel(t, "fp32", func(dir, lib string) (*processor.Model, error) {
+		return processor.LoadModel(processor.ModelOptions{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1"})
 	})
-	if modelErr != nil {
-		t.Fatal(modelErr)
-	}
-	return model
 }
 
 // startNATS runs a real NATS server in-process on a random loopback port.

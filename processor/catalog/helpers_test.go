@@ -2,10 +2,7 @@ package catalog_test
 
 import (
 	"context"
-	"log/slog"
-	"os"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,32 +16,14 @@ import (
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
-var (
-	modelOnce sync.Once
-	model     *processor.Model
-	modelErr  error
-)
-
-func TestMain(m *testing.M) {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	code := m.Run()
-	if model != nil {
-		model.Close()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // realModel is the real all-MiniLM-L6-v2, loaded once per test binary.
 func realModel(t testing.TB) *processor.Model {
 	t.Helper()
-	modelOnce.Do(func() {
-		dir, lib := testenv.ModelPaths(t)
-		model, modelErr = processor.LoadModel(processor.ModelOptions{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1"})
+	return testenv.SharedModel(t, "fp32", func(dir, lib string) (*processor.Model, error) {
+		return processor.LoadModel(processor.ModelOptions{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1"})
 	})
-	if modelErr != nil {
-		t.Fatal(modelErr)
-	}
-	return model
 }
 
 // countingEmbedder counts the texts it embeds with the real model.

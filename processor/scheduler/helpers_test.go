@@ -3,8 +3,6 @@ package scheduler
 import (
 	"context"
 	"fmt"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,36 +10,16 @@ import (
 	"github.com/simmatch/simmatch/processor/internal/embed"
 )
 
-// Models are loaded once per intra-op thread count and shared by the tests
-// of this binary (RunBatch is safe for concurrent use).
-var (
-	modelsMu sync.Mutex
-	models   = map[int]*embed.Model{}
-)
-
+// realModel is the real model with intraOp ONNX Runtime threads, loaded
+// once per thread count and test binary.
 func realModel(t testing.TB, intraOp int) *embed.Model {
 	t.Helper()
-	modelsMu.Lock()
-	defer modelsMu.Unlock()
-	if m := models[intraOp]; m != nil {
-		return m
-	}
-	dir, lib := testenv.ModelPaths(t)
-	m, err := embed.Load(embed.Options{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1", IntraOpThreads: intraOp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	models[intraOp] = m
-	return m
+	return testenv.SharedModel(t, fmt.Sprintf("fp32 intra-op %d", intraOp), func(dir, lib string) (*embed.Model, error) {
+		return embed.Load(embed.Options{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1", IntraOpThreads: intraOp})
+	})
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, md := range models {
-		md.Close()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // newScheduler starts a scheduler on the real model (one intra-op thread)
 // and closes it when the test ends.
