@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor/scheduler"
@@ -56,25 +53,16 @@ func (op *embedOp) handle(r micro.Request) {
 	p := op.p
 	received := time.Now()
 	hdr := nats.Header(r.Headers())
-	ctx := p.cfg.Propagator.Extract(context.Background(), contracts.HeaderCarrier(hdr))
-	ctx, span := p.tracer.Start(ctx, "process "+contracts.SubjectEmbed, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.operation.name", "process"),
-			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", r.Subject()),
-			attribute.String("messaging.consumer.group.name", p.cfg.QueueGroup),
-			attribute.Int("messaging.message.body.size", len(r.Data())),
-		))
+	ctx, span := p.startSpan(r, hdr, contracts.SubjectEmbed)
 	p.inflight.Add(1)
 	p.pending.Add(1)
-	j := &job{span: span, req: r, received: received,
+	j := &job{span: span, req: r, received: received, uncounted: true,
 		body: &contracts.Request{RequestID: hdr.Get(contracts.HeaderRequestID)}}
 
 	timeout, ok, err := contracts.Timeout(hdr)
 	if err != nil {
 		j.ctx, j.cancel = context.WithCancel(ctx)
-		op.fail(j, contracts.FieldError("header "+contracts.HeaderTimeout, 0, "%v", err))
+		p.fail(j, contracts.FieldError("header "+contracts.HeaderTimeout, 0, "%v", err))
 		return
 	}
 	if !ok {
@@ -83,7 +71,7 @@ func (op *embedOp) handle(r micro.Request) {
 	j.ctx, j.cancel = context.WithDeadline(ctx, received.Add(timeout))
 	req, err := contracts.DecodeEmbedRequest(r.Data(), p.cfg.Limits)
 	if err != nil {
-		op.fail(j, err)
+		p.fail(j, err)
 		return
 	}
 	if req.RequestID == "" {
@@ -100,70 +88,29 @@ func (op *embedOp) process(j *job, req *contracts.EmbedRequest) {
 	defer func() {
 		if v := recover(); v != nil {
 			p.cfg.Logger.ErrorContext(j.ctx, "processor: panic while embedding", "panic", v, "request_id", req.RequestID)
-			op.fail(j, contracts.Errorf(contracts.CodeInternal, "processor failed on this request (request id %s)", req.RequestID))
+			p.fail(j, contracts.Errorf(contracts.CodeInternal, "processor failed on this request (request id %s)", req.RequestID))
 		}
 	}()
 	vecs, err := p.cfg.Embedder.Embed(scheduler.WithTiming(j.ctx, &j.timing), req.Input)
 	if err != nil {
-		op.fail(j, embedError(j.ctx, err))
+		p.fail(j, embedError(j.ctx, err))
 		return
 	}
 	if len(vecs) != len(req.Input) {
-		op.fail(j, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings for %d texts", len(vecs), len(req.Input)))
+		p.fail(j, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings for %d texts", len(vecs), len(req.Input)))
 		return
 	}
 	resp := &contracts.EmbedResponse{Embeddings: vecs, Model: p.cfg.Embedder.Info(), RequestID: req.RequestID}
 	if op.tokens != nil {
 		if resp.Tokens, err = op.tokens.CountTokens(req.Input); err != nil {
-			op.fail(j, contracts.Errorf(contracts.CodeModelError, "count tokens: %v", err))
+			p.fail(j, contracts.Errorf(contracts.CodeModelError, "count tokens: %v", err))
 			return
 		}
 	}
 	data, err := json.Marshal(resp)
 	if err != nil {
-		op.fail(j, contracts.Errorf(contracts.CodeInternal, "encode reply: %v", err))
+		p.fail(j, contracts.Errorf(contracts.CodeInternal, "encode reply: %v", err))
 		return
 	}
-	defer op.finish(j)
-	hdr := nats.Header{}
-	hdr.Set(contracts.HeaderQueueUs, strconv.FormatInt(j.timing.Queue.Microseconds(), 10))
-	hdr.Set(contracts.HeaderInferenceUs, strconv.FormatInt(j.timing.Inference.Microseconds(), 10))
-	if err := p.publish(j, hdr, data); err != nil {
-		j.span.RecordError(err)
-		j.span.SetStatus(codes.Error, "reply failed")
-		p.cfg.Logger.WarnContext(j.ctx, "processor: reply failed", "err", err, "request_id", req.RequestID)
-	}
-}
-
-// fail sends the error reply, as Processor.fail does, without counting the
-// request in the similarity endpoint's metrics.
-func (op *embedOp) fail(j *job, err error) {
-	p := op.p
-	if j.answered {
-		return
-	}
-	e := contracts.AsError(err)
-	if e.RequestID == "" && j.body.RequestID != "" {
-		e = &contracts.Error{Code: e.Code, Message: e.Message, Field: e.Field, Limit: e.Limit, RequestID: j.body.RequestID}
-	}
-	defer op.finish(j)
-	j.span.SetStatus(codes.Error, e.Message)
-	j.span.SetAttributes(attribute.String("error.type", string(e.Code)))
-	if e.Code == contracts.CodeInternal || e.Code == contracts.CodeModelError {
-		p.cfg.Logger.ErrorContext(j.ctx, "processor: embed request failed", "code", e.Code, "err", e.Message, "request_id", e.RequestID)
-	}
-	hdr := nats.Header{}
-	hdr.Set(contracts.HeaderError, e.Message)
-	hdr.Set(contracts.HeaderErrorCode, string(e.Code))
-	if rerr := p.publish(j, hdr, e.Marshal()); rerr != nil {
-		p.cfg.Logger.WarnContext(j.ctx, "processor: error reply failed", "err", rerr, "code", e.Code, "request_id", e.RequestID)
-	}
-}
-
-func (op *embedOp) finish(j *job) {
-	j.answered = true
-	j.cancel()
-	j.span.End()
-	op.p.pending.Add(-1)
-	op.p.inflight.Done()
+	p.replyOK(j, data, req.RequestID)
 }

@@ -29,6 +29,9 @@ type job struct {
 	// stopProgress ends the acknowledgement heartbeats the caller asked
 	// for (contracts.HeaderAck); publish calls it before the final reply.
 	stopProgress func()
+	// uncounted: not a similarity request, so not in the similarity
+	// endpoint's metrics (embed requests).
+	uncounted bool
 }
 
 // handle is the intake. It runs on the subscription: it starts the
@@ -39,19 +42,10 @@ type job struct {
 func (p *Processor) handle(r micro.Request) {
 	received := time.Now()
 	hdr := nats.Header(r.Headers())
-	ctx := p.cfg.Propagator.Extract(context.Background(), contracts.HeaderCarrier(hdr))
-	ctx, span := p.tracer.Start(ctx, "process "+p.cfg.Subject, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.operation.name", "process"),
-			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", r.Subject()),
-			attribute.String("messaging.consumer.group.name", p.cfg.QueueGroup),
-			attribute.Int("messaging.message.body.size", len(r.Data())),
-		))
+	ctx, span := p.startSpan(r, hdr, p.cfg.Subject)
 	p.inflight.Add(1)
 	p.pending.Add(1)
-	j := &job{span: span, req: r, received: received, stopProgress: func() {}}
+	j := &job{span: span, req: r, received: received}
 
 	timeout, ok, err := contracts.Timeout(hdr)
 	if err != nil {
@@ -165,4 +159,19 @@ func distinctTexts(req *contracts.Request) (texts []string, qi, di []int) {
 		di[i] = at(d)
 	}
 	return texts, qi, di
+}
+
+// startSpan starts the SERVER span of a request received on subject, as a
+// child of the trace context its headers carry.
+func (p *Processor) startSpan(r micro.Request, hdr nats.Header, subject string) (context.Context, trace.Span) {
+	ctx := p.cfg.Propagator.Extract(context.Background(), contracts.HeaderCarrier(hdr))
+	return p.tracer.Start(ctx, "process "+subject, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.name", "process"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.destination.name", r.Subject()),
+			attribute.String("messaging.consumer.group.name", p.cfg.QueueGroup),
+			attribute.Int("messaging.message.body.size", len(r.Data())),
+		))
 }

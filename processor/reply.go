@@ -29,6 +29,11 @@ func (p *Processor) respond(j *job, resp *contracts.Response) {
 		p.fail(j, contracts.Errorf(contracts.CodeInternal, "encode reply: %v", err))
 		return
 	}
+	p.replyOK(j, data, resp.RequestID)
+}
+
+// replyOK sends a success reply with the timing headers and ends j.
+func (p *Processor) replyOK(j *job, data []byte, requestID string) {
 	defer p.finish(j, "")
 	hdr := nats.Header{}
 	hdr.Set(contracts.HeaderQueueUs, strconv.FormatInt(j.timing.Queue.Microseconds(), 10))
@@ -36,7 +41,7 @@ func (p *Processor) respond(j *job, resp *contracts.Response) {
 	if err := p.publish(j, hdr, data); err != nil {
 		j.span.RecordError(err)
 		j.span.SetStatus(codes.Error, "reply failed")
-		p.cfg.Logger.WarnContext(j.ctx, "processor: reply failed", "err", err, "request_id", resp.RequestID)
+		p.cfg.Logger.WarnContext(j.ctx, "processor: reply failed", "err", err, "request_id", requestID)
 	}
 }
 
@@ -81,7 +86,9 @@ func (p *Processor) publish(j *job, hdr nats.Header, data []byte) error {
 // see every outcome and Stop every request.
 func (p *Processor) finish(j *job, code contracts.Code) {
 	j.answered = true
-	p.metrics.answered(code, j.received)
+	if !j.uncounted {
+		p.metrics.answered(code, j.received)
+	}
 	j.cancel()
 	j.span.End()
 	p.pending.Add(-1)
