@@ -59,17 +59,17 @@ test: deps ## run every test (real NATS, real ONNX Runtime, real model)
 	$(MAKE) --no-print-directory test-docker
 
 fuzz: ## run each fuzz target briefly
-	go test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
-	go test -run '^$$' -fuzz '^FuzzDecodeCatalog$$' -fuzztime $(FUZZ_TIME) ./contracts/
-	go test -run '^$$' -fuzz '^FuzzDecodeEmbedRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
-	go test -run '^$$' -fuzz '^FuzzDecodeJobRequest$$' -fuzztime $(FUZZ_TIME) ./contracts/
-	go test -run '^$$' -fuzz '^FuzzDecodeReply$$' -fuzztime $(FUZZ_TIME) ./contracts/
-	go test -run '^$$' -fuzz '^FuzzAckInterval$$' -fuzztime $(FUZZ_TIME) ./contracts/
-	go test -run '^$$' -fuzz '^FuzzTimeout$$' -fuzztime $(FUZZ_TIME) ./contracts/
-	go test -run '^$$' -fuzz '^FuzzTokenize$$' -fuzztime $(FUZZ_TIME) ./processor/internal/embed/
-	go test -run '^$$' -fuzz '^FuzzAuthHeaders$$' -fuzztime $(FUZZ_TIME) ./bridge/
-	go test -run '^$$' -fuzz '^FuzzParseKeys$$' -fuzztime $(FUZZ_TIME) ./bridge/
-	go test -run '^$$' -fuzz '^FuzzDecodeValue$$' -fuzztime $(FUZZ_TIME) ./processor/cache/
+	deploy/scripts/fuzz.sh FuzzDecodeRequest ./contracts/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzDecodeCatalog ./contracts/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzDecodeEmbedRequest ./contracts/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzDecodeJobRequest ./contracts/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzDecodeReply ./contracts/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzAckInterval ./contracts/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzTimeout ./contracts/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzTokenize ./processor/internal/embed/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzAuthHeaders ./bridge/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzParseKeys ./bridge/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzDecodeValue ./processor/cache/ $(FUZZ_TIME)
 
 BENCH ?= .
 bench: deps ## benchmarks (BENCH=regexp): ONNX Runtime alone and end to end through the bridge
