@@ -197,11 +197,16 @@ func rank(t testing.TB) func(*nats.Msg) {
 // replyError answers like a micro service that failed: the error headers and
 // an ErrorBody.
 func replyError(t testing.TB, code contracts.Code, message string) func(*nats.Msg) {
+	return replyErrorValue(t, &contracts.Error{Code: code, Message: message})
+}
+
+// replyErrorValue answers every request with e.
+func replyErrorValue(t testing.TB, e *contracts.Error) func(*nats.Msg) {
 	return func(m *nats.Msg) {
 		reply := nats.NewMsg(m.Reply)
-		reply.Header.Set(contracts.HeaderErrorCode, string(code))
-		reply.Header.Set(contracts.HeaderError, message)
-		reply.Data = (&contracts.Error{Code: code, Message: message}).Marshal()
+		reply.Header.Set(contracts.HeaderErrorCode, string(e.Code))
+		reply.Header.Set(contracts.HeaderError, e.Message)
+		reply.Data = e.Marshal()
 		if err := m.RespondMsg(reply); err != nil {
 			t.Errorf("fake processor: respond: %v", err)
 		}

@@ -211,17 +211,20 @@ func TestPredictProcessorFailures(t *testing.T) {
 		timeout    time.Duration
 		status     int
 		code       contracts.Code
-		retryAfter bool
+		retryAfter string // "": none
 		maxTime    time.Duration
 	}{
-		{"no processor", nil, 10 * time.Second, 503, contracts.CodeNoProcessor, true, 5 * time.Second},
-		{"slower than the deadline", func(testing.TB) func(*nats.Msg) { return silent }, 200 * time.Millisecond, 504, contracts.CodeTimeout, false, 5 * time.Second},
-		{"model error", func(t testing.TB) func(*nats.Msg) { return replyError(t, contracts.CodeModelError, "inference failed") }, 10 * time.Second, 500, contracts.CodeModelError, false, 5 * time.Second},
-		{"overloaded", func(t testing.TB) func(*nats.Msg) { return replyError(t, contracts.CodeOverloaded, "queue full") }, 10 * time.Second, 429, contracts.CodeOverloaded, true, 5 * time.Second},
-		{"internal", func(t testing.TB) func(*nats.Msg) { return replyError(t, contracts.CodeInternal, "bug") }, 10 * time.Second, 500, contracts.CodeInternal, false, 5 * time.Second},
+		{"no processor", nil, 10 * time.Second, 503, contracts.CodeNoProcessor, "1", 5 * time.Second},
+		{"slower than the deadline", func(testing.TB) func(*nats.Msg) { return silent }, 200 * time.Millisecond, 504, contracts.CodeTimeout, "", 5 * time.Second},
+		{"model error", func(t testing.TB) func(*nats.Msg) { return replyError(t, contracts.CodeModelError, "inference failed") }, 10 * time.Second, 500, contracts.CodeModelError, "", 5 * time.Second},
+		{"overloaded", func(t testing.TB) func(*nats.Msg) { return replyError(t, contracts.CodeOverloaded, "queue full") }, 10 * time.Second, 429, contracts.CodeOverloaded, "1", 5 * time.Second},
+		{"overloaded, with the processor's estimate", func(t testing.TB) func(*nats.Msg) {
+			return replyErrorValue(t, &contracts.Error{Code: contracts.CodeOverloaded, Message: "queue full", RetryAfterMs: 2100})
+		}, 10 * time.Second, 429, contracts.CodeOverloaded, "3", 5 * time.Second},
+		{"internal", func(t testing.TB) func(*nats.Msg) { return replyError(t, contracts.CodeInternal, "bug") }, 10 * time.Second, 500, contracts.CodeInternal, "", 5 * time.Second},
 		{"garbage reply", func(t testing.TB) func(*nats.Msg) {
 			return func(m *nats.Msg) { _ = m.Respond([]byte("not json")) }
-		}, 10 * time.Second, 500, contracts.CodeInternal, false, 5 * time.Second},
+		}, 10 * time.Second, 500, contracts.CodeInternal, "", 5 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,8 +243,11 @@ func TestPredictProcessorFailures(t *testing.T) {
 			if !errors.Is(e, &contracts.Error{Code: tt.code}) || e.RequestID != "fail-1" {
 				t.Errorf("error %+v: want code %s and request id fail-1", e, tt.code)
 			}
-			if ra := resp.Header.Get("Retry-After"); (ra == "1") != tt.retryAfter {
-				t.Errorf("Retry-After %q, want it: %v", ra, tt.retryAfter)
+			if ra := resp.Header.Get("Retry-After"); ra != tt.retryAfter {
+				t.Errorf("Retry-After %q, want %q", ra, tt.retryAfter)
+			}
+			if ms := resp.Header.Get("Retry-After-Ms"); (ms != "") != (e.RetryAfterMs > 0) || (ms != "" && ms != strconv.Itoa(e.RetryAfterMs)) {
+				t.Errorf("Retry-After-Ms %q with retry_after_ms %d in the body", ms, e.RetryAfterMs)
 			}
 			if took > tt.maxTime {
 				t.Errorf("took %v, want under %v", took, tt.maxTime)

@@ -34,8 +34,10 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 
 // writeError answers e with the status from the one code->status table. Every
 // 503 (no_processor) and 429 (overloaded, rate_limited) carries Retry-After:
-// each describes a state that usually passes within a second or two. A
-// Retry-After the caller set already (rate_limited computes its own) stays.
+// each describes a state that usually passes within a second or two. The
+// value is the processor's estimate when it gave one (retry_after_ms, whole
+// seconds rounded up), else 1. A Retry-After the caller set already
+// (rate_limited computes its own) stays.
 func writeError(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
 	writeErrorWith(w, r, e, (*contracts.Error).Marshal)
 }
@@ -51,7 +53,10 @@ func writeErrorWith(w http.ResponseWriter, r *http.Request, e *contracts.Error, 
 	info.err = &out
 	status := out.Code.HTTPStatus()
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, (out.RetryAfterMs+999)/1000)))
+		if out.RetryAfterMs > 0 { // the precise wait, read by the OpenAI SDKs
+			w.Header().Set("Retry-After-Ms", strconv.Itoa(out.RetryAfterMs))
+		}
 	}
 	writeBody(w, status, encode(&out))
 }

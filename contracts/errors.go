@@ -30,6 +30,7 @@ const (
 	CodeModelError           Code = "model_error"            // tokenization or inference failed
 	CodeInternal             Code = "internal"               // a bug: report it with the request id
 	CodeJobNotDone           Code = "job_not_done"           // the job's results are not ready yet: poll its status
+	CodeCancelled            Code = "cancelled"              // the caller gave up (SubjectCancel) before the answer; nobody reads it
 )
 
 // codeStatus is the one table from error codes to HTTP statuses.
@@ -50,6 +51,7 @@ var codeStatus = map[Code]int{
 	CodeModelError:           http.StatusInternalServerError,
 	CodeInternal:             http.StatusInternalServerError,
 	CodeJobNotDone:           http.StatusConflict,
+	CodeCancelled:            499, // nginx's "client closed request": the bridge's status when its caller left
 }
 
 // HTTPStatus is the HTTP status for code; unknown codes are 500.
@@ -76,6 +78,11 @@ type Error struct {
 	Limit int `json:"limit,omitempty"`
 	// RequestID echoes the request id, when known.
 	RequestID string `json:"request_id,omitempty"`
+	// RetryAfterMs is, on overloaded, the service's estimate of how long
+	// until it could take the same request (the work queued ahead of it
+	// draining at the measured speed). Over HTTP it is also the Retry-After
+	// header, rounded up to whole seconds.
+	RetryAfterMs int `json:"retry_after_ms,omitempty"`
 }
 
 // ErrorBody is the JSON body of every error answer, over NATS and HTTP.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,6 +155,19 @@ func (c *Client) resilientRequest(ctx context.Context, span trace.Span, subject 
 	cl := &pendingCall{wake: make(chan struct{}, 1)}
 	var subjects []string
 	defer func() { c.inbox.remove(subjects) }()
+	// cancel tells the processors to drop the attempts other than answered
+	// (SubjectCancel): best effort, nothing waits for it.
+	cancel := func(answered string) {
+		var others []string
+		for _, s := range subjects {
+			if s != answered {
+				others = append(others, s)
+			}
+		}
+		if len(others) > 0 {
+			_ = c.nc.Publish(SubjectCancel, []byte(strings.Join(others, "\n")))
+		}
+	}
 
 	send := func() error {
 		cl.mu.Lock()
@@ -232,6 +246,7 @@ func (c *Client) resilientRequest(ctx context.Context, span trace.Span, subject 
 		}
 		cl.mu.Unlock()
 		if final != nil {
+			cancel(final.Subject)
 			return final, nil
 		}
 		more := len(cl.attempts) < c.maxAttempts
@@ -285,6 +300,9 @@ func (c *Client) resilientRequest(ctx context.Context, span trace.Span, subject 
 		case <-cl.wake:
 		case <-timer.C:
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.Canceled) {
+				cancel("") // the caller gave up; at its deadline the processors stop on their own
+			}
 			return nil, fail(ctx.Err())
 		}
 	}

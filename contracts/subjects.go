@@ -19,6 +19,14 @@ const (
 	ServiceName = "simmatch"
 	// APIVersion is the version of the request and response types in this package.
 	APIVersion = "v1"
+	// SubjectCancel is where a caller that gives up before its answer
+	// publishes the reply subjects of its request (one per line, every
+	// attempt of it). Every processor listens (no queue group) and drops the
+	// request's texts that have not run yet, so work nobody waits for stops
+	// taking the cores. The typed client does it when the caller's context is
+	// cancelled, and for the attempts still running elsewhere once one has
+	// answered.
+	SubjectCancel = "simmatch.cancel"
 )
 
 // NATS header names used by simmatch. Trace context travels in the W3C

@@ -68,7 +68,7 @@ func (op *embedOp) handle(r micro.Request) {
 	if !ok {
 		timeout = p.cfg.DefaultTimeout
 	}
-	j.ctx, j.cancel = context.WithDeadline(ctx, received.Add(timeout))
+	p.setContext(ctx, j, received.Add(timeout))
 	req, err := contracts.DecodeEmbedRequest(r.Data(), p.cfg.Limits)
 	if err != nil {
 		p.fail(j, err)

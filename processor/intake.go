@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,6 +33,35 @@ type job struct {
 	// uncounted: not a similarity request, so not in the similarity
 	// endpoint's metrics (embed requests).
 	uncounted bool
+	// abandon ends ctx with errCallerGone (contracts.SubjectCancel); nil
+	// when the request has no reply subject.
+	abandon context.CancelCauseFunc
+}
+
+// errCallerGone ends a request's context when its caller cancelled it.
+var errCallerGone = errors.New("the caller cancelled the request")
+
+// setContext gives j its context: the request's deadline, ended early when
+// the caller cancels the request over contracts.SubjectCancel.
+func (p *Processor) setContext(ctx context.Context, j *job, deadline time.Time) {
+	ctx, cancelDeadline := context.WithDeadline(ctx, deadline)
+	ctx, cancel := context.WithCancelCause(ctx)
+	j.ctx, j.cancel = ctx, func() { cancel(nil); cancelDeadline() }
+	if reply := j.req.Reply(); reply != "" {
+		j.abandon = cancel
+		p.callers.Store(reply, j)
+	}
+}
+
+// onCancel drops the requests whose reply subjects m lists (one per line):
+// their texts not yet running leave the queue, and they are answered
+// cancelled (to an inbox nobody reads any more).
+func (p *Processor) onCancel(m *nats.Msg) {
+	for _, reply := range strings.Split(string(m.Data), "\n") {
+		if v, ok := p.callers.Load(reply); ok {
+			v.(*job).abandon(errCallerGone)
+		}
+	}
 }
 
 // handle is the intake. It runs on the subscription: it starts the
@@ -56,7 +86,7 @@ func (p *Processor) handle(r micro.Request) {
 	if !ok {
 		timeout = p.cfg.DefaultTimeout
 	}
-	j.ctx, j.cancel = context.WithDeadline(ctx, received.Add(timeout))
+	p.setContext(ctx, j, received.Add(timeout))
 	if _, _, err := contracts.AckInterval(hdr); err != nil {
 		p.fail(j, contracts.FieldError("header "+contracts.HeaderAck, 0, "%v", err))
 		return
@@ -130,6 +160,8 @@ func embedError(ctx context.Context, err error) error {
 	switch {
 	case errors.As(err, &e):
 		return e
+	case errors.Is(context.Cause(ctx), errCallerGone):
+		return &contracts.Error{Code: contracts.CodeCancelled, Message: "the caller cancelled the request"}
 	case ctx.Err() != nil:
 		return &contracts.Error{Code: contracts.CodeTimeout, Message: "the request's deadline passed before its embeddings were ready"}
 	default:

@@ -156,8 +156,12 @@ type Processor struct {
 	async    *jobsWorker    // nil when jobs are off
 	inflight sync.WaitGroup // received requests not yet answered
 	pending  atomic.Int64   // the same, as a number
-	stopOnce sync.Once
-	stopErr  error
+	// callers maps a request's reply subject to its *job while it is
+	// answered, for contracts.SubjectCancel.
+	callers   sync.Map
+	cancelSub *nats.Subscription
+	stopOnce  sync.Once
+	stopErr   error
 }
 
 // Start subscribes the processor to its subject in its queue group.
@@ -184,8 +188,14 @@ func Start(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	p.svc = svc
+	if p.cancelSub, err = cfg.NATS.Subscribe(contracts.SubjectCancel, p.onCancel); err != nil {
+		_ = svc.Stop()
+		p.metrics.unregister(cfg.Metrics)
+		return nil, fmt.Errorf("processor: subscribe to %s: %w", contracts.SubjectCancel, err)
+	}
 	if err := p.startJobs(); err != nil {
 		_ = svc.Stop()
+		_ = p.cancelSub.Unsubscribe()
 		p.metrics.unregister(cfg.Metrics)
 		return nil, err
 	}
@@ -293,6 +303,7 @@ func (p *Processor) stop(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		_ = p.cancelSub.Unsubscribe()
 		// Catalogs stop last: requests naming a catalog were answered above.
 		if p.cfg.Catalogs != nil {
 			if err := p.cfg.Catalogs.Stop(ctx); err != nil {

@@ -53,7 +53,9 @@ func (p *Processor) fail(j *job, err error) {
 	}
 	e := contracts.AsError(err)
 	if j.body != nil && e.RequestID == "" {
-		e = &contracts.Error{Code: e.Code, Message: e.Message, Field: e.Field, Limit: e.Limit, RequestID: j.body.RequestID}
+		c := *e // e may be shared
+		c.RequestID = j.body.RequestID
+		e = &c
 	}
 	defer p.finish(j, e.Code)
 	j.span.SetStatus(codes.Error, e.Message)
@@ -86,6 +88,9 @@ func (p *Processor) publish(j *job, hdr nats.Header, data []byte) error {
 // see every outcome and Stop every request.
 func (p *Processor) finish(j *job, code contracts.Code) {
 	j.answered = true
+	if j.abandon != nil {
+		p.callers.CompareAndDelete(j.req.Reply(), j)
+	}
 	if !j.uncounted {
 		p.metrics.answered(code, j.received)
 	}

@@ -3,6 +3,7 @@ package processor_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -13,9 +14,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
@@ -239,4 +242,78 @@ func TestStopOnSharedConnection(t *testing.T) {
 	if err != nil || !strings.Contains(string(reply.Data), "still here") {
 		t.Fatalf("the other subscriber: %v", err)
 	}
+}
+
+// A caller that gives up during inference (typed client, context
+// cancelled) stops the processor's work on its request: the client
+// publishes the cancellation, the processor drops the texts not yet
+// running, and the lane is free long before the request would have ended.
+func TestCallerCancellationStopsTheWork(t *testing.T) {
+	ns := startNATS(t)
+	reg := prometheus.NewRegistry()
+	p := startProcessorWith(t, ns, func(c *scheduler.Config) { c.Pool = scheduler.NewPool(1) },
+		func(c *processor.Config) { c.Metrics = reg })
+	client := newClient(t, connect(t, ns), nil)
+	big := func(seed int) *contracts.Request {
+		var r contracts.Request
+		if err := json.Unmarshal([]byte(freshRequest(seed, 399)), &r); err != nil {
+			t.Fatal(err)
+		}
+		return &r
+	}
+	start := time.Now()
+	if _, err := client.Match(context.Background(), big(1)); err != nil {
+		t.Fatal(err)
+	}
+	whole := time.Since(start)
+
+	batches := func() float64 { return gathered(t, reg, "simmatch_processor_batch_size", "count") }
+	before := batches()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := client.Match(ctx, big(2)); errc <- err }()
+	testenv.WaitFor(t, 30*time.Second, "inference of the request started", func() bool { return batches() > before })
+	cancel()
+	cancelled := time.Now()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Match after cancel: %v, want context.Canceled", err)
+	}
+	testenv.WaitFor(t, whole, "the processor dropped the request", func() bool { return p.InFlight() == 0 })
+	freed := time.Since(cancelled)
+	dropped := gathered(t, reg, "simmatch_processor_texts_dropped_total", "")
+	t.Logf("whole request %v; lane free %v after the cancel; %v texts dropped", whole, freed, dropped)
+	if dropped == 0 || freed > whole/2 {
+		t.Fatalf("after the cancel the processor ran for %v more (the request takes %v) and dropped %v texts; want most of it dropped",
+			freed, whole, dropped)
+	}
+	if _, err := client.Match(context.Background(), big(3)); err != nil {
+		t.Fatalf("after a cancellation: %v", err)
+	}
+}
+
+// gathered sums a metric family's counters, gauges, or histogram sample
+// counts (part "count") over its label sets.
+func gathered(t *testing.T, reg *prometheus.Registry, name, part string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			switch {
+			case part == "count" && m.GetHistogram() != nil:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			case m.GetCounter() != nil:
+				sum += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
 }

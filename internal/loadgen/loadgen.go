@@ -44,6 +44,11 @@ type Config struct {
 	FirstRequest int64
 	// Label names the run in reports (e.g. "simmatch-fp32"); default the target.
 	Label string
+	// IgnoreRetryAfter makes closed-loop clients send their next request at
+	// once after a refusal. By default a client waits what the refusal asked
+	// for (Retry-After-Ms, Retry-After, or retry_after_ms over NATS), as the
+	// OpenAI SDKs and other well-behaved clients do.
+	IgnoreRetryAfter bool
 }
 
 // Result is what a run measured.
@@ -53,6 +58,8 @@ type Result struct {
 	Mix         string  `json:"mix"`
 	Concurrency int     `json:"concurrency"`
 	Rate        float64 `json:"rate,omitempty"`
+	// IgnoreRetryAfter: the clients retried at once after a refusal.
+	IgnoreRetryAfter bool `json:"ignore_retry_after,omitempty"`
 	// Seconds is the measured time: from the first request to the end of the
 	// last counted one (or to the end of Duration).
 	Seconds float64 `json:"seconds"`
@@ -129,7 +136,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		i := next.Add(1) - 1
 		return cfg.FirstRequest + i, cfg.Requests <= 0 || i < cfg.Requests
 	}
-	send := func(i int64) {
+	send := func(i int64) (retryAfter time.Duration) {
 		req := cfg.Mix.Request(i)
 		// The end of the run cancels a request in flight (it is cut off, not
 		// counted) but is not its deadline: over NATS the deadline travels to
@@ -139,8 +146,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer cancel()
 		defer context.AfterFunc(runCtx, cancel)()
 		start := time.Now()
-		out := tgt.Do(reqCtx, req)
+		out, wait := tgt.Do(reqCtx, req)
 		r.record(out, time.Since(start), Texts(req))
+		return wait
 	}
 
 	start := time.Now()
@@ -175,7 +183,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 					if !ok {
 						return
 					}
-					send(i)
+					if wait := send(i); wait > 0 && !cfg.IgnoreRetryAfter {
+						t := time.NewTimer(wait)
+						select {
+						case <-t.C:
+						case <-runCtx.Done():
+							t.Stop()
+						}
+					}
 				}
 			})
 		}
@@ -187,6 +202,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res := r.result(elapsed)
 	res.Label, res.Target, res.Mix, res.Concurrency, res.Rate = cfg.Label, cfg.Target, cfg.Mix.Name(), cfg.Concurrency, cfg.Rate
+	res.IgnoreRetryAfter = cfg.IgnoreRetryAfter
 	res.NextRequest = cfg.FirstRequest + next.Load()
 	if err := ctx.Err(); err != nil {
 		return res, fmt.Errorf("loadgen: run interrupted: %w", err)

@@ -304,3 +304,36 @@ func TestCompareTable(t *testing.T) {
 		}
 	}
 }
+
+// A closed-loop client waits what a refusal asks for before its next
+// request (Retry-After-Ms first, else Retry-After), unless told not to.
+func TestRunHonoursRetryAfter(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After-Ms", "200")
+		w.WriteHeader(http.StatusTooManyRequests)
+		w.Write(contracts.Errorf(contracts.CodeOverloaded, "full").Marshal())
+	}))
+	defer srv.Close()
+	mix, _ := NewMix(MixFresh, 1, "")
+	res, err := Run(context.Background(), Config{Target: srv.URL, Mix: mix, Concurrency: 2, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 clients, one request per 200 ms each: about 10 in the second.
+	if res.Requests < 6 || res.Requests > 14 || res.Errors["429 overloaded"] != res.Requests {
+		t.Errorf("honouring Retry-After-Ms 200: %d requests (%v) in 1 s; want about 10", res.Requests, res.Errors)
+	}
+	res, err = Run(context.Background(), Config{Target: srv.URL, Mix: mix, Concurrency: 2, Duration: time.Second, IgnoreRetryAfter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests < 50 || !res.IgnoreRetryAfter {
+		t.Errorf("ignoring Retry-After: %d requests in 1 s; want them sent back to back", res.Requests)
+	}
+	if got := retryAfter(http.Header{"Retry-After": {"2"}}); got != 2*time.Second {
+		t.Errorf("Retry-After 2 alone: %v, want 2s", got)
+	}
+}

@@ -22,8 +22,10 @@ import (
 // Target sends one request and reports how it ended.
 type Target interface {
 	// Do sends r and returns "" when it succeeded, else an outcome such as
-	// "429 overloaded" (HTTP status and error code) or "nats timeout".
-	Do(ctx context.Context, r *contracts.Request) (outcome string)
+	// "429 overloaded" (HTTP status and error code) or "nats timeout", and
+	// how long the service asked to wait before the next request (0: it did
+	// not say).
+	Do(ctx context.Context, r *contracts.Request) (outcome string, retryAfter time.Duration)
 	// Close releases the target's connections.
 	Close() error
 }
@@ -89,43 +91,60 @@ type httpTarget struct {
 	client *http.Client
 }
 
-func (t *httpTarget) Do(ctx context.Context, r *contracts.Request) string {
+func (t *httpTarget) Do(ctx context.Context, r *contracts.Request) (string, time.Duration) {
 	body, err := json.Marshal(r)
 	if err != nil {
-		return "marshal"
+		return "marshal", 0
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
-		return "bad request"
+		return "bad request", 0
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := t.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return outcomeCancelled
+			return outcomeCancelled, 0
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return "client timeout"
+			return "client timeout", 0
 		}
-		return "transport error"
+		return "transport error", 0
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		if ctx.Err() != nil {
-			return outcomeCancelled
+			return outcomeCancelled, 0
 		}
-		return "read error"
+		return "read error", 0
 	}
 	if resp.StatusCode == http.StatusOK {
-		return ""
+		return "", 0
 	}
+	wait := retryAfter(resp.Header)
 	var eb contracts.ErrorBody
 	if json.Unmarshal(b, &eb) == nil && eb.Error != nil {
-		return strconv.Itoa(resp.StatusCode) + " " + string(eb.Error.Code)
+		return strconv.Itoa(resp.StatusCode) + " " + string(eb.Error.Code), wait
 	}
-	return strconv.Itoa(resp.StatusCode)
+	return strconv.Itoa(resp.StatusCode), wait
+}
+
+// retryAfter reads the wait a 429 or 503 asks for as the OpenAI SDKs do:
+// Retry-After-Ms (milliseconds) first, else Retry-After (whole seconds);
+// 0 when neither is there or valid, or the wait is over a minute.
+func retryAfter(h http.Header) time.Duration {
+	var d time.Duration
+	if ms, err := strconv.ParseFloat(h.Get("Retry-After-Ms"), 64); err == nil {
+		d = time.Duration(ms * float64(time.Millisecond))
+	} else if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil {
+		d = time.Duration(s) * time.Second
+	}
+	if d <= 0 || d > time.Minute {
+		return 0
+	}
+	return d
 }
 
 func (t *httpTarget) Close() error { t.client.CloseIdleConnections(); return nil }
@@ -135,15 +154,16 @@ type natsTarget struct {
 	client *contracts.Client
 }
 
-func (t *natsTarget) Do(ctx context.Context, r *contracts.Request) string {
+func (t *natsTarget) Do(ctx context.Context, r *contracts.Request) (string, time.Duration) {
 	_, err := t.client.Match(ctx, r)
 	if err == nil {
-		return ""
+		return "", 0
 	}
 	if ctx.Err() != nil {
-		return outcomeCancelled
+		return outcomeCancelled, 0
 	}
-	return "nats " + string(contracts.AsError(err).Code)
+	e := contracts.AsError(err)
+	return "nats " + string(e.Code), time.Duration(e.RetryAfterMs) * time.Millisecond
 }
 
 func (t *natsTarget) Close() error { t.nc.Close(); return nil }

@@ -86,7 +86,14 @@ type Scheduler struct {
 	q       queue
 	running int     // tokens in batches now running
 	rate    float64 // real tokens per second of one lane (moving average of full batches); 0: not measured yet
-	closing bool
+	// tokensPerByte (moving average) and longest (tokens of the longest
+	// encoding) calibrate precheck's estimate; 0: not measured yet.
+	tokensPerByte float64
+	longest       int
+	// tokenizing is the estimated tokens of requests past precheck and not
+	// yet judged by admit.
+	tokenizing int
+	closing    bool
 
 	wake    chan struct{} // a request was queued, or Close was called
 	stop    context.CancelFunc
@@ -157,10 +164,14 @@ func (s *Scheduler) Embed(ctx context.Context, texts []string) ([][]float32, err
 		return nil, nil
 	}
 	arrived := time.Now()
-	if err := s.precheck(ctx, texts, arrived); err != nil {
+	est, err := s.precheck(ctx, texts, arrived)
+	if err != nil {
 		return nil, err
 	}
 	r, err := s.tokenize(ctx, texts)
+	s.mu.Lock()
+	s.tokenizing -= est
+	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -209,8 +220,31 @@ func (s *Scheduler) tokenize(ctx context.Context, texts []string) (*request, err
 		r.pendingTokens += len(enc.IDs)
 	}
 	slices.SortStableFunc(r.pending, func(a, b int) int { return r.tokens(a) - r.tokens(b) })
+	s.calibrate(texts, r)
 	span.SetAttributes(attribute.Int("simmatch.batch.size", len(texts)), attribute.Int("simmatch.tokens", r.pendingTokens))
 	return r, nil
+}
+
+// calibrate updates the tokens per byte and the longest encoding that
+// precheck estimates with, from r's freshly tokenized texts.
+func (s *Scheduler) calibrate(texts []string, r *request) {
+	bytes, longest := 0, 0
+	for i, t := range texts {
+		bytes += len(t)
+		longest = max(longest, len(r.encs[i].IDs))
+	}
+	if bytes == 0 {
+		return
+	}
+	tpb := float64(r.pendingTokens-2*len(texts)) / float64(bytes)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tokensPerByte == 0 {
+		s.tokensPerByte = tpb
+	} else {
+		s.tokensPerByte = 0.8*s.tokensPerByte + 0.2*tpb
+	}
+	s.longest = max(s.longest, longest)
 }
 
 // admit queues r, or refuses it with code overloaded.
@@ -221,15 +255,8 @@ func (s *Scheduler) admit(r *request) error {
 		return contracts.Errorf(contracts.CodeNoProcessor, "the processor is shutting down; retry on another one")
 	}
 	if s.q.tokens > 0 {
-		if s.q.tokens+r.pendingTokens > s.cfg.MaxQueuedTokens {
-			s.metrics.refused("queue_full")
-			return contracts.Errorf(contracts.CodeOverloaded,
-				"the processor's queue holds %d tokens and this request adds %d, over its limit of %d; retry later or add processors",
-				s.q.tokens, r.pendingTokens, s.cfg.MaxQueuedTokens)
-		}
-		if msg := s.wouldMiss(r, time.Now()); msg != "" {
-			s.metrics.refused("deadline")
-			return contracts.Errorf(contracts.CodeOverloaded, "%s; retry later or add processors", msg)
+		if err := s.judge(r, s.q.tokens, time.Now()); err != nil {
+			return err
 		}
 	}
 	s.q.push(r)
@@ -240,69 +267,120 @@ func (s *Scheduler) admit(r *request) error {
 	return nil
 }
 
-// minCharsPerToken bounds the tokens a text can have from below: WordPiece
-// tokens of product text average 4 to 5 bytes; 8 keeps the estimate under
-// the real count for nearly any text, so precheck never refuses a request
-// that admit would accept.
-const minCharsPerToken = 8
+// precheck's estimate of a request's tokens: bytes times the tokens per
+// byte measured on the texts tokenized so far, times precheckMargin, plus
+// [CLS] and [SEP], each text capped at the longest encoding seen. Before
+// anything is measured it assumes 8 bytes per token, under the real count
+// for nearly any text.
+const (
+	defaultTokensPerByte = 1.0 / 8
+	precheckMargin       = 0.85
+)
 
 // precheck refuses, before any tokenizing, a request that admit would
 // refuse even with a low estimate of its tokens. Under overload most
 // requests are refused, and tokenizing each of them first took the cores
 // that the admitted requests needed (a refusal then took up to a second).
-func (s *Scheduler) precheck(ctx context.Context, texts []string, arrived time.Time) error {
-	est := 0
-	for _, t := range texts {
-		est += len(t)/minCharsPerToken + 2 // [CLS] and [SEP]
-	}
-	r := &request{pendingTokens: est, arrived: arrived}
-	r.deadline, _ = ctx.Deadline()
+// The estimate is calibrated on the measured tokens per byte, so nearly
+// every refusal happens here; the margin keeps it under the real count for
+// texts denser than the average, which admit then judges exactly.
+//
+// A request that passes holds its estimate in s.tokenizing until admit has
+// judged it (Embed releases it), and precheck counts those as queued: when
+// the queue has just emptied into the lanes, one request is let through to
+// the tokenizer, not every request that arrives in the meantime.
+func (s *Scheduler) precheck(ctx context.Context, texts []string, arrived time.Time) (est int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || s.q.tokens == 0 {
-		return nil // admit answers these
+	defer func() {
+		if err == nil {
+			s.tokenizing += est
+		}
+	}()
+	tpb := s.tokensPerByte
+	if tpb <= 0 {
+		tpb = defaultTokensPerByte
 	}
-	if s.q.tokens+est > s.cfg.MaxQueuedTokens {
+	for _, t := range texts {
+		n := int(float64(len(t))*tpb*precheckMargin) + 2 // [CLS] and [SEP]
+		if s.longest > 0 {
+			n = min(n, s.longest)
+		}
+		est += n
+	}
+	if s.closing || s.q.tokens+s.tokenizing == 0 {
+		return est, nil // admit answers these
+	}
+	// The requests being tokenized count as this one's own tokens (they
+	// will be queued ahead of it or just after): that errs towards refusing.
+	r := &request{pendingTokens: est + s.tokenizing, arrived: arrived}
+	r.deadline, _ = ctx.Deadline()
+	if err := s.judge(r, s.q.tokens, arrived); err != nil {
+		return 0, err
+	}
+	return est, nil
+}
+
+// judge refuses r, with code overloaded and an estimate of when the same
+// request would fit, when adding it to the queued tokens would go over the
+// queue's budget or make a deadline miss; nil when r may be queued. s.mu is
+// held.
+func (s *Scheduler) judge(r *request, queued int, now time.Time) error {
+	if over := queued + r.pendingTokens - s.cfg.MaxQueuedTokens; over > 0 {
 		s.metrics.refused("queue_full")
-		return contracts.Errorf(contracts.CodeOverloaded,
-			"the processor's queue holds %d tokens and this request adds at least %d, over its limit of %d; retry later or add processors",
-			s.q.tokens, est, s.cfg.MaxQueuedTokens)
+		e := contracts.Errorf(contracts.CodeOverloaded,
+			"the processor's queue holds %d tokens and this request adds about %d, over its limit of %d; retry later or add processors",
+			queued, r.pendingTokens, s.cfg.MaxQueuedTokens)
+		e.RetryAfterMs = int(s.timeFor(over).Milliseconds())
+		return e
 	}
-	if msg := s.wouldMiss(r, arrived); msg != "" {
+	if msg, wait := s.wouldMiss(r, now); msg != "" {
 		s.metrics.refused("deadline")
-		return contracts.Errorf(contracts.CodeOverloaded, "%s; retry later or add processors", msg)
+		e := contracts.Errorf(contracts.CodeOverloaded, "%s; retry later or add processors", msg)
+		e.RetryAfterMs = int(wait.Milliseconds())
+		return e
 	}
 	return nil
+}
+
+// timeFor is how long the lanes take for tokens at the measured speed, with
+// admission's headroom; 0 before the speed is measured. s.mu is held.
+func (s *Scheduler) timeFor(tokens int) time.Duration {
+	if s.rate <= 0 {
+		return 0
+	}
+	// Plan on 1.5 times the measured time per token: the speed moves (other
+	// processes, longer texts) and a request admitted then late wastes its
+	// compute. The headroom costs no throughput: the lanes stay busy as long
+	// as a batch per lane is queued, far less than a third of any deadline.
+	return time.Duration(admissionHeadroom * float64(tokens) * float64(time.Second) / (s.rate * float64(s.cfg.Pool.Size())))
 }
 
 // admissionHeadroom is how many times the measured time admission plans for.
 const admissionHeadroom = 1.5
 
 // wouldMiss says why admitting r would make a request miss its deadline
-// (r itself, or one already queued that would make it otherwise), or ""
-// when every deadline still holds or the speed is not measured yet. Batches
+// (r itself, or one already queued that would make it otherwise), and how
+// long until it would not, or "" when every deadline still holds or the
+// speed is not measured yet. Batches
 // serve the earliest deadline first, so a queued request finishes once the
 // running batches and every request queued before it are done; r adds its
 // own tokens to that for each request it may delay (counted for all of
 // them, which errs towards refusing).
-func (s *Scheduler) wouldMiss(r *request, now time.Time) string {
+func (s *Scheduler) wouldMiss(r *request, now time.Time) (msg string, wait time.Duration) {
 	if s.rate <= 0 {
-		return ""
+		return "", 0
 	}
-	// Plan on 1.5 times the measured time per token: the speed moves (other
-	// processes, longer texts) and a request admitted then late wastes its
-	// compute. The headroom costs no throughput: the lanes stay busy as long
-	// as a batch per lane is queued, far less than a third of any deadline.
-	perToken := admissionHeadroom * float64(time.Second) / (s.rate * float64(s.cfg.Pool.Size()))
-	dur := func(tokens int) time.Duration { return time.Duration(float64(tokens) * perToken) }
+	dur := s.timeFor
 	own := r.pendingTokens
 	ahead := s.running
 	for _, o := range s.q.reqs[:s.q.position(r)] {
 		ahead += o.pendingTokens
 	}
 	if need := dur(ahead + own); !r.deadline.IsZero() && now.Add(need).After(r.deadline) {
+		left := r.deadline.Sub(now)
 		return fmt.Sprintf("the processor would need about %v to answer (%d tokens queued, %d running), more than the %v left before the request's deadline",
-			need.Round(time.Millisecond), s.q.tokens, s.running, r.deadline.Sub(now).Round(time.Millisecond))
+			need.Round(time.Millisecond), s.q.tokens, s.running, left.Round(time.Millisecond)), need - max(left, 0)
 	}
 	ahead = s.running
 	for _, o := range s.q.reqs {
@@ -314,10 +392,10 @@ func (s *Scheduler) wouldMiss(r *request, now time.Time) string {
 		// must not block every admission until it expires.
 		if fits := !now.Add(dur(ahead)).After(o.deadline); fits && now.Add(dur(ahead+own)).After(o.deadline) {
 			return fmt.Sprintf("admitting it would make a request already queued miss its deadline (%d tokens queued, %d running)",
-				s.q.tokens, s.running)
+				s.q.tokens, s.running), dur(ahead)
 		}
 	}
-	return ""
+	return "", 0
 }
 
 // abandon answers r with err and drops its texts that are not running. A
@@ -457,7 +535,9 @@ func (s *Scheduler) run(b *batch) {
 	s.mu.Unlock()
 	s.metrics.batch(b)
 
-	vecs, err := s.runModel(ctx, b)
+	var vecs [][]float32
+	var err error
+	s.cfg.Pool.exec(func() { vecs, err = s.runModel(ctx, b) })
 	d := time.Since(b.start)
 	if err == nil && len(vecs) != len(b.rows) {
 		err = fmt.Errorf("scheduler: model returned %d embeddings for %d texts", len(vecs), len(b.rows))

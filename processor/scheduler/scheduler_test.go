@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
@@ -291,6 +292,7 @@ func TestAdmissionRefusesWhatCannotFinishInTime(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
+	tokenized := tokenizeCount(t, s)
 	start := time.Now()
 	_, err := s.Embed(ctx, freshTexts(3, 300))
 	took := time.Since(start)
@@ -301,16 +303,55 @@ func TestAdmissionRefusesWhatCannotFinishInTime(t *testing.T) {
 	if took > time.Second {
 		t.Errorf("refusal took %v; want it at once", took)
 	}
+	// When to retry: about when the 300 texts queued ahead will have run
+	// (the lane is held, so at least their time at the measured speed).
+	s.mu.Lock()
+	ahead := s.timeFor(s.q.tokens)
+	s.mu.Unlock()
+	if wait := time.Duration(e.RetryAfterMs) * time.Millisecond; wait < ahead/2 || wait > 2*ahead+time.Second {
+		t.Errorf("retry after %v; want about the %v the queue ahead needs", wait, ahead)
+	}
+	// Refused by the pre-check, calibrated on the texts tokenized so far:
+	// a refusal costs no tokenizing (under overload it would take the cores
+	// the admitted requests need).
+	if n := tokenizeCount(t, s); n != tokenized {
+		t.Errorf("the refused request was tokenized (%d tokenize stages, %d before); want refusal before tokenizing", n, tokenized)
+	}
 	if got := testutil.ToFloat64(s.metrics.refusals.WithLabelValues("deadline")); got != 1 {
 		t.Errorf("refusals by deadline = %v, want 1", got)
 	}
-	// The token budget refuses too.
+	// The token budget refuses too, also before tokenizing when the request
+	// is over it by more than the estimate's margin: here the budget leaves
+	// room for 80% of the request's real tokens (an estimate of 8 bytes per
+	// token, uncalibrated, would have let it through to the tokenizer).
+	texts := freshTexts(4, 50)
+	real := 0
+	for _, txt := range texts {
+		enc, err := s.cfg.Model.Encode(txt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		real += len(enc.IDs)
+	}
 	s.mu.Lock()
-	s.cfg.MaxQueuedTokens = s.q.tokens + 10
+	s.cfg.MaxQueuedTokens = s.q.tokens + real*8/10
 	s.mu.Unlock()
-	_, err = s.Embed(context.Background(), freshTexts(4, 5))
+	tokenized = tokenizeCount(t, s)
+	_, err = s.Embed(context.Background(), texts)
 	if !errors.As(err, &e) || e.Code != contracts.CodeOverloaded {
 		t.Fatalf("over the queue budget: got %v, want overloaded", err)
+	}
+	if n := tokenizeCount(t, s); n != tokenized {
+		t.Errorf("the request over the budget was tokenized; want refusal before tokenizing")
+	}
+	s.mu.Lock()
+	s.cfg.MaxQueuedTokens = s.q.tokens + real - 1 // within the margin: judged exactly, after tokenizing
+	s.mu.Unlock()
+	if _, err = s.Embed(context.Background(), texts); !errors.As(err, &e) || e.Code != contracts.CodeOverloaded {
+		t.Fatalf("one token over the queue budget: got %v, want overloaded", err)
+	}
+	if n := tokenizeCount(t, s); n != tokenized+1 {
+		t.Errorf("tokenized %d requests, want 1: a request within the estimate's margin is judged on its real tokens", n-tokenized)
 	}
 	release()
 	if err := <-queuedDone; err != nil {
@@ -322,6 +363,16 @@ func TestAdmissionRefusesWhatCannotFinishInTime(t *testing.T) {
 	if _, err := s.Embed(ctx2, freshTexts(5, 3)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// tokenizeCount is how many requests s has tokenized.
+func tokenizeCount(t *testing.T, s *Scheduler) uint64 {
+	t.Helper()
+	m := &dto.Metric{}
+	if err := s.metrics.stage.WithLabelValues(embed.StageTokenize).(prometheus.Metric).Write(m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
 
 // Close answers what was queued before it returns.
