@@ -65,10 +65,12 @@ func (p *Processor) onCancel(m *nats.Msg) {
 }
 
 // handle is the intake. It runs on the subscription: it starts the
-// request's span, sets its deadline, decodes and validates the body, and
-// hands the request to its own goroutine. It never blocks on the model, so
-// the subscription keeps up; admission (code overloaded) happens in the
-// scheduler, which alone knows the queued tokens.
+// request's span, counts it in flight, sets its deadline and hands it to its
+// own goroutine (intake), which decodes and validates the body. Nothing on
+// the subscription costs more than reading headers, so a burst of large
+// requests is acknowledged (or refused) at once, in parallel on every core;
+// admission (code overloaded) happens in the scheduler, which alone knows
+// the queued tokens.
 func (p *Processor) handle(r micro.Request) {
 	received := time.Now()
 	hdr := nats.Header(r.Headers())
@@ -91,7 +93,13 @@ func (p *Processor) handle(r micro.Request) {
 		p.fail(j, contracts.FieldError("header "+contracts.HeaderAck, 0, "%v", err))
 		return
 	}
+	go p.intake(j, hdr)
+}
 
+// intake decodes and validates j's body, resolves its model, acknowledges
+// it and processes it.
+func (p *Processor) intake(j *job, hdr nats.Header) {
+	r, span := j.req, j.span
 	body, err := contracts.DecodeRequest(r.Data(), p.cfg.Limits)
 	if err != nil {
 		p.fail(j, err)
@@ -119,7 +127,7 @@ func (p *Processor) handle(r micro.Request) {
 	// Admitted: acknowledge at once and beat while queued or running, for
 	// callers that asked (they re-send a request whose processor went silent).
 	j.stopProgress = contracts.StartProgress(p.cfg.NATS, r.Reply(), hdr)
-	go p.process(j)
+	p.process(j)
 }
 
 // process embeds the request's distinct texts through the Embedder, ranks

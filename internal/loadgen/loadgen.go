@@ -33,6 +33,12 @@ type Config struct {
 	// Duration and Requests bound the run; at least one is required. Requests
 	// still in flight at the end of Duration are cut off and not counted.
 	Duration time.Duration
+	// Warmup is load sent before the measured part, by the same clients
+	// without a break, so the measured part starts in the steady state (not
+	// with every client sending at once, nor with an empty queue): requests
+	// answered during it are not counted, and Requests bounds only those
+	// sent after it. A request sent during it and answered after counts.
+	Warmup time.Duration
 	Requests int64
 	// Timeout is each request's client-side limit. Default 30s.
 	Timeout time.Duration
@@ -100,8 +106,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Duration <= 0 && cfg.Requests <= 0 {
 		return nil, errors.New("loadgen: bound the run with a duration or a request count")
 	}
-	if cfg.Rate < 0 || cfg.Concurrency < 0 || cfg.Requests < 0 {
-		return nil, errors.New("loadgen: rate, concurrency and request count must not be negative")
+	if cfg.Rate < 0 || cfg.Concurrency < 0 || cfg.Requests < 0 || cfg.Warmup < 0 {
+		return nil, errors.New("loadgen: rate, concurrency, request count and warm-up must not be negative")
 	}
 	if cfg.Rate > 1e6 {
 		return nil, fmt.Errorf("loadgen: rate %g requests/s: at most 1e6", cfg.Rate)
@@ -127,14 +133,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if cfg.Duration > 0 {
-		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		runCtx, cancel = context.WithTimeout(ctx, cfg.Warmup+cfg.Duration)
 		defer cancel()
 	}
 	r := &recorder{errors: map[string]int64{}}
-	var next atomic.Int64 // how many requests were taken
+	start := time.Now()
+	measureFrom := start.Add(max(cfg.Warmup, 0))
+	var next, measured atomic.Int64 // requests taken, and of those in the measured part
 	take := func() (int64, bool) {
-		i := next.Add(1) - 1
-		return cfg.FirstRequest + i, cfg.Requests <= 0 || i < cfg.Requests
+		i := cfg.FirstRequest + next.Add(1) - 1
+		if cfg.Requests <= 0 || time.Now().Before(measureFrom) {
+			return i, true
+		}
+		return i, measured.Add(1) <= cfg.Requests
 	}
 	send := func(i int64) (retryAfter time.Duration) {
 		req := cfg.Mix.Request(i)
@@ -145,13 +156,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		reqCtx, cancel := context.WithCancel(context.WithoutCancel(runCtx))
 		defer cancel()
 		defer context.AfterFunc(runCtx, cancel)()
-		start := time.Now()
+		sent := time.Now()
 		out, wait := tgt.Do(reqCtx, req)
-		r.record(out, time.Since(start), Texts(req))
+		if now := time.Now(); !now.Before(measureFrom) {
+			r.record(out, now.Sub(sent), Texts(req))
+		}
 		return wait
 	}
 
-	start := time.Now()
 	var wg sync.WaitGroup
 	if cfg.Rate > 0 {
 		sem := make(chan struct{}, cfg.Concurrency)
@@ -196,7 +208,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := max(time.Since(measureFrom), 0)
 	if cfg.Duration > 0 && elapsed > cfg.Duration {
 		elapsed = cfg.Duration // the cut-off requests are not counted
 	}

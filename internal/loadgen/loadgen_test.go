@@ -337,3 +337,32 @@ func TestRunHonoursRetryAfter(t *testing.T) {
 		t.Errorf("Retry-After 2 alone: %v, want 2s", got)
 	}
 }
+
+// Warm-up requests are sent by the same clients, without a break; those
+// answered during it are not counted; the measured part is Duration long.
+func TestRunWarmup(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		time.Sleep(10 * time.Millisecond)
+		w.Write([]byte(`{"results":[]}`))
+	}))
+	defer srv.Close()
+	mix, _ := NewMix(MixFresh, 1, "")
+	res, err := Run(context.Background(), Config{Target: srv.URL, Mix: mix, Concurrency: 2, Warmup: 300 * time.Millisecond, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// About 60 requests each way; the measured ones are about half of all.
+	if sent := n.Load(); res.Requests < sent/4 || res.Requests > sent*3/4 || res.Seconds > 0.35 {
+		t.Errorf("%d requests counted of %d sent, over %.2fs; want about half, over 0.3s", res.Requests, sent, res.Seconds)
+	}
+	res, err = Run(context.Background(), Config{Target: srv.URL, Mix: mix, Concurrency: 2, Warmup: 100 * time.Millisecond, Requests: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The 7 sent after the warm-up, and those in flight when it ended.
+	if res.Requests < 7 || res.Requests > 7+2 {
+		t.Errorf("with a warm-up, %d requests counted, want the 7 asked for (and up to 2 sent before the end of the warm-up)", res.Requests)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -176,7 +177,7 @@ func (s *Scheduler) Embed(ctx context.Context, texts []string) ([][]float32, err
 		return nil, err
 	}
 	r.arrived = arrived
-	if err := s.admit(r); err != nil {
+	if err := s.admit(r, est); err != nil {
 		return nil, err
 	}
 	select {
@@ -247,15 +248,25 @@ func (s *Scheduler) calibrate(texts []string, r *request) {
 	s.longest = max(s.longest, longest)
 }
 
-// admit queues r, or refuses it with code overloaded.
-func (s *Scheduler) admit(r *request) error {
+// admit queues r, or refuses it with code overloaded. est is the estimate
+// r passed the pre-check with.
+func (s *Scheduler) admit(r *request, est int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing {
 		return contracts.Errorf(contracts.CodeNoProcessor, "the processor is shutting down; retry on another one")
 	}
 	if s.q.tokens > 0 {
-		if err := s.judge(r, s.q.tokens, time.Now()); err != nil {
+		// A request the pre-check let through is judged on the estimate it
+		// passed with, unless its texts are denser than the estimate's
+		// margin allows: the estimate is then short by at most the margin,
+		// which admission's headroom absorbs, and a refusal now would
+		// waste the tokenizing (under overload, the cores of the admitted).
+		judged := r
+		if float64(r.pendingTokens)*precheckMargin <= float64(est) {
+			judged = &request{pendingTokens: est, deadline: r.deadline, arrived: r.arrived}
+		}
+		if err := s.judge(judged, s.q.tokens, time.Now()); err != nil {
 			return err
 		}
 	}
@@ -301,13 +312,15 @@ func (s *Scheduler) precheck(ctx context.Context, texts []string, arrived time.T
 	if tpb <= 0 {
 		tpb = defaultTokensPerByte
 	}
+	sum := 0.0
 	for _, t := range texts {
-		n := int(float64(len(t))*tpb*precheckMargin) + 2 // [CLS] and [SEP]
+		n := float64(len(t))*tpb*precheckMargin + 2 // [CLS] and [SEP]
 		if s.longest > 0 {
-			n = min(n, s.longest)
+			n = min(n, float64(s.longest))
 		}
-		est += n
+		sum += n
 	}
+	est = int(sum)
 	if s.closing || s.q.tokens+s.tokenizing == 0 {
 		return est, nil // admit answers these
 	}
@@ -331,16 +344,32 @@ func (s *Scheduler) judge(r *request, queued int, now time.Time) error {
 		e := contracts.Errorf(contracts.CodeOverloaded,
 			"the processor's queue holds %d tokens and this request adds about %d, over its limit of %d; retry later or add processors",
 			queued, r.pendingTokens, s.cfg.MaxQueuedTokens)
-		e.RetryAfterMs = int(s.timeFor(over).Milliseconds())
+		e.RetryAfterMs = retryAfterMs(s.timeFor(over))
 		return e
 	}
 	if msg, wait := s.wouldMiss(r, now); msg != "" {
 		s.metrics.refused("deadline")
 		e := contracts.Errorf(contracts.CodeOverloaded, "%s; retry later or add processors", msg)
-		e.RetryAfterMs = int(wait.Milliseconds())
+		e.RetryAfterMs = retryAfterMs(wait)
 		return e
 	}
 	return nil
+}
+
+// minRetryAfter is the shortest wait a refusal suggests. The estimate says
+// when this request alone would fit, but under overload many refused
+// callers wait for the same room, and each early return costs a refusal's
+// work on the cores the admitted requests need; a second (HTTP's
+// Retry-After granularity) keeps the queue full with far fewer refusals.
+const minRetryAfter = time.Second
+
+// retryAfterMs is the wait a refusal suggests: the estimate, at least
+// minRetryAfter, plus a random quarter to half of it. The jitter spreads the
+// callers refused together (they saw the same queue) so they do not come
+// back as one burst.
+func retryAfterMs(wait time.Duration) int {
+	wait = max(wait, minRetryAfter)
+	return int((wait + time.Duration(rand.Int64N(int64(wait/4)+1)) + wait/4).Milliseconds())
 }
 
 // timeFor is how long the lanes take for tokens at the measured speed, with

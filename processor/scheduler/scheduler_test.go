@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -344,18 +345,50 @@ func TestAdmissionRefusesWhatCannotFinishInTime(t *testing.T) {
 	if n := tokenizeCount(t, s); n != tokenized {
 		t.Errorf("the request over the budget was tokenized; want refusal before tokenizing")
 	}
+	// Within the estimate's margin the request is judged on the estimate it
+	// passed the pre-check with: admitted, tokenized once.
 	s.mu.Lock()
-	s.cfg.MaxQueuedTokens = s.q.tokens + real - 1 // within the margin: judged exactly, after tokenizing
+	s.cfg.MaxQueuedTokens = s.q.tokens + real - 1
 	s.mu.Unlock()
-	if _, err = s.Embed(context.Background(), texts); !errors.As(err, &e) || e.Code != contracts.CodeOverloaded {
-		t.Fatalf("one token over the queue budget: got %v, want overloaded", err)
+	within := make(chan error, 1)
+	go func() { _, err := s.Embed(context.Background(), texts); within <- err }()
+	select {
+	case err := <-within:
+		t.Fatalf("the request within the margin ended early: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	waitQueued(t, s, 350)
+	// Texts denser than the calibration (digits: a token per two bytes)
+	// pass the pre-check but are judged on their real tokens: refused after
+	// tokenizing.
+	dense := make([]string, 20)
+	for i := range dense {
+		dense[i] = strings.Repeat(fmt.Sprintf("%d ", i), 40)
+	}
+	denseTokens := 0
+	for _, txt := range dense {
+		enc, err := s.cfg.Model.Encode(txt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		denseTokens += len(enc.IDs)
+	}
+	s.mu.Lock()
+	s.cfg.MaxQueuedTokens = s.q.tokens + denseTokens - 1
+	s.mu.Unlock()
+	tokenized = tokenizeCount(t, s)
+	if _, err = s.Embed(context.Background(), dense); !errors.As(err, &e) || e.Code != contracts.CodeOverloaded {
+		t.Fatalf("dense texts one token over the queue budget: got %v, want overloaded", err)
 	}
 	if n := tokenizeCount(t, s); n != tokenized+1 {
-		t.Errorf("tokenized %d requests, want 1: a request within the estimate's margin is judged on its real tokens", n-tokenized)
+		t.Errorf("tokenized %d requests, want 1: dense texts pass the pre-check and are judged on their real tokens", n-tokenized)
 	}
 	release()
 	if err := <-queuedDone; err != nil {
 		t.Fatal(err)
+	}
+	if err := <-within; err != nil {
+		t.Fatalf("the request within the estimate's margin: %v", err)
 	}
 	// Recovered: the queue is empty, a request with a normal deadline runs.
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)

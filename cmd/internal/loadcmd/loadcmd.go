@@ -38,7 +38,7 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 	f.Float64(&rate, "rate", "SIMMATCH_LOAD_RATE", 0, "requests per second, open loop (0: closed loop, each client sends when answered)")
 	f.Duration(&duration, "duration", "SIMMATCH_LOAD_DURATION", 10*time.Second, "how long each level runs (0: until -requests)")
 	f.Int(&requests, "requests", "SIMMATCH_LOAD_REQUESTS", 0, "most requests per level (0: no limit, bounded by -duration)")
-	f.Duration(&warmup, "warmup", "SIMMATCH_LOAD_WARMUP", 0, "load sent before each level is measured (not counted)")
+	f.Duration(&warmup, "warmup", "SIMMATCH_LOAD_WARMUP", 0, "load sent before each level is measured, by the same clients without a break (not counted)")
 	f.Duration(&timeout, "timeout", "SIMMATCH_LOAD_TIMEOUT", 30*time.Second, "client-side limit per request")
 	f.Int(&seed, "seed", "SIMMATCH_LOAD_SEED", 1, "seed of the generated texts (runs with different seeds share no text)")
 	f.String(&requestsFile, "requests-file", "SIMMATCH_LOAD_REQUESTS_FILE", "", "the custom mix's requests: a JSON array of /predict bodies, or one per line")
@@ -77,17 +77,8 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 	var next int64
 	for _, c := range levels {
 		cfg := loadgen.Config{Target: target, Mix: mix, Concurrency: c, Rate: rate, Timeout: timeout,
-			AllowRemote: allowRemote, Label: label, FirstRequest: next, IgnoreRetryAfter: ignoreRetryAfter}
-		if warmup > 0 {
-			w := cfg
-			w.Duration = warmup
-			wr, err := loadgen.Run(ctx, w)
-			if err != nil {
-				return err
-			}
-			cfg.FirstRequest = wr.NextRequest
-		}
-		cfg.Duration, cfg.Requests = duration, int64(requests)
+			AllowRemote: allowRemote, Label: label, FirstRequest: next, IgnoreRetryAfter: ignoreRetryAfter,
+			Warmup: warmup, Duration: duration, Requests: int64(requests)}
 		res, err := loadgen.Run(ctx, cfg)
 		if res != nil {
 			loadgen.PrintResult(stdout, res)
