@@ -148,12 +148,15 @@ func TestKillProcessorWithRequestsInFlight(t *testing.T) {
 	c := faultClient(t, connect(t, ns), &retries)
 
 	// The same burst without a fault first: its slowest request is the baseline.
-	const burst = 18
+	// The queue group spreads the burst at random: with 24 requests over
+	// three processors, the victim holds at least 2 of them but once in
+	// about 1,300 runs (18 requests and 3 missed in 1 run of 30).
+	const burst = 24
 	base := startLoad(t, c, burst, burst, nil).wait(t)
 	baseMax := maxLatency(base)
 
 	l := startLoad(t, c, burst, burst, nil)
-	testenv.WaitFor(t, 30*time.Second, "requests queued at the victim", func() bool { return victim.InFlight() >= 3 })
+	testenv.WaitFor(t, 30*time.Second, "requests queued at the victim", func() bool { return victim.InFlight() >= 2 })
 	atKill := victim.InFlight()
 	victimNC.Close()
 	out := l.wait(t)

@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	dir := fs.String("model-dir", getenv("SIMMATCH_MODEL_DIR"), "model directory [$SIMMATCH_MODEL_DIR]")
 	lib := fs.String("ort-lib", getenv("SIMMATCH_ORT_LIB"), "path of libonnxruntime.so [$SIMMATCH_ORT_LIB]")
 	model := fs.String("model", "", "model name in the JSON (default: the model directory's base name)")
-	batches := fs.String("batch-sizes", "16,32,64", "batch sizes to try, comma-separated")
+	batches := fs.String("batch-sizes", "4,8,16,32,64", "batch sizes to try, comma-separated")
 	cores := fs.Int("cores", runtime.GOMAXPROCS(0), "cores to use")
 	perConfig := fs.Duration("duration", 5*time.Second, "how long each configuration runs")
 	texts := fs.Int("texts", 1100, "distinct texts of the fresh mix (11 per request: a query and 10 descriptions)")
