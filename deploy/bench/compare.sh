@@ -51,6 +51,7 @@ cells() {
 }
 
 for s in $systems; do
+  port_free "$port"
   case "$s" in
     replica)
       echo "== replica of the original service (Flask + sentence-transformers) on 127.0.0.1:$port"

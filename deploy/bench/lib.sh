@@ -16,6 +16,15 @@ wait_http() {
   return 1
 }
 
+# port_free PORT: fails, saying so, when something already listens on 127.0.0.1:PORT (its
+# answers would be measured instead of the server the bench starts).
+port_free() {
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    echo "bench: 127.0.0.1:$1 is already in use; stop what listens there or set BENCH_PORT" >&2
+    return 1
+  fi
+}
+
 # stop_pid PID: SIGTERM, then wait (bounded) for it to exit, then SIGKILL.
 stop_pid() {
   local pid="$1" i

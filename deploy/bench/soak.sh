@@ -19,6 +19,7 @@ bin="$root/bin"
 mkdir -p "$results" "$bin"
 go build -o "$bin/" ./cmd/simmatch ./cmd/simmatch-load
 
+port_free "$port"
 SIMMATCH_MODEL_DIR="$root/models/all-MiniLM-L6-v2/$model" "$bin/simmatch" -http-addr "127.0.0.1:$port" -nats-listen "" \
   -log-level warn >"$results/simmatch.log" 2>&1 &
 pid=$!
