@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/simmatch/simmatch/bridge"
+	"github.com/simmatch/simmatch/internal/testenv"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -172,7 +172,7 @@ const metricsTestKey = "sk-metrics-7a9c1e3b5d7f9a1c"
 
 // startAllInOne runs the command, with API keys on, until the test ends and
 // returns the bridge's base URL and the JSON logs it writes.
-func startAllInOne(t *testing.T) (string, *syncBuffer) {
+func startAllInOne(t *testing.T) (string, *testenv.LogBuffer) {
 	t.Helper()
 	keys := filepath.Join(t.TempDir(), "keys")
 	if err := os.WriteFile(keys, []byte("metrics-test "+bridge.HashKey(metricsTestKey)+" predict\n"), 0o600); err != nil {
@@ -181,7 +181,7 @@ func startAllInOne(t *testing.T) (string, *syncBuffer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "", "-log-level", "info", "-data-dir", t.TempDir()}
 	go func() {
 		done <- serve(ctx, args, func(k string) string {
@@ -214,24 +214,6 @@ func startAllInOne(t *testing.T) (string, *syncBuffer) {
 		t.Fatal("not ready after 60s")
 	}
 	return "", nil
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }
 
 func scrape(t testing.TB, base string) map[string]*dto.MetricFamily {

@@ -33,13 +33,13 @@ type Config struct {
 	// Duration and Requests bound the run; at least one is required. Requests
 	// still in flight at the end of Duration are cut off and not counted.
 	Duration time.Duration
+	Requests int64
 	// Warmup is load sent before the measured part, by the same clients
 	// without a break, so the measured part starts in the steady state (not
 	// with every client sending at once, nor with an empty queue): requests
 	// answered during it are not counted, and Requests bounds only those
 	// sent after it. A request sent during it and answered after counts.
 	Warmup time.Duration
-	Requests int64
 	// Timeout is each request's client-side limit. Default 30s.
 	Timeout time.Duration
 	// AllowRemote lets Target be outside the loopback range.

@@ -60,6 +60,7 @@ type Control struct {
 	changed chan struct{} // closed and replaced when applied moves
 	watcher jetstream.KeyWatcher
 	done    chan struct{}
+	seen    map[string]bool // names applied once: the start-up differences are reported
 }
 
 // StartControl subscribes to simmatch.models.<op> and, when the server has
@@ -175,6 +176,21 @@ func (c *Control) apply(name string, d Desired) {
 		if err := r.Load(ctx, contracts.ModelRef(name, v)); err != nil {
 			c.cfg.Logger.Error("model desired state: cannot load a desired version; serving what is loaded", "model", contracts.ModelRef(name, v), "err", err)
 		}
+	}
+	c.mu.Lock()
+	first := !c.seen[name]
+	if c.seen == nil {
+		c.seen = map[string]bool{}
+	}
+	c.seen[name] = true
+	c.mu.Unlock()
+	if cur := r.Defaults()[name]; first && d.Default != "" && cur != "" && cur != d.Default {
+		// A processor started with another version (e.g. SIMMATCH_MODEL_DIR)
+		// than the fleet's recorded default: say so, or the operator sees
+		// the other version served without knowing why.
+		c.cfg.Logger.Warn("model desired state: the fleet's default differs from this processor's; following the fleet",
+			"model", name, "fleet_default", d.Default, "was", cur,
+			"hint", "to make "+contracts.ModelRef(name, cur)+" the default everywhere: POST /v1/models/switch {\"model\": \""+contracts.ModelRef(name, cur)+"\"} (admin), or `nats kv del "+c.cfg.Bucket+" "+name+"` to forget the recorded state")
 	}
 	if d.Default != "" {
 		if err := r.Switch(contracts.ModelRef(name, d.Default)); err != nil {

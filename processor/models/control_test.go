@@ -3,6 +3,8 @@ package models_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,12 +73,23 @@ func TestFleetFollowsTheDesiredState(t *testing.T) {
 	}
 
 	// A processor joining later starts on fp32 (its -model-dir) and converges.
+	// It says so in its log, since its operator may expect its own version.
 	rb, _ := newRegistry(t, prometheus.NewRegistry(), "fp32")
 	startProcessor(t, ns, rb)
-	startControl(t, ns, rb, "b")
+	var logs testenv.LogBuffer
+	cb, err := models.StartControl(context.Background(), models.ControlConfig{NATS: testenv.Connect(t, ns), Registry: rb, ID: "b",
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cb.Stop)
 	testenv.WaitFor(t, 2*time.Minute, "processor b adopts int8 as the default", func() bool {
 		return rb.Info().Version == "int8"
 	})
+	if l := logs.String(); !strings.Contains(l, "the fleet's default differs from this processor's") ||
+		!strings.Contains(l, "fleet_default=int8") || !strings.Contains(l, "was=fp32") {
+		t.Errorf("processor b's log does not say it left its own version for the fleet's:\n%s", l)
+	}
 
 	// Unloading fp32 reaches both; the default cannot be unloaded.
 	if _, err := ctl.Unload(ctx, name+"@int8"); !isCode(err, contracts.CodeInvalidRequest) {
