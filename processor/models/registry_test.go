@@ -225,6 +225,7 @@ func TestBrokenModelsAreRefused(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
+		{"badhints", "max_batch_tokens", write(models.HintsFile, `{"max_batch_tokens": "small"}`)},
 	}
 	for _, tc := range tests {
 		brokenCopy(t, root, name, tc.version, tc.breakIt)
@@ -417,4 +418,43 @@ func hasSeries(mfs []*dto.MetricFamily, metric, version string) bool {
 		}
 	}
 	return false
+}
+
+// A version's simmatch.json sets its batch budget unless one is configured.
+func TestServingHints(t *testing.T) {
+	realRoot, name := testenv.ModelStore(t)
+	_, lib := testenv.ModelPaths(t)
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(realRoot, name, "fp32"), filepath.Join(root, name, "fp32")); err != nil {
+		t.Fatal(err)
+	}
+	brokenCopy(t, root, name, "hinted", func(dir string) {
+		testenv.WriteFile(t, filepath.Join(dir, models.HintsFile), []byte(`{"max_batch_tokens": 96}`))
+	})
+	budgets := func(configured int) map[string]int {
+		r, err := models.New(models.Config{Root: root, Library: lib, Scheduler: scheduler.Config{MaxBatchTokens: configured}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close(context.Background())
+		got := map[string]int{}
+		for _, v := range []string{"fp32", "hinted"} {
+			if err := r.Load(context.Background(), name+"@"+v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, st := range r.Status() {
+			got[st.Version] = st.MaxBatchTokens
+		}
+		return got
+	}
+	if got := budgets(0); got["hinted"] != 96 || got["fp32"] != scheduler.DefaultMaxBatchTokens {
+		t.Errorf("batch budgets %v; want hinted 96 (its %s), fp32 the default %d", got, models.HintsFile, scheduler.DefaultMaxBatchTokens)
+	}
+	if got := budgets(512); got["hinted"] != 512 || got["fp32"] != 512 {
+		t.Errorf("batch budgets %v with 512 configured; want 512 for both (configuration wins)", got)
+	}
 }

@@ -154,6 +154,9 @@ const tracerName = "github.com/simmatch/simmatch/processor/scheduler"
 // Info identifies the model.
 func (s *Scheduler) Info() contracts.ModelInfo { return s.info }
 
+// MaxBatchTokens is the batch budget in use (padded tokens).
+func (s *Scheduler) MaxBatchTokens() int { return s.cfg.MaxBatchTokens }
+
 // Pool is the lanes the scheduler runs on.
 func (s *Scheduler) Pool() *Pool { return s.cfg.Pool }
 

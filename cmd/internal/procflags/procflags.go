@@ -117,8 +117,8 @@ func (s *Settings) Register(f *cli.Flags) {
 		"lanes: batches run at once; a lone request is split across idle lanes (default: the number of cores)")
 	f.Int(&s.IntraOpThreads, "intra-op-threads", "SIMMATCH_INTRA_OP_THREADS", 1,
 		"ONNX Runtime threads per batch; workers x threads should not exceed the cores")
-	f.Int(&s.MaxBatchTokens, "max-batch-tokens", "SIMMATCH_MAX_BATCH_TOKENS", scheduler.DefaultMaxBatchTokens,
-		"most padded tokens (rows x longest text) per batch")
+	f.Int(&s.MaxBatchTokens, "max-batch-tokens", "SIMMATCH_MAX_BATCH_TOKENS", 0,
+		fmt.Sprintf("most padded tokens (rows x longest text) per batch; 0: the model version's hint (its simmatch.json), else %d", scheduler.DefaultMaxBatchTokens))
 	f.Int(&s.MaxQueuedTokens, "max-queued-tokens", "SIMMATCH_MAX_QUEUED_TOKENS", scheduler.DefaultMaxQueuedTokens,
 		"tokens that may wait for a lane; a request beyond is answered 'overloaded' (429)")
 	f.Duration(&s.BatchWait, "batch-wait", "SIMMATCH_BATCH_WAIT", 0,
