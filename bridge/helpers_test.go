@@ -37,6 +37,7 @@ func connect(t testing.TB, ns *server.Server) *nats.Conn { t.Helper(); return te
 // tracer provider and a captured log.
 type testBridge struct {
 	*httptest.Server
+	srv  *Server
 	nc   *nats.Conn
 	logs *logRecorder
 }
@@ -58,7 +59,7 @@ func startBridge(t testing.TB, ns *server.Server, mod func(*Config)) *testBridge
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &testBridge{Server: srv, nc: cfg.NATS, logs: logs}
+	return &testBridge{Server: srv, srv: h, nc: cfg.NATS, logs: logs}
 }
 
 // post sends body to path with content type ct and returns the answer with its body read.

@@ -25,6 +25,10 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if e, refuse := s.gate.refuse(body, s.cfg.RequestTimeout, time.Now()); refuse {
+		writeError(w, r, e) // every processor would refuse it: not decoded, not sent
+		return
+	}
 	lim := s.cfg.Limits
 	lim.MaxBodyBytes = s.bodyLimit(s.cfg.Limits.MaxBodyBytes)
 	req, err := contracts.DecodeRequest(body, lim)

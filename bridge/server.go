@@ -25,6 +25,7 @@ type Server struct {
 	// naming another model is refused before any work is done.
 	model atomic.Pointer[contracts.ModelInfo]
 	jobs  *contracts.Jobs
+	gate  *loadGate
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -68,6 +69,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if s.jobs, err = contracts.NewJobs(cfg.NATS, cfg.JobChunkSize); err != nil {
+		s.metrics.unregister(cfg.Metrics)
+		return nil, err
+	}
+	if s.gate, err = startLoadGate(cfg.NATS); err != nil {
 		s.metrics.unregister(cfg.Metrics)
 		return nil, err
 	}

@@ -160,6 +160,7 @@ type Processor struct {
 	// answered, for contracts.SubjectCancel.
 	callers   sync.Map
 	cancelSub *nats.Subscription
+	stopLoad  chan struct{} // closed by Stop: ends the load reports
 	stopOnce  sync.Once
 	stopErr   error
 }
@@ -199,6 +200,8 @@ func Start(cfg Config) (*Processor, error) {
 		p.metrics.unregister(cfg.Metrics)
 		return nil, err
 	}
+	p.stopLoad = make(chan struct{})
+	go p.reportLoad(p.stopLoad)
 	cfg.Logger.Info("processor started", "subject", cfg.Subject, "queue_group", cfg.QueueGroup,
 		"model", info.Name, "model_version", info.Version)
 	return p, nil
@@ -270,6 +273,7 @@ func (p *Processor) Stop(ctx context.Context) error {
 }
 
 func (p *Processor) stop(ctx context.Context) error {
+	close(p.stopLoad) // a draining processor must not be counted as refusing
 	// The chunk in hand is finished and stored first: it needs the connection.
 	if err := p.stopJobs(ctx); err != nil {
 		return err

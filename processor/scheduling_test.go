@@ -57,6 +57,10 @@ func TestOverloadIs429FastAndRecovers(t *testing.T) {
 	deadline := max(41*perRequest/3, 4*perRequest, time.Second)
 	t.Logf("32 texts in %v; request deadline %v", perRequest, deadline)
 	srv := startBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = deadline })
+	reports := make(chan *nats.Msg, 1024)
+	if _, err := connect(t, ns).ChanSubscribe(contracts.SubjectLoad, reports); err != nil {
+		t.Fatal(err)
+	}
 
 	const clients = 32
 	type result struct {
@@ -105,6 +109,23 @@ func TestOverloadIs429FastAndRecovers(t *testing.T) {
 	// Recovered.
 	if resp, body := postJSON(t, srv.URL, freshRequest(999, 10)); resp.StatusCode != 200 {
 		t.Fatalf("after the burst: %d %s", resp.StatusCode, body)
+	}
+	// Its load reports said so: refusing with work ahead during the burst,
+	// not refusing after (what the bridge's early refusal goes by).
+	var refusing, calm bool
+	timeout := time.After(10 * time.Second)
+	for !calm {
+		select {
+		case m := <-reports:
+			var r contracts.LoadReport
+			if err := json.Unmarshal(m.Data, &r); err != nil || r.ID == "" || r.MsPerKB <= 0 {
+				t.Fatalf("load report %s: %v", m.Data, err)
+			}
+			refusing = refusing || (r.Refusing && r.AheadMs > 0)
+			calm = refusing && !r.Refusing
+		case <-timeout:
+			t.Fatalf("load reports: refusing with work ahead seen %v, then not refusing seen %v", refusing, calm)
+		}
 	}
 }
 

@@ -176,6 +176,32 @@ func TestPermissions(t *testing.T) {
 		wantViolation(t, bridgeErrs, `Publish to "simmatch.catalogdata.t.aWQ"`)
 	})
 
+	t.Run("processor publishes load reports, the bridge reads them and cannot forge them", func(t *testing.T) {
+		got := make(chan *nats.Msg, 1)
+		if _, err := bridge.ChanSubscribe(contracts.SubjectLoad, got); err != nil {
+			t.Fatal(err)
+		}
+		if err := bridge.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := proc.Publish(contracts.SubjectLoad, []byte(`{"id":"p"}`)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-got:
+			if string(m.Data) != `{"id":"p"}` {
+				t.Fatalf("report %q", m.Data)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the bridge did not receive the processor's load report")
+		}
+		if err := bridge.Publish(contracts.SubjectLoad, []byte(`{"id":"forged"}`)); err != nil {
+			t.Fatal(err)
+		}
+		_ = bridge.Flush()
+		wantViolation(t, bridgeErrs, `Publish to "simmatch.load"`)
+	})
+
 	t.Run("wrong password", func(t *testing.T) {
 		_, err := nats.Connect(ns.ClientURL(), nats.UserInfo("bridge", processorPassword))
 		if !errors.Is(err, nats.ErrAuthorization) {

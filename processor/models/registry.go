@@ -396,6 +396,18 @@ func (r *Registry) CountTokens(texts []string) ([]int, error) {
 	return v.model.CountTokens(texts)
 }
 
+// AdmissionLoad is the default version's scheduler.AdmissionLoad (zeros
+// when none serves).
+func (r *Registry) AdmissionLoad() (ahead, perKB time.Duration, refusals uint64) {
+	r.mu.Lock()
+	v, err := r.find("")
+	r.mu.Unlock()
+	if err != nil || v.sched == nil {
+		return 0, 0, 0
+	}
+	return v.sched.AdmissionLoad()
+}
+
 // Info describes the default model's default version (zero when none is loaded).
 func (r *Registry) Info() contracts.ModelInfo {
 	r.mu.Lock()

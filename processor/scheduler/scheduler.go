@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -97,6 +96,7 @@ type Scheduler struct {
 	// tokenizing is the estimated tokens of requests past precheck and not
 	// yet judged by admit.
 	tokenizing int
+	refusals   uint64 // requests refused as overloaded, ever
 	closing    bool
 
 	wake    chan struct{} // a request was queued, or Close was called
@@ -153,6 +153,20 @@ const tracerName = "github.com/simmatch/simmatch/processor/scheduler"
 
 // Info identifies the model.
 func (s *Scheduler) Info() contracts.ModelInfo { return s.info }
+
+// AdmissionLoad is the scheduler's admission state for contracts.LoadReport: how long
+// the work queued and running takes, how long each KiB of text adds (both
+// with admission's headroom; 0 before the speed is measured), and how many
+// requests were refused as overloaded so far.
+func (s *Scheduler) AdmissionLoad() (ahead, perKB time.Duration, refusals uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tpb := s.tokensPerByte
+	if tpb <= 0 {
+		tpb = defaultTokensPerByte
+	}
+	return s.timeFor(s.running + s.q.tokens + s.tokenizing), s.timeFor(int(1024 * tpb)), s.refusals
+}
 
 // MaxBatchTokens is the batch budget in use (padded tokens).
 func (s *Scheduler) MaxBatchTokens() int { return s.cfg.MaxBatchTokens }
@@ -346,36 +360,22 @@ func (s *Scheduler) precheck(ctx context.Context, texts []string, arrived time.T
 // held.
 func (s *Scheduler) judge(r *request, queued int, now time.Time) error {
 	if over := queued + r.pendingTokens - s.cfg.MaxQueuedTokens; over > 0 {
+		s.refusals++
 		s.metrics.refused("queue_full")
 		e := contracts.Errorf(contracts.CodeOverloaded,
 			"the processor's queue holds %d tokens and this request adds about %d, over its limit of %d; retry later or add processors",
 			queued, r.pendingTokens, s.cfg.MaxQueuedTokens)
-		e.RetryAfterMs = retryAfterMs(s.timeFor(over))
+		e.RetryAfterMs = contracts.RetryAfterMs(s.timeFor(over))
 		return e
 	}
 	if msg, wait := s.wouldMiss(r, now); msg != "" {
+		s.refusals++
 		s.metrics.refused("deadline")
 		e := contracts.Errorf(contracts.CodeOverloaded, "%s; retry later or add processors", msg)
-		e.RetryAfterMs = retryAfterMs(wait)
+		e.RetryAfterMs = contracts.RetryAfterMs(wait)
 		return e
 	}
 	return nil
-}
-
-// minRetryAfter is the shortest wait a refusal suggests. The estimate says
-// when this request alone would fit, but under overload many refused
-// callers wait for the same room, and each early return costs a refusal's
-// work on the cores the admitted requests need; a second (HTTP's
-// Retry-After granularity) keeps the queue full with far fewer refusals.
-const minRetryAfter = time.Second
-
-// retryAfterMs is the wait a refusal suggests: the estimate, at least
-// minRetryAfter, plus a random quarter to half of it. The jitter spreads the
-// callers refused together (they saw the same queue) so they do not come
-// back as one burst.
-func retryAfterMs(wait time.Duration) int {
-	wait = max(wait, minRetryAfter)
-	return int((wait + time.Duration(rand.Int64N(int64(wait/4)+1)) + wait/4).Milliseconds())
 }
 
 // timeFor is how long the lanes take for tokens at the measured speed, with
