@@ -77,9 +77,18 @@ func (g *loadGate) refuse(body []byte, timeout time.Duration, now time.Time) (*c
 		if !r.Refusing || r.MsPerKB <= 0 {
 			return nil, false
 		}
+		// Either the deadline or the queue's token budget, each read with
+		// the queue drained by the report's age.
+		kb := gateMargin * float64(len(body)) / 1024
 		ahead := max(time.Duration(r.AheadMs)*time.Millisecond-age, 0)
-		own := time.Duration(gateMargin * float64(len(body)) / 1024 * r.MsPerKB * float64(time.Millisecond))
-		over := ahead + own - timeout
+		over := ahead + time.Duration(kb*r.MsPerKB*float64(time.Millisecond)) - timeout
+		if r.MaxQueuedTokens > 0 && r.TokensPerKB > 0 {
+			msPerToken := r.MsPerKB / r.TokensPerKB
+			queued := max(float64(r.QueuedTokens)-float64(age.Milliseconds())/msPerToken, 0)
+			if excess := queued + kb*r.TokensPerKB - float64(r.MaxQueuedTokens); excess > 0 {
+				over = max(over, time.Duration(excess*msPerToken*float64(time.Millisecond)))
+			}
+		}
 		if over <= 0 {
 			return nil, false
 		}
@@ -91,7 +100,7 @@ func (g *loadGate) refuse(body []byte, timeout time.Duration, now time.Time) (*c
 		return nil, false
 	}
 	e := contracts.Errorf(contracts.CodeOverloaded,
-		"every processor (%d) is refusing work it could not finish within the %v deadline; retry later or add processors", live, timeout)
+		"every processor (%d) is refusing work: this request would go over its queue or miss the %v deadline; retry later or add processors", live, timeout)
 	e.RetryAfterMs = contracts.RetryAfterMs(wait)
 	return e, true
 }

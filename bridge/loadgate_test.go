@@ -84,6 +84,25 @@ func TestLoadGate(t *testing.T) {
 	if status, _ := post(string(body)); status != 200 || sent() != before+3 {
 		t.Fatalf("room before the deadline: %d; want the request sent", status)
 	}
+	// Room before the deadline but not in the queues' token budgets.
+	full := func(id string) {
+		t.Helper()
+		data, _ := json.Marshal(contracts.LoadReport{ID: id, AheadMs: 1_000, MsPerKB: 500, Refusing: true,
+			QueuedTokens: 1000, MaxQueuedTokens: 1000, TokensPerKB: 250})
+		if err := reporter.Publish(contracts.SubjectLoad, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	full("p1")
+	full("p2")
+	waitFor(t, 5*time.Second, "the full-queue reports", func() bool {
+		b.srv.gate.mu.Lock()
+		defer b.srv.gate.mu.Unlock()
+		return b.srv.gate.reports["p1"].MaxQueuedTokens == 1000 && b.srv.gate.reports["p2"].MaxQueuedTokens == 1000
+	})
+	if status, _ := post(string(body)); status != 429 || sent() != before+3 {
+		t.Fatalf("queues full: %d; want 429 from the bridge", status)
+	}
 	// Reports gone stale (processors stopped or unreachable): sent.
 	report("p1", true, 20_000)
 	report("p2", true, 20_000)

@@ -23,6 +23,11 @@ type LoadReport struct {
 	// MsPerKB is how long each 1,024 bytes of request text add, the same way
 	// (milliseconds); 0 before the speed is measured.
 	MsPerKB float64 `json:"ms_per_kb"`
+	// QueuedTokens are the tokens waiting for a lane, MaxQueuedTokens their
+	// budget, and TokensPerKB the tokens in 1,024 bytes of text as measured.
+	QueuedTokens    int     `json:"queued_tokens"`
+	MaxQueuedTokens int     `json:"max_queued_tokens"`
+	TokensPerKB     float64 `json:"tokens_per_kb"`
 	// Refusing says the processor refused a request as overloaded since its
 	// last report.
 	Refusing bool `json:"refusing"`

@@ -5,12 +5,13 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
 // loadReporter is an Embedder that can say how loaded it is: a
 // *scheduler.Scheduler or a *models.Registry (its default version).
 type loadReporter interface {
-	AdmissionLoad() (ahead, perKB time.Duration, refusals uint64)
+	AdmissionLoad() scheduler.Load
 }
 
 // reportLoad publishes a contracts.LoadReport on contracts.SubjectLoad every
@@ -31,10 +32,11 @@ func (p *Processor) reportLoad(done <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		ahead, perKB, refusals := lr.AdmissionLoad()
-		b, _ := json.Marshal(contracts.LoadReport{ID: p.svc.Info().ID, AheadMs: ahead.Milliseconds(),
-			MsPerKB: float64(perKB) / float64(time.Millisecond), Refusing: refusals != last})
-		last = refusals
+		l := lr.AdmissionLoad()
+		b, _ := json.Marshal(contracts.LoadReport{ID: p.svc.Info().ID, AheadMs: l.Ahead.Milliseconds(),
+			MsPerKB: float64(l.PerKB) / float64(time.Millisecond), QueuedTokens: l.Queued, MaxQueuedTokens: l.MaxQueued,
+			TokensPerKB: l.TokensPerKB, Refusing: l.Refusals != last})
+		last = l.Refusals
 		_ = p.cfg.NATS.Publish(contracts.SubjectLoad, b)
 	}
 }

@@ -68,6 +68,9 @@ func newLRU(capacity int64, shards int) *lru {
 		s.entries = make(map[key]*entry)
 		s.flights = make(map[key]*flight)
 		s.capacity = capacity / int64(shards)
+		if int64(i) < capacity%int64(shards) { // the shards add up to capacity exactly
+			s.capacity++
+		}
 	}
 	return l
 }

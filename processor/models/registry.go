@@ -398,12 +398,12 @@ func (r *Registry) CountTokens(texts []string) ([]int, error) {
 
 // AdmissionLoad is the default version's scheduler.AdmissionLoad (zeros
 // when none serves).
-func (r *Registry) AdmissionLoad() (ahead, perKB time.Duration, refusals uint64) {
+func (r *Registry) AdmissionLoad() scheduler.Load {
 	r.mu.Lock()
 	v, err := r.find("")
 	r.mu.Unlock()
 	if err != nil || v.sched == nil {
-		return 0, 0, 0
+		return scheduler.Load{}
 	}
 	return v.sched.AdmissionLoad()
 }

@@ -154,18 +154,30 @@ const tracerName = "github.com/simmatch/simmatch/processor/scheduler"
 // Info identifies the model.
 func (s *Scheduler) Info() contracts.ModelInfo { return s.info }
 
-// AdmissionLoad is the scheduler's admission state for contracts.LoadReport: how long
-// the work queued and running takes, how long each KiB of text adds (both
-// with admission's headroom; 0 before the speed is measured), and how many
-// requests were refused as overloaded so far.
-func (s *Scheduler) AdmissionLoad() (ahead, perKB time.Duration, refusals uint64) {
+// Load is a scheduler's admission state (contracts.LoadReport).
+type Load struct {
+	// Ahead is how long the work queued and running takes and PerKB how
+	// long each KiB of text adds, both with admission's headroom; 0 before
+	// the speed is measured.
+	Ahead, PerKB time.Duration
+	// Queued and MaxQueued are the tokens waiting (and being tokenized)
+	// and their budget; TokensPerKB the tokens in a KiB of text.
+	Queued, MaxQueued int
+	TokensPerKB       float64
+	// Refusals counts the requests refused as overloaded so far.
+	Refusals uint64
+}
+
+// AdmissionLoad is the scheduler's admission state.
+func (s *Scheduler) AdmissionLoad() Load {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tpb := s.tokensPerByte
 	if tpb <= 0 {
 		tpb = defaultTokensPerByte
 	}
-	return s.timeFor(s.running + s.q.tokens + s.tokenizing), s.timeFor(int(1024 * tpb)), s.refusals
+	return Load{Ahead: s.timeFor(s.running + s.q.tokens + s.tokenizing), PerKB: s.timeFor(int(1024 * tpb)),
+		Queued: s.q.tokens + s.tokenizing, MaxQueued: s.cfg.MaxQueuedTokens, TokensPerKB: 1024 * tpb, Refusals: s.refusals}
 }
 
 // MaxBatchTokens is the batch budget in use (padded tokens).
