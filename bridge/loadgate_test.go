@@ -80,7 +80,11 @@ func TestLoadGate(t *testing.T) {
 	// Both refusing, but the queue ahead leaves room for this request.
 	report("p2", true, 1_000)
 	report("p1", true, 1_000)
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, 5*time.Second, "the 1 s reports", func() bool {
+		b.srv.gate.mu.Lock()
+		defer b.srv.gate.mu.Unlock()
+		return b.srv.gate.reports["p1"].AheadMs == 1_000 && b.srv.gate.reports["p2"].AheadMs == 1_000
+	})
 	if status, _ := post(string(body)); status != 200 || sent() != before+3 {
 		t.Fatalf("room before the deadline: %d; want the request sent", status)
 	}
@@ -103,10 +107,14 @@ func TestLoadGate(t *testing.T) {
 	if status, _ := post(string(body)); status != 429 || sent() != before+3 {
 		t.Fatalf("queues full: %d; want 429 from the bridge", status)
 	}
-	// Reports gone stale (processors stopped or unreachable): sent.
-	report("p1", true, 20_000)
-	report("p2", true, 20_000)
-	time.Sleep(3*contracts.LoadInterval + 100*time.Millisecond)
+	// Reports gone stale (processors stopped or unreachable): sent. The
+	// reports are aged by hand: nothing else publishes here.
+	b.srv.gate.mu.Lock()
+	for id, r := range b.srv.gate.reports {
+		r.at = r.at.Add(-3*contracts.LoadInterval - time.Millisecond)
+		b.srv.gate.reports[id] = r
+	}
+	b.srv.gate.mu.Unlock()
 	if status, _ := post(string(body)); status != 200 || sent() != before+4 {
 		t.Fatalf("stale reports: %d; want the request sent", status)
 	}
