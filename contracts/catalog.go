@@ -1,11 +1,9 @@
 package contracts
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"reflect"
 	"regexp"
@@ -310,32 +308,26 @@ type CatalogMatch struct {
 // the request types), rejecting unknown fields, invalid UTF-8 and bodies over
 // maxBytes. Validation is the caller's next step.
 func DecodeCatalog(data []byte, maxBytes int, v any) error {
-	if maxBytes > 0 && len(data) > maxBytes {
-		return &Error{Code: CodePayloadTooLarge, Limit: maxBytes,
-			Message: fmt.Sprintf("request body is %d bytes; the limit is %d", len(data), maxBytes)}
-	}
-	if !utf8.Valid(data) {
-		return Errorf(CodeMalformedJSON, "request body is not valid UTF-8 (at byte %d)", invalidUTF8Offset(data))
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var typ *json.UnmarshalTypeError
-		if errors.As(err, &typ) && typ.Field != "" {
-			return FieldError(typ.Field, 0, "want %s, got %s", jsonType(typ.Type), typ.Value)
-		}
-		e := decodeError(err)
-		if strings.HasPrefix(err.Error(), "json: unknown field ") {
-			e.Message = e.Field + ": unknown field"
-		} else if e.Field != "" {
-			e.Message = fmt.Sprintf("%s: %v", e.Field, err)
-		}
+	if e := decodeStrict(data, maxBytes, "the limit", v, catalogDecodeError); e != nil {
 		return e
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Errorf(CodeMalformedJSON, "request body: unexpected data after the JSON object")
-	}
 	return nil
+}
+
+// catalogDecodeError maps the decoder's errors for catalog requests, whose
+// fields are nested (products[3].description).
+func catalogDecodeError(err error) *Error {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Field != "" {
+		return FieldError(typ.Field, 0, "want %s, got %s", jsonType(typ.Type), typ.Value)
+	}
+	e := decodeError(err)
+	if strings.HasPrefix(err.Error(), "json: unknown field ") {
+		e.Message = e.Field + ": unknown field"
+	} else if e.Field != "" {
+		e.Message = fmt.Sprintf("%s: %v", e.Field, err)
+	}
+	return e
 }
 
 func jsonType(t reflect.Type) string {

@@ -1,12 +1,8 @@
 package contracts
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -50,25 +46,15 @@ func (lim Limits) MaxEmbedInputs() int {
 // DecodeEmbedRequest decodes and validates a JSON embed request. Every error
 // is an *Error naming the field and, where one applies, the limit.
 func DecodeEmbedRequest(data []byte, lim Limits) (*EmbedRequest, error) {
-	if lim.MaxBodyBytes > 0 && len(data) > lim.MaxBodyBytes {
-		return nil, &Error{Code: CodePayloadTooLarge, Limit: lim.MaxBodyBytes,
-			Message: fmt.Sprintf("request body is %d bytes; the limit is %d", len(data), lim.MaxBodyBytes)}
-	}
-	if !utf8.Valid(data) {
-		return nil, Errorf(CodeMalformedJSON, "request body is not valid UTF-8 (at byte %d)", invalidUTF8Offset(data))
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var r EmbedRequest
-	if err := dec.Decode(&r); err != nil {
+	if e := decodeStrict(data, lim.MaxBodyBytes, "the limit", &r, func(err error) *Error {
 		e := decodeError(err)
 		if e.Field == "query" {
 			e = FieldError("input", 0, "%s", errWantStrings)
 		}
+		return e
+	}); e != nil {
 		return nil, e
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, Errorf(CodeMalformedJSON, "request body: unexpected data after the JSON object")
 	}
 	if err := r.Validate(lim); err != nil {
 		return nil, err

@@ -1,17 +1,14 @@
 package contracts
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -164,25 +161,15 @@ var DefaultJobLimits = JobLimits{Limits: DefaultLimits, MaxQueries: DefaultJobMa
 
 // DecodeJobRequest decodes and validates a job.
 func DecodeJobRequest(data []byte, lim JobLimits) (*JobRequest, error) {
-	if lim.MaxBodyBytes > 0 && len(data) > lim.MaxBodyBytes {
-		return nil, &Error{Code: CodePayloadTooLarge, Limit: lim.MaxBodyBytes,
-			Message: fmt.Sprintf("request body is %d bytes; the limit for a job is %d", len(data), lim.MaxBodyBytes)}
-	}
-	if !utf8.Valid(data) {
-		return nil, Errorf(CodeMalformedJSON, "request body is not valid UTF-8 (at byte %d)", invalidUTF8Offset(data))
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var r JobRequest
-	if err := dec.Decode(&r); err != nil {
+	if e := decodeStrict(data, lim.MaxBodyBytes, "the limit for a job", &r, func(err error) *Error {
 		e := decodeError(err)
 		if strings.Contains(e.Message, "unknown field") {
 			e.Message = e.Field + ": unknown field; known fields are query, product_descriptions, top_k, threshold, notify"
 		}
+		return e
+	}); e != nil {
 		return nil, e
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, Errorf(CodeMalformedJSON, "request body: unexpected data after the JSON object")
 	}
 	if err := r.Validate(lim); err != nil {
 		return nil, err

@@ -115,28 +115,39 @@ var DefaultLimits = Limits{
 // DecodeRequest decodes and validates a JSON request. Every error is an
 // *Error naming the field and, where one applies, the limit.
 func DecodeRequest(data []byte, lim Limits) (*Request, error) {
-	if lim.MaxBodyBytes > 0 && len(data) > lim.MaxBodyBytes {
-		return nil, &Error{Code: CodePayloadTooLarge, Limit: lim.MaxBodyBytes,
-			Message: fmt.Sprintf("request body is %d bytes; the limit is %d", len(data), lim.MaxBodyBytes)}
-	}
-	// encoding/json silently replaces invalid UTF-8 with U+FFFD, which would
-	// rank mangled text instead of telling the caller; JSON must be UTF-8.
-	if !utf8.Valid(data) {
-		return nil, Errorf(CodeMalformedJSON, "request body is not valid UTF-8 (at byte %d)", invalidUTF8Offset(data))
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var r Request
-	if err := dec.Decode(&r); err != nil {
-		return nil, decodeError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, Errorf(CodeMalformedJSON, "request body: unexpected data after the JSON object")
+	if e := decodeStrict(data, lim.MaxBodyBytes, "the limit", &r, decodeError); e != nil {
+		return nil, e
 	}
 	if err := r.Validate(lim); err != nil {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// decodeStrict decodes the JSON object in data into v, refusing a body over
+// maxBytes (0: no limit; limitName names it in the message), invalid UTF-8,
+// unknown fields and anything after the object. decErr maps the decoder's
+// errors to the request's fields (decodeError, or a variant of it).
+func decodeStrict(data []byte, maxBytes int, limitName string, v any, decErr func(error) *Error) *Error {
+	if maxBytes > 0 && len(data) > maxBytes {
+		return &Error{Code: CodePayloadTooLarge, Limit: maxBytes,
+			Message: fmt.Sprintf("request body is %d bytes; %s is %d", len(data), limitName, maxBytes)}
+	}
+	// encoding/json silently replaces invalid UTF-8 with U+FFFD, which would
+	// rank mangled text instead of telling the caller; JSON must be UTF-8.
+	if !utf8.Valid(data) {
+		return Errorf(CodeMalformedJSON, "request body is not valid UTF-8 (at byte %d)", invalidUTF8Offset(data))
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decErr(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Errorf(CodeMalformedJSON, "request body: unexpected data after the JSON object")
+	}
+	return nil
 }
 
 func invalidUTF8Offset(data []byte) int {
