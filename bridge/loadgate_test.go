@@ -48,9 +48,11 @@ func TestLoadGate(t *testing.T) {
 	}
 
 	// Both processors refusing, 20 s of work ahead of a 10 s deadline.
-	report("p1", true, 20_000)
-	report("p2", true, 25_000)
+	// Reports are re-sent while polling: the bridge's subscription may reach
+	// the server after the first ones, as with real processors' next reports.
 	waitFor(t, 5*time.Second, "the bridge has both reports", func() bool {
+		report("p1", true, 20_000)
+		report("p2", true, 25_000)
 		b.srv.gate.mu.Lock()
 		defer b.srv.gate.mu.Unlock()
 		return len(b.srv.gate.reports) == 2

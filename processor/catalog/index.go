@@ -115,6 +115,9 @@ func (x *Index) advance(seq uint64) {
 	if seq > x.applied {
 		x.applied = seq
 	}
+	if x.closed { // a message applied while the index closes: its waiters were woken by close
+		return
+	}
 	close(x.changed)
 	x.changed = make(chan struct{})
 }

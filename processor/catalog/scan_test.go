@@ -95,3 +95,16 @@ func TestDeleteKeepsRowsConsistent(t *testing.T) {
 		t.Fatalf("hits = %+v", hits)
 	}
 }
+
+// A message the follower applies while the index closes (a catalog deleted
+// or the service stopping) must not crash the processor: the CI run that
+// found it panicked with "close of closed channel".
+func TestIndexAppliedAfterClose(t *testing.T) {
+	x := NewIndex(4)
+	x.close()
+	x.Skip(7)
+	x.Delete(8, "gone")
+	if x.applied != 8 {
+		t.Fatalf("applied %d, want 8", x.applied)
+	}
+}
