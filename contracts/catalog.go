@@ -152,6 +152,7 @@ type UpsertResponse struct {
 	// answered after this reply, by any processor, sees the write.
 	Sequence  uint64 `json:"sequence"`
 	RequestID string `json:"request_id,omitempty"`
+	Timed
 }
 
 // ProductRequest names one product, for get and delete.
@@ -175,6 +176,7 @@ type ProductResponse struct {
 	Product   Product `json:"product"`
 	Sequence  uint64  `json:"sequence"`
 	RequestID string  `json:"request_id,omitempty"`
+	Timed
 }
 
 // DeleteResponse answers a delete. Deleting an id that is not there is not
@@ -185,6 +187,7 @@ type DeleteResponse struct {
 	Deleted   bool   `json:"deleted"`
 	Sequence  uint64 `json:"sequence"`
 	RequestID string `json:"request_id,omitempty"`
+	Timed
 }
 
 // ListRequest asks for every catalog.
@@ -210,6 +213,7 @@ type CatalogInfo struct {
 type ListResponse struct {
 	Catalogs  []CatalogInfo `json:"catalogs"`
 	RequestID string        `json:"request_id,omitempty"`
+	Timed
 }
 
 // DropRequest deletes a whole catalog.
@@ -223,6 +227,7 @@ type DropResponse struct {
 	Catalog   string `json:"catalog"`
 	Dropped   bool   `json:"dropped"`
 	RequestID string `json:"request_id,omitempty"`
+	Timed
 }
 
 // SearchRequest ranks a catalog's products for each query.
@@ -288,6 +293,7 @@ type SearchResponse struct {
 	// Sequence is the catalog stream sequence the search saw.
 	Sequence  uint64 `json:"sequence"`
 	RequestID string `json:"request_id,omitempty"`
+	Timed
 }
 
 // CatalogResult holds the ranked matches of one query.

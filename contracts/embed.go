@@ -31,9 +31,7 @@ type EmbedResponse struct {
 	Model ModelInfo `json:"model"`
 	// RequestID echoes the request's id.
 	RequestID string `json:"request_id,omitempty"`
-	// Timing is what the processor reported in its reply headers; it is not
-	// part of the JSON body.
-	Timing Timing `json:"-"`
+	Timed
 }
 
 // MaxEmbedInputs is the most texts one embed request may hold: the larger of

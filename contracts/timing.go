@@ -35,3 +35,14 @@ func TimingFrom(h nats.Header) Timing {
 	}
 	return Timing{Queue: time.Duration(q) * time.Microsecond, Inference: time.Duration(i) * time.Microsecond, Known: true}
 }
+
+// Timed is embedded in every reply type: the processor's Timing, which the
+// client reads from the reply's headers. It is not part of the JSON body.
+type Timed struct {
+	Timing Timing `json:"-"`
+}
+
+// Took is the processor's account of the reply's time.
+func (t Timed) Took() Timing { return t.Timing }
+
+func (t *Timed) timed() *Timed { return t }

@@ -65,9 +65,7 @@ type Response struct {
 	Model ModelInfo `json:"model"`
 	// RequestID echoes the request's id.
 	RequestID string `json:"request_id,omitempty"`
-	// Timing is what the processor reported in its reply headers; it is not
-	// part of the JSON body.
-	Timing Timing `json:"-"`
+	Timed
 }
 
 // Result holds the ranked matches of one query.
