@@ -168,17 +168,37 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) (*Client, error) {
 // deadline (or the client's timeout). Failures are *Error values: match them
 // with errors.Is against ErrNoProcessor, ErrTimeout, ErrInvalidRequest, ...
 func (c *Client) Match(ctx context.Context, req *Request) (*Response, error) {
+	return do[Response](ctx, c, c.subject, req, req.RequestID)
+}
+
+// do is the one call path of every method: it sends req on subject within
+// a CLIENT span, with the deadline, request id and trace context headers,
+// asks for an acknowledgement and sends the request again to another
+// processor as the Client documents (every operation is idempotent), and
+// decodes the reply into a Resp with the processor's timing, or returns the
+// *Error the reply describes.
+func do[Resp any, P interface {
+	*Resp
+	timed() *Timed
+}](ctx context.Context, c *Client, subject string, req any, requestID string) (*Resp, error) {
 	data, err := json.Marshal(req)
 	if err != nil {
 		return nil, &Error{Code: CodeInvalidRequest, Message: "encode request: " + err.Error()}
 	}
-	ctx, span := c.startSpan(ctx, c.subject, len(data), req.RequestID)
+	ctx, span := c.tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.name", "send"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", subject),
+			attribute.Int("messaging.message.body.size", len(data)),
+			attribute.String("simmatch.request_id", requestID),
+		))
 	defer span.End()
-
-	reply, err := c.resilientRequest(ctx, span, c.subject, data, req.RequestID)
-	var resp *Response
+	reply, err := c.resilientRequest(ctx, span, subject, data, requestID)
+	var resp Resp
 	if err == nil {
-		resp, err = DecodeReply(reply)
+		err = decodeReplyInto(reply, &resp)
 	}
 	if err != nil {
 		e := AsError(err)
@@ -186,24 +206,12 @@ func (c *Client) Match(ctx context.Context, req *Request) (*Response, error) {
 		span.SetAttributes(attribute.String("error.type", string(e.Code)))
 		return nil, err
 	}
-	return resp, nil
+	P(&resp).timed().Timing = TimingFrom(reply.Header)
+	return &resp, nil
 }
 
-// startSpan starts the CLIENT span of one request to subject.
-func (c *Client) startSpan(ctx context.Context, subject string, size int, requestID string) (context.Context, trace.Span) {
-	return c.tracer.Start(ctx, "send "+subject, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.operation.name", "send"),
-			attribute.String("messaging.operation.type", "send"),
-			attribute.String("messaging.destination.name", subject),
-			attribute.Int("messaging.message.body.size", size),
-			attribute.String("simmatch.request_id", requestID),
-		))
-}
-
-// DecodeReply decodes a processor's reply: a Response, or the *Error that the
-// micro error headers and the JSON body describe.
+// DecodeReply decodes a processor's similarity reply: a Response, or the
+// *Error that the micro error headers and the JSON body describe.
 func DecodeReply(m *nats.Msg) (*Response, error) {
 	var resp Response
 	if err := decodeReplyInto(m, &resp); err != nil {

@@ -2,10 +2,6 @@ package contracts
 
 import (
 	"context"
-	"encoding/json"
-
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 )
 
 // SubjectEmbed is the NATS subject processors serve embedding requests on.
@@ -79,25 +75,7 @@ func (r *EmbedRequest) Validate(lim Limits) error {
 }
 
 // Embed sends req to a processor on SubjectEmbed and waits for the
-// embeddings until ctx's deadline (or the client's timeout). Failures are
-// *Error values, as for Match.
+// embeddings until ctx's deadline (or the client's timeout), as Match does.
 func (c *Client) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, error) {
-	data, err := json.Marshal(req)
-	if err != nil {
-		return nil, &Error{Code: CodeInvalidRequest, Message: "encode request: " + err.Error()}
-	}
-	ctx, span := c.startSpan(ctx, SubjectEmbed, len(data), req.RequestID)
-	defer span.End()
-	reply, err := c.request(ctx, SubjectEmbed, data, req.RequestID)
-	if err == nil {
-		var resp EmbedResponse
-		if err = decodeReplyInto(reply, &resp); err == nil {
-			resp.Timing = TimingFrom(reply.Header)
-			return &resp, nil
-		}
-	}
-	e := AsError(err)
-	span.SetStatus(codes.Error, string(e.Code))
-	span.SetAttributes(attribute.String("error.type", string(e.Code)))
-	return nil, err
+	return do[EmbedResponse](ctx, c, SubjectEmbed, req, req.RequestID)
 }

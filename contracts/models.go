@@ -100,6 +100,7 @@ type ProcessorModels struct {
 	// simmatch_models key-value bucket, "local" when it is controlled alone.
 	DesiredState string               `json:"desired_state"`
 	Models       []ModelVersionStatus `json:"models"`
+	Timed
 }
 
 // ModelsStatus gathers the answers of every processor to a status request.
@@ -107,13 +108,20 @@ type ModelsStatus struct {
 	Processors []ProcessorModels `json:"processors"`
 }
 
-// ModelControl sends model control requests over NATS.
+// ModelControl sends model control requests over NATS: load, switch and
+// unload through the client's one call path (acknowledged, sent again to
+// another processor when one dies), status gathered from every processor.
 type ModelControl struct {
-	nc *nats.Conn
+	nc     *nats.Conn
+	client *Client
 }
 
-// NewModelControl returns a ModelControl that sends on nc.
-func NewModelControl(nc *nats.Conn) *ModelControl { return &ModelControl{nc: nc} }
+// NewModelControl returns a ModelControl that sends on nc. A call whose
+// context has no deadline waits up to five minutes (a load takes seconds).
+func NewModelControl(nc *nats.Conn) *ModelControl {
+	c, _ := NewClient(nc, WithTimeout(5*time.Minute)) // fails only on a nil nc, which fails at the first call too
+	return &ModelControl{nc: nc, client: c}
+}
 
 // Load loads model ("name@version") on the processors and waits until the
 // processor that took the request has validated it.
@@ -133,22 +141,10 @@ func (c *ModelControl) Unload(ctx context.Context, model string) (*ProcessorMode
 }
 
 func (c *ModelControl) do(ctx context.Context, subject, model string) (*ProcessorModels, error) {
-	data, err := json.Marshal(ModelRequest{Model: model})
-	if err != nil {
-		return nil, err
+	if c.client == nil {
+		return nil, errors.New("contracts: model control without a NATS connection")
 	}
-	m, err := c.nc.RequestWithContext(ctx, subject, data)
-	if err != nil {
-		return nil, transportError(ctx, subject, err)
-	}
-	if e := replyError(m); e != nil {
-		return nil, e
-	}
-	var p ProcessorModels
-	if err := json.Unmarshal(m.Data, &p); err != nil {
-		return nil, Errorf(CodeInternal, "decode %s reply: %v", subject, err)
-	}
-	return &p, nil
+	return do[ProcessorModels](ctx, c.client, subject, ModelRequest{Model: model}, "")
 }
 
 // Status asks every processor for its models and gathers the answers that

@@ -50,6 +50,37 @@ type loadRun struct {
 
 func startLoad(t testing.TB, c *contracts.Client, clients, n int, stop <-chan struct{}) *loadRun {
 	t.Helper()
+	return startDoorLoad(t, matchDoor(c), clients, n, stop)
+}
+
+// door sends request i of client w and checks its answer.
+type door func(ctx context.Context, w, i int) error
+
+// matchDoor asks for a ranking (similarity.request) and checks the best match.
+func matchDoor(c *contracts.Client) door {
+	return func(ctx context.Context, w, i int) error {
+		tc := cases[(w+i)%len(cases)]
+		resp, err := c.Match(ctx, &contracts.Request{Query: contracts.Queries{tc.query}, ProductDescriptions: faultDescs})
+		if err == nil && resp.Results[0].Matches[0].Description != tc.best {
+			err = fmt.Errorf("wrong answer for %q: %q", tc.query, resp.Results[0].Matches[0].Description)
+		}
+		return err
+	}
+}
+
+// embedDoor asks for embeddings (simmatch.embed) and checks their count.
+func embedDoor(c *contracts.Client) door {
+	return func(ctx context.Context, w, i int) error {
+		resp, err := c.Embed(ctx, &contracts.EmbedRequest{Input: faultDescs})
+		if err == nil && (len(resp.Embeddings) != len(faultDescs) || len(resp.Tokens) != len(faultDescs)) {
+			err = fmt.Errorf("%d embeddings and %d token counts for %d texts", len(resp.Embeddings), len(resp.Tokens), len(faultDescs))
+		}
+		return err
+	}
+}
+
+func startDoorLoad(t testing.TB, send door, clients, n int, stop <-chan struct{}) *loadRun {
+	t.Helper()
 	l := &loadRun{}
 	var sent atomic.Int64
 	for w := range clients {
@@ -63,15 +94,11 @@ func startLoad(t testing.TB, c *contracts.Client, clients, n int, stop <-chan st
 				if n > 0 && sent.Add(1) > int64(n) {
 					return
 				}
-				tc := cases[(w+i)%len(cases)]
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				o := outcome{start: time.Now()}
-				resp, err := c.Match(ctx, &contracts.Request{Query: contracts.Queries{tc.query}, ProductDescriptions: faultDescs})
+				err := send(ctx, w, i)
 				cancel()
 				o.end, o.err = time.Now(), err
-				if err == nil && resp.Results[0].Matches[0].Description != tc.best {
-					o.err = fmt.Errorf("wrong answer for %q: %q", tc.query, resp.Results[0].Matches[0].Description)
-				}
 				l.mu.Lock()
 				l.outcomes = append(l.outcomes, o)
 				l.mu.Unlock()
@@ -138,7 +165,18 @@ func startKillable(t testing.TB, nc *nats.Conn) *processor.Processor {
 	return p
 }
 
+// Every door of the pipeline survives the kill: similarity and embeddings
+// (catalog search: processor/catalog and the chaos suite).
 func TestKillProcessorWithRequestsInFlight(t *testing.T) {
+	for _, d := range []struct {
+		name string
+		door func(*contracts.Client) door
+	}{{"similarity", matchDoor}, {"embed", embedDoor}} {
+		t.Run(d.name, func(t *testing.T) { testKillProcessor(t, d.door) })
+	}
+}
+
+func testKillProcessor(t *testing.T, newDoor func(*contracts.Client) door) {
 	ns := startNATS(t)
 	victimNC := connect(t, ns)
 	victim := startKillable(t, victimNC)
@@ -152,10 +190,11 @@ func TestKillProcessorWithRequestsInFlight(t *testing.T) {
 	// three processors, the victim holds at least 2 of them but once in
 	// about 1,300 runs (18 requests and 3 missed in 1 run of 30).
 	const burst = 24
-	base := startLoad(t, c, burst, burst, nil).wait(t)
+	send := newDoor(c)
+	base := startDoorLoad(t, send, burst, burst, nil).wait(t)
 	baseMax := maxLatency(base)
 
-	l := startLoad(t, c, burst, burst, nil)
+	l := startDoorLoad(t, send, burst, burst, nil)
 	testenv.WaitFor(t, 30*time.Second, "requests queued at the victim", func() bool { return victim.InFlight() >= 2 })
 	atKill := victim.InFlight()
 	victimNC.Close()

@@ -39,7 +39,7 @@ var (
 // so the request path needs no checks.
 type metrics struct {
 	requests *prometheus.CounterVec   // subject, outcome
-	duration prometheus.Observer      // subject curried
+	duration *prometheus.HistogramVec // subject
 	stage    *prometheus.HistogramVec // stage; shared with the scheduler
 
 	// By model and model_version: the version that computed the scores.
@@ -50,7 +50,6 @@ type metrics struct {
 	threshold float64
 	k         int
 
-	subject    string
 	collectors []prometheus.Collector // to unregister when Start fails
 }
 
@@ -87,14 +86,13 @@ func newMetrics(reg prometheus.Registerer, p *Processor, info contracts.ModelInf
 		}, modelLabels),
 		threshold: *cfg.SimilarityThreshold,
 		k:         cfg.MetricsTopK,
-		subject:   cfg.Subject,
 	}
-	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "simmatch_processor_request_duration_seconds",
 		Help:    "Time from receiving a NATS request to replying.",
 		Buckets: latencyBuckets,
 	}, []string{"subject"})
-	m.duration = duration.WithLabelValues(cfg.Subject)
+	m.duration.WithLabelValues(cfg.Subject)
 	// Series that exist before the first request, so rates and panels start at 0.
 	m.requests.WithLabelValues(cfg.Subject, "ok")
 	m.matches.WithLabelValues(info.Name, info.Version)
@@ -114,7 +112,7 @@ func newMetrics(reg prometheus.Registerer, p *Processor, info contracts.ModelInf
 	})
 	threshold.Set(m.threshold)
 
-	cs := []prometheus.Collector{m.requests, duration,
+	cs := []prometheus.Collector{m.requests, m.duration,
 		m.topK, m.scores, m.matches, m.above, modelInfo, threshold,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "simmatch_processor_in_flight",
@@ -152,8 +150,8 @@ func (m *metrics) unregister(reg prometheus.Registerer) {
 	}
 }
 
-// answered counts one reply.
-func (m *metrics) answered(code contracts.Code, received time.Time) {
+// answered counts one reply to a request on subject.
+func (m *metrics) answered(subject string, code contracts.Code, received time.Time) {
 	if m == nil {
 		return
 	}
@@ -161,8 +159,8 @@ func (m *metrics) answered(code contracts.Code, received time.Time) {
 	if code != "" {
 		outcome = string(code)
 	}
-	m.requests.WithLabelValues(m.subject, outcome).Inc()
-	m.duration.Observe(time.Since(received).Seconds())
+	m.requests.WithLabelValues(subject, outcome).Inc()
+	m.duration.WithLabelValues(subject).Observe(time.Since(received).Seconds())
 }
 
 // ObserveStage records how long a stage (StageRank) took.

@@ -41,8 +41,8 @@ type Resolver interface {
 // Catalogs serves stored catalogs next to the similarity endpoint
 // (package processor/catalog implements it).
 type Catalogs interface {
-	// AddEndpoints adds the catalog endpoints to the processor's micro service.
-	AddEndpoints(svc micro.Service, queueGroup string) error
+	// Endpoints are the catalog operations, served through the processor's pipeline.
+	Endpoints() []Endpoint
 	// Predict answers a similarity request that names a catalog.
 	Predict(ctx context.Context, req *contracts.Request) (*contracts.Response, error)
 	// Stop answers the catalog requests in flight and stops following the
@@ -88,7 +88,8 @@ type Config struct {
 	// simmatch_model_topk_similarity averages; 0 means DefaultMetricsTopK.
 	MetricsTopK int
 	// StatsData, when set, is called on every $SRV.STATS request; its result
-	// is each endpoint's "data" (e.g. the embedding cache's counters).
+	// is each endpoint's "data" (e.g. the live model versions and the
+	// embedding cache's counters).
 	StatsData func() any
 	// Catalogs, when not nil, serves the simmatch.catalog.* endpoints and
 	// requests that name a catalog; without it those are answered not_found.
@@ -153,10 +154,11 @@ type Processor struct {
 	tracer   trace.Tracer
 	metrics  *metrics // nil when Config.Metrics is nil
 	rank     ranker
+	tokens   TokenCounter   // nil: embed answers carry no token counts
 	async    *jobsWorker    // nil when jobs are off
 	inflight sync.WaitGroup // received requests not yet answered
 	pending  atomic.Int64   // the same, as a number
-	// callers maps a request's reply subject to its *job while it is
+	// callers maps a request's reply subject to its *call while it is
 	// answered, for contracts.SubjectCancel.
 	callers   sync.Map
 	cancelSub *nats.Subscription
@@ -183,7 +185,11 @@ func Start(cfg Config) (*Processor, error) {
 		p.metrics = m
 	}
 	p.rank = ranker{tracer: p.tracer, metrics: p.metrics}
-	svc, err := startService(cfg, p, info)
+	p.tokens = cfg.Tokens
+	if p.tokens == nil {
+		p.tokens, _ = cfg.Embedder.(TokenCounter)
+	}
+	svc, err := startService(cfg, p)
 	if err != nil {
 		p.metrics.unregister(cfg.Metrics)
 		return nil, err
@@ -207,56 +213,34 @@ func Start(cfg Config) (*Processor, error) {
 	return p, nil
 }
 
-// startService adds the micro service and its endpoint, and flushes so the
-// server knows the subscription.
-func startService(cfg Config, p *Processor, info contracts.ModelInfo) (micro.Service, error) {
+// startService adds the micro service and its endpoints: similarity,
+// embeddings and, when on, the catalogs. The model is not in the service's
+// metadata, which is fixed at start: $SRV.STATS data and the status of
+// simmatch.models.status say which versions are live.
+func startService(cfg Config, p *Processor) (micro.Service, error) {
 	var stats micro.StatsHandler
 	if cfg.StatsData != nil {
 		stats = func(*micro.Endpoint) any { return cfg.StatsData() }
 	}
 	svc, err := micro.AddService(cfg.NATS, micro.Config{
-		Name:        contracts.ServiceName,
-		Version:     ServiceVersion,
-		Description: "simmatch similarity processor: ranks product descriptions for queries",
-		QueueGroup:  cfg.QueueGroup,
-		Metadata: map[string]string{
-			"model.name":       info.Name,
-			"model.version":    info.Version,
-			"model.dimensions": fmt.Sprint(info.Dimensions),
-			"api":              contracts.APIVersion,
-		},
+		Name:         contracts.ServiceName,
+		Version:      ServiceVersion,
+		Description:  "simmatch similarity processor: ranks product descriptions for queries",
+		QueueGroup:   cfg.QueueGroup,
+		Metadata:     map[string]string{"api": contracts.APIVersion},
 		StatsHandler: stats,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("processor: add micro service: %w", err)
 	}
-	err = svc.AddEndpoint("similarity", micro.HandlerFunc(p.handle),
-		micro.WithEndpointSubject(cfg.Subject),
-		micro.WithEndpointQueueGroup(cfg.QueueGroup),
-		// The handler only decodes and hands the request on, so it keeps up;
-		// the limits are generous so a burst is refused as "overloaded" by
-		// admission, never by a slow-consumer error that would stop the service.
-		micro.WithEndpointPendingLimits(1<<16, 256<<20),
-	)
-	if err != nil {
-		_ = svc.Stop()
-		return nil, fmt.Errorf("processor: add endpoint %s: %w", cfg.Subject, err)
-	}
+	p.svc = svc
+	eps := p.endpoints()
 	if cfg.Catalogs != nil {
-		if err := cfg.Catalogs.AddEndpoints(svc, cfg.QueueGroup); err != nil {
-			_ = svc.Stop()
-			return nil, err
-		}
+		eps = append(eps, cfg.Catalogs.Endpoints()...)
 	}
-	if err := p.addOperations(svc); err != nil {
+	if err := p.Add(eps...); err != nil {
 		_ = svc.Stop()
 		return nil, err
-	}
-	// Flush so the server knows the subscription before Start returns:
-	// a request sent right after must find this processor.
-	if err := cfg.NATS.Flush(); err != nil {
-		_ = svc.Stop()
-		return nil, fmt.Errorf("processor: flush subscription: %w", err)
 	}
 	return svc, nil
 }

@@ -2,24 +2,20 @@ package catalog
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/simmatch/simmatch/contracts"
-	"github.com/simmatch/simmatch/processor/scheduler"
+	"github.com/simmatch/simmatch/processor"
 )
 
-// AddEndpoints adds the catalog endpoints to the processor's micro service,
-// in queueGroup.
-func (s *Service) AddEndpoints(svc micro.Service, queueGroup string) error {
+// Endpoints are the catalog operations, served through the processor's
+// pipeline; at most Config.Concurrency of them run at once.
+func (s *Service) Endpoints() []processor.Endpoint {
 	eps := []struct {
 		name, subject string
 		op            func(context.Context, []byte) (any, error)
@@ -31,87 +27,12 @@ func (s *Service) AddEndpoints(svc micro.Service, queueGroup string) error {
 		{"catalog-drop", contracts.SubjectCatalogDrop, s.drop},
 		{"catalog-search", contracts.SubjectCatalogSearch, s.search},
 	}
-	for _, ep := range eps {
-		if err := svc.AddEndpoint(ep.name, s.handler(ep.op),
-			micro.WithEndpointSubject(ep.subject),
-			micro.WithEndpointQueueGroup(queueGroup),
-			micro.WithEndpointPendingLimits(1<<16, 512<<20),
-		); err != nil {
-			return fmt.Errorf("catalog: add endpoint %s: %w", ep.subject, err)
-		}
+	out := make([]processor.Endpoint, len(eps))
+	for i, ep := range eps {
+		out[i] = processor.Endpoint{Name: ep.name, Subject: ep.subject, Timeout: s.cfg.DefaultTimeout, Slots: s.sem,
+			Serve: func(ctx context.Context, r processor.Request) (any, error) { return ep.op(ctx, r.Data) }}
 	}
-	return nil
-}
-
-// handler runs op on its own goroutine (at most Concurrency at once), so a
-// slow upsert does not hold up the subscription, and sends its one answer.
-// Replies are published on the processor's connection (Config.NATS), not
-// through micro.Request: micro reads a request's reply error after the
-// handler returns, so replying through it from another goroutine would race,
-// and a server with per-user permissions lets only the receiving connection
-// answer.
-func (s *Service) handler(op func(context.Context, []byte) (any, error)) micro.HandlerFunc {
-	return func(r micro.Request) {
-		received := time.Now()
-		s.inflight.Add(1)
-		s.sem <- struct{}{}
-		go func() {
-			defer func() { <-s.sem; s.inflight.Done() }()
-			var timing scheduler.Timing
-			resp, err := s.run(r, received, &timing, op)
-			if err != nil {
-				s.replyError(r, err)
-				return
-			}
-			data, err := json.Marshal(resp)
-			if err != nil {
-				s.replyError(r, contracts.Errorf(contracts.CodeInternal, "encode reply: %v", err))
-				return
-			}
-			hdr := nats.Header{}
-			hdr.Set(contracts.HeaderQueueUs, strconv.FormatInt(timing.Queue.Microseconds(), 10))
-			hdr.Set(contracts.HeaderInferenceUs, strconv.FormatInt(timing.Inference.Microseconds(), 10))
-			s.publish(r, hdr, data)
-		}()
-	}
-}
-
-func (s *Service) replyError(r micro.Request, err error) {
-	e := contracts.AsError(err)
-	if e.Code == contracts.CodeInternal {
-		s.cfg.Logger.Error("catalog: request failed", "subject", r.Subject(), "err", e.Message)
-	}
-	hdr := nats.Header{}
-	hdr.Set(contracts.HeaderError, e.Message)
-	hdr.Set(contracts.HeaderErrorCode, string(e.Code))
-	s.publish(r, hdr, e.Marshal())
-}
-
-func (s *Service) publish(r micro.Request, hdr nats.Header, data []byte) {
-	if r.Reply() == "" {
-		return
-	}
-	if err := s.cfg.NATS.PublishMsg(&nats.Msg{Subject: r.Reply(), Header: hdr, Data: data}); err != nil {
-		s.cfg.Logger.Warn("catalog: reply failed", "subject", r.Subject(), "err", err)
-	}
-}
-
-func (s *Service) run(r micro.Request, received time.Time, timing *scheduler.Timing, op func(context.Context, []byte) (any, error)) (resp any, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = contracts.Errorf(contracts.CodeInternal, "processor failed on this catalog request: %v", v)
-		}
-	}()
-	timeout, ok, err := contracts.Timeout(nats.Header(r.Headers()))
-	if err != nil {
-		return nil, contracts.FieldError("header "+contracts.HeaderTimeout, 0, "%v", err)
-	}
-	if !ok {
-		timeout = s.cfg.DefaultTimeout
-	}
-	ctx, cancel := context.WithDeadline(s.ctx, received.Add(timeout))
-	defer cancel()
-	return op(scheduler.WithTiming(ctx, timing), r.Data())
+	return out
 }
 
 func (s *Service) decode(data []byte, v any) error {

@@ -62,7 +62,7 @@ func startVersionedNode(t *testing.T, url string) *versionedNode {
 	}
 	// As the processors do (procflags): the desired state in JetStream
 	// drives the default, and the catalogs follow it.
-	ctl, err := models.StartControl(context.Background(), models.ControlConfig{NATS: nc, Registry: reg, ID: p.Info().ID})
+	ctl, err := models.StartControl(context.Background(), models.ControlConfig{NATS: nc, Registry: reg, Processor: p})
 	if err != nil {
 		t.Fatal(err)
 	}

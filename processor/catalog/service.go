@@ -115,8 +115,7 @@ type Service struct {
 	mu   sync.Mutex
 	cats map[string]*followed
 
-	sem      chan struct{}
-	inflight sync.WaitGroup
+	sem chan struct{} // Concurrency: the catalog endpoints' slots
 
 	reembed reembedState
 }
@@ -479,17 +478,9 @@ func (s *Service) Following(name string) bool {
 	return ok
 }
 
-// Stop waits for the catalog requests in flight (until ctx ends), then stops
-// following the catalogs. Call it after the micro service stopped.
+// Stop stops following the catalogs and re-embedding them. Call it after
+// the processor stopped: its requests in flight use the catalogs.
 func (s *Service) Stop(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { s.inflight.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("catalog: wait for in-flight requests: %w", ctx.Err())
-	}
 	s.mu.Lock()
 	s.cancel()
 	cats := s.cats
@@ -501,5 +492,5 @@ func (s *Service) Stop(ctx context.Context) error {
 	}
 	s.js.CleanupPublisher()
 	s.nc.Close()
-	return err
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor"
 )
 
 // DefaultBucket is the JetStream key-value bucket of the desired state: one
@@ -30,15 +31,13 @@ type Desired struct {
 	Versions []string `json:"versions"`
 }
 
-// ControlConfig configures StartControl. NATS and Registry are required.
+// ControlConfig configures StartControl. NATS, Registry and Processor are required.
 type ControlConfig struct {
 	NATS     *nats.Conn
 	Registry *Registry
-	// ID names this processor in status answers (its micro service id).
-	ID string
-	// QueueGroup is the processors' group for load, switch and unload;
-	// default contracts.DefaultQueueGroup.
-	QueueGroup string
+	// Processor serves the control endpoints (simmatch.models.*) through its
+	// pipeline; its micro service id names it in status answers.
+	Processor *processor.Processor
 	// Bucket and Replicas of the desired state; default DefaultBucket, 1.
 	Bucket   string
 	Replicas int
@@ -50,10 +49,9 @@ type ControlConfig struct {
 // to the desired state in JetStream, or controls it alone when JetStream is
 // not available. Stop it before closing the registry.
 type Control struct {
-	cfg  ControlConfig
-	kv   jetstream.KeyValue // nil: local control only
-	subs []*nats.Subscription
-	ops  sync.Mutex // one control operation at a time on this processor
+	cfg ControlConfig
+	kv  jetstream.KeyValue // nil: local control only
+	ops sync.Mutex         // one control operation at a time on this processor
 
 	mu      sync.Mutex
 	applied uint64        // the last desired-state revision applied
@@ -63,15 +61,12 @@ type Control struct {
 	seen    map[string]bool // names applied once: the start-up differences are reported
 }
 
-// StartControl subscribes to simmatch.models.<op> and, when the server has
-// JetStream, opens the desired-state bucket, records the registry's models
+// StartControl serves simmatch.models.<op> on the processor and, when the
+// server has JetStream, opens the desired-state bucket, records the registry's models
 // in it for names it does not hold yet, and converges to it from now on.
 func StartControl(ctx context.Context, cfg ControlConfig) (*Control, error) {
-	if cfg.NATS == nil || cfg.Registry == nil {
-		return nil, errors.New("models: ControlConfig.NATS and Registry are required")
-	}
-	if cfg.QueueGroup == "" {
-		cfg.QueueGroup = contracts.DefaultQueueGroup
+	if cfg.NATS == nil || cfg.Registry == nil || cfg.Processor == nil {
+		return nil, errors.New("models: ControlConfig.NATS, Registry and Processor are required")
 	}
 	if cfg.Bucket == "" {
 		cfg.Bucket = DefaultBucket
@@ -89,27 +84,9 @@ func StartControl(ctx context.Context, cfg ControlConfig) (*Control, error) {
 		c.kv = nil
 		close(c.done)
 	}
-	for subj, h := range map[string]nats.MsgHandler{
-		contracts.SubjectModelsLoad:   c.handleLoad,
-		contracts.SubjectModelsSwitch: c.handleSwitch,
-		contracts.SubjectModelsUnload: c.handleUnload,
-	} {
-		sub, err := cfg.NATS.QueueSubscribe(subj, cfg.QueueGroup, h)
-		if err != nil {
-			c.Stop()
-			return nil, fmt.Errorf("models: subscribe %s: %w", subj, err)
-		}
-		c.subs = append(c.subs, sub)
-	}
-	sub, err := cfg.NATS.Subscribe(contracts.SubjectModelsStatus, c.handleStatus)
-	if err != nil {
+	if err := cfg.Processor.Add(c.endpoints()...); err != nil {
 		c.Stop()
-		return nil, fmt.Errorf("models: subscribe %s: %w", contracts.SubjectModelsStatus, err)
-	}
-	c.subs = append(c.subs, sub)
-	if err := cfg.NATS.Flush(); err != nil {
-		c.Stop()
-		return nil, fmt.Errorf("models: flush subscriptions: %w", err)
+		return nil, fmt.Errorf("models: %w", err)
 	}
 	return c, nil
 }
@@ -365,55 +342,47 @@ func (c *Control) Status() contracts.ProcessorModels {
 	if c.kv != nil {
 		mode = "jetstream"
 	}
-	return contracts.ProcessorModels{Processor: c.cfg.ID, RSSBytes: rss(), DesiredState: mode, Models: c.cfg.Registry.Status()}
+	return contracts.ProcessorModels{Processor: c.cfg.Processor.Info().ID, RSSBytes: rss(), DesiredState: mode, Models: c.cfg.Registry.Status()}
 }
 
-// Stop ends the subscriptions and the watch.
+// Stop ends the watch of the desired state. Stop the processor first: its
+// control requests in flight wait for the watch.
 func (c *Control) Stop() {
-	for _, s := range c.subs {
-		_ = s.Unsubscribe()
-	}
 	if c.watcher != nil {
 		_ = c.watcher.Stop()
 		<-c.done
 	}
 }
 
-func (c *Control) handleLoad(m *nats.Msg)   { c.handleOp(m, c.Load) }
-func (c *Control) handleSwitch(m *nats.Msg) { c.handleOp(m, c.Switch) }
-func (c *Control) handleUnload(m *nats.Msg) { c.handleOp(m, c.Unload) }
-
-// handleOp runs op off the subscription (a load takes seconds) and replies
-// with this processor's status or the error.
-func (c *Control) handleOp(m *nats.Msg, op func(context.Context, string) error) {
-	go func() {
-		var req contracts.ModelRequest
-		if err := json.Unmarshal(m.Data, &req); err != nil {
-			c.replyError(m, contracts.Errorf(contracts.CodeMalformedJSON, "request body: want {\"model\": \"name@version\"}: %v", err))
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if err := op(ctx, req.Model); err != nil {
-			c.replyError(m, controlError(err))
-			return
-		}
-		b, _ := json.Marshal(c.Status())
-		_ = m.Respond(b)
-	}()
+// endpoints are the control operations: load, switch and unload go to one
+// processor of the queue group (a load takes seconds: they wait up to five
+// minutes); every processor answers status.
+func (c *Control) endpoints() []processor.Endpoint {
+	op := func(name, subject string, run func(context.Context, string) error) processor.Endpoint {
+		ep := processor.Handle(name, subject, decodeModelRequest, func(ctx context.Context, req contracts.ModelRequest) (contracts.ProcessorModels, error) {
+			if err := run(ctx, req.Model); err != nil {
+				return contracts.ProcessorModels{}, controlError(err)
+			}
+			return c.Status(), nil
+		})
+		ep.Timeout = 5 * time.Minute
+		return ep
+	}
+	return []processor.Endpoint{
+		op("models-load", contracts.SubjectModelsLoad, c.Load),
+		op("models-switch", contracts.SubjectModelsSwitch, c.Switch),
+		op("models-unload", contracts.SubjectModelsUnload, c.Unload),
+		{Name: "models-status", Subject: contracts.SubjectModelsStatus, Broadcast: true,
+			Serve: func(context.Context, processor.Request) (any, error) { return c.Status(), nil }},
+	}
 }
 
-func (c *Control) handleStatus(m *nats.Msg) {
-	b, _ := json.Marshal(c.Status())
-	_ = m.Respond(b)
-}
-
-func (c *Control) replyError(m *nats.Msg, e *contracts.Error) {
-	reply := nats.NewMsg(m.Reply)
-	reply.Header.Set(contracts.HeaderError, e.Message)
-	reply.Header.Set(contracts.HeaderErrorCode, string(e.Code))
-	reply.Data = e.Marshal()
-	_ = m.RespondMsg(reply)
+func decodeModelRequest(b []byte) (contracts.ModelRequest, error) {
+	var req contracts.ModelRequest
+	if err := json.Unmarshal(b, &req); err != nil {
+		return req, contracts.Errorf(contracts.CodeMalformedJSON, "request body: want {\"model\": \"name@version\"}: %v", err)
+	}
+	return req, nil
 }
 
 // controlError maps a control error to the wire.

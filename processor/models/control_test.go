@@ -13,13 +13,14 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/models"
 )
 
 // startControl serves model control for r on ns, stopped when the test ends.
-func startControl(t testing.TB, ns *server.Server, r *models.Registry, id string) *models.Control {
+func startControl(t testing.TB, ns *server.Server, r *models.Registry, p *processor.Processor) *models.Control {
 	t.Helper()
-	c, err := models.StartControl(context.Background(), models.ControlConfig{NATS: testenv.Connect(t, ns), Registry: r, ID: id})
+	c, err := models.StartControl(context.Background(), models.ControlConfig{NATS: testenv.Connect(t, ns), Registry: r, Processor: p})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,8 +58,7 @@ func TestFleetFollowsTheDesiredState(t *testing.T) {
 	defer cancel()
 
 	ra, name := newRegistry(t, prometheus.NewRegistry(), "fp32")
-	startProcessor(t, ns, ra)
-	startControl(t, ns, ra, "a")
+	startControl(t, ns, ra, startProcessor(t, ns, ra))
 
 	st, err := ctl.Switch(ctx, name+"@int8")
 	if err != nil {
@@ -75,9 +75,9 @@ func TestFleetFollowsTheDesiredState(t *testing.T) {
 	// A processor joining later starts on fp32 (its -model-dir) and converges.
 	// It says so in its log, since its operator may expect its own version.
 	rb, _ := newRegistry(t, prometheus.NewRegistry(), "fp32")
-	startProcessor(t, ns, rb)
+	pb := startProcessor(t, ns, rb)
 	var logs testenv.LogBuffer
-	cb, err := models.StartControl(context.Background(), models.ControlConfig{NATS: testenv.Connect(t, ns), Registry: rb, ID: "b",
+	cb, err := models.StartControl(context.Background(), models.ControlConfig{NATS: testenv.Connect(t, ns), Registry: rb, Processor: pb,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -120,8 +120,7 @@ func TestFleetFollowsTheDesiredState(t *testing.T) {
 func TestLocalControlWithoutJetStream(t *testing.T) {
 	ns := testenv.StartNATS(t)
 	r, name := newRegistry(t, prometheus.NewRegistry(), "fp32")
-	startProcessor(t, ns, r)
-	startControl(t, ns, r, "solo")
+	startControl(t, ns, r, startProcessor(t, ns, r))
 	ctl := contracts.NewModelControl(testenv.Connect(t, ns))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

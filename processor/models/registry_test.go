@@ -334,8 +334,7 @@ func TestOldVersionDrains(t *testing.T) {
 func TestSwitchUnderLoad(t *testing.T) {
 	r, name := newRegistry(t, prometheus.NewRegistry(), "fp32", "int8")
 	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
-	startProcessor(t, ns, r)
-	startControl(t, ns, r, "p1")
+	startControl(t, ns, r, startProcessor(t, ns, r))
 	c := newClient(t, ns)
 	ctl := contracts.NewModelControl(testenv.Connect(t, ns))
 

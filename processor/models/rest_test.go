@@ -22,8 +22,8 @@ import (
 func TestModelRoutes(t *testing.T) {
 	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
 	r, name := newRegistry(t, prometheus.NewRegistry(), "fp32")
-	startProcessor(t, ns, r)
-	startControl(t, ns, r, "p1")
+	p := startProcessor(t, ns, r)
+	startControl(t, ns, r, p)
 	h, err := bridge.New(bridge.Config{NATS: testenv.Connect(t, ns)})
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +99,7 @@ func TestModelRoutes(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("GET /v1/models/status: %d %v", resp.StatusCode, err)
 	}
-	if len(st.Processors) != 1 || st.Processors[0].Processor != "p1" || st.Processors[0].DesiredState != "jetstream" || defaultOf(st.Processors[0], name) != "fp32" {
+	if len(st.Processors) != 1 || st.Processors[0].Processor != p.Info().ID || st.Processors[0].DesiredState != "jetstream" || defaultOf(st.Processors[0], name) != "fp32" {
 		t.Fatalf("status %+v: want processor p1 on jetstream, fp32 the default", st)
 	}
 }

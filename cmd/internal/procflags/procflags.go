@@ -313,7 +313,7 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		return nil, err
 	}
 	ctl, err := models.StartControl(context.Background(), models.ControlConfig{NATS: nc, Registry: registry,
-		ID: p.Info().ID, QueueGroup: s.QueueGroup, Replicas: s.JetStreamReplicas, Logger: logger})
+		Processor: p, Replicas: s.JetStreamReplicas, Logger: logger})
 	if err != nil {
 		_ = p.Stop(context.Background()) // stops the catalogs too
 		cats = nil
@@ -332,11 +332,12 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		}
 	}
 	return func(ctx context.Context) error {
-		// In order: no more control, no new requests and every received one
-		// answered (the processor stops the catalogs), then the cache's
+		// In order: no new requests and every received one answered (the
+		// processor stops the catalogs; control requests in flight need the
+		// watch of the desired state), then control, then the cache's
 		// background writes, then each version's scheduler and model.
-		ctl.Stop()
 		err := p.Stop(ctx)
+		ctl.Stop()
 		if c != nil {
 			if cerr := c.Close(ctx); err == nil {
 				err = cerr

@@ -105,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer p.Stop(context.Background())
-	ctl, err := models.StartControl(ctx, models.ControlConfig{NATS: pnc, Registry: reg, ID: "bench"})
+	ctl, err := models.StartControl(ctx, models.ControlConfig{NATS: pnc, Registry: reg, Processor: p})
 	if err != nil {
 		return err
 	}

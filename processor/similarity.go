@@ -1,0 +1,150 @@
+package processor
+
+import (
+	"context"
+	"errors"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// TokenCounter counts the tokens a model reads for each text (special tokens
+// included, after truncation), for the usage figures of embed answers.
+// *Model implements it.
+type TokenCounter interface {
+	CountTokens(texts []string) ([]int, error)
+}
+
+// endpoints are the processor's own: similarity and embeddings.
+func (p *Processor) endpoints() []Endpoint {
+	return []Endpoint{
+		{Name: "similarity", Subject: p.cfg.Subject, Serve: p.similarity},
+		Handle("embed", contracts.SubjectEmbed, func(b []byte) (*contracts.EmbedRequest, error) {
+			return contracts.DecodeEmbedRequest(b, p.cfg.Limits)
+		}, p.Embed),
+	}
+}
+
+// similarity decodes a similarity request and answers it: inline
+// descriptions are embedded with the texts' model and ranked here; a
+// request that names a catalog is answered by the catalogs.
+func (p *Processor) similarity(ctx context.Context, r Request) (any, error) {
+	req, err := contracts.DecodeRequest(r.Data, p.cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	if req.RequestID == "" {
+		req.RequestID = r.RequestID
+	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("simmatch.request_id", req.RequestID),
+		attribute.Int("simmatch.queries", len(req.Query)),
+		attribute.Int("simmatch.descriptions", len(req.ProductDescriptions)))
+	return p.Similarity(ctx, req)
+}
+
+// Similarity ranks req's descriptions (or its catalog's products) for each
+// of its queries.
+func (p *Processor) Similarity(ctx context.Context, req *contracts.Request) (*contracts.Response, error) {
+	if req.Catalog != "" {
+		if p.cfg.Catalogs == nil {
+			return nil, &contracts.Error{Code: contracts.CodeNotFound, Field: "catalog",
+				Message: "catalogs are not enabled on this processor (its NATS server has no JetStream); send product_descriptions instead"}
+		}
+		return p.cfg.Catalogs.Predict(ctx, req)
+	}
+	e, release, err := p.resolve(req.Model)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	texts, qi, di := distinctTexts(req)
+	vecs, err := embedTexts(ctx, e, texts)
+	if err != nil {
+		return nil, err
+	}
+	return p.rank.rank(ctx, req, e.Info(), vecs, qi, di), nil
+}
+
+// Embed returns the embeddings of req's texts with their token counts.
+func (p *Processor) Embed(ctx context.Context, req *contracts.EmbedRequest) (*contracts.EmbedResponse, error) {
+	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("simmatch.texts", len(req.Input)))
+	e, release, err := p.resolve("")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	vecs, err := embedTexts(ctx, e, req.Input)
+	if err != nil {
+		return nil, err
+	}
+	resp := &contracts.EmbedResponse{Embeddings: vecs, Model: e.Info(), RequestID: req.RequestID}
+	if p.tokens != nil {
+		if resp.Tokens, err = p.tokens.CountTokens(req.Input); err != nil {
+			return nil, contracts.Errorf(contracts.CodeModelError, "count tokens: %v", err)
+		}
+	}
+	return resp, nil
+}
+
+// resolve picks the Embedder of the model a request names and holds it
+// until release.
+func (p *Processor) resolve(model string) (Embedder, func(), error) {
+	if p.cfg.Models != nil {
+		return p.cfg.Models.Resolve(model)
+	}
+	e := p.cfg.Embedder
+	if info := e.Info(); model != "" && model != info.Name && model != contracts.ModelRef(info.Name, info.Version) {
+		return nil, nil, contracts.Errorf(contracts.CodeNotFound, "model %q is not served; available: %s", model, contracts.ModelRef(info.Name, info.Version))
+	}
+	return e, func() {}, nil
+}
+
+// embedTexts embeds texts with e, one vector per text.
+func embedTexts(ctx context.Context, e Embedder, texts []string) ([][]float32, error) {
+	vecs, err := e.Embed(ctx, texts)
+	if err != nil {
+		return nil, embedError(ctx, err)
+	}
+	if len(vecs) != len(texts) {
+		return nil, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings for %d texts", len(vecs), len(texts))
+	}
+	return vecs, nil
+}
+
+// embedError maps an Embedder error to the wire: simmatch errors (the
+// scheduler's overloaded) pass as they are, the end of the request's context
+// is left to the pipeline (cancelled or timeout), anything else is a model
+// error.
+func embedError(ctx context.Context, err error) error {
+	var e *contracts.Error
+	if errors.As(err, &e) || ctx.Err() != nil {
+		return err
+	}
+	return contracts.Errorf(contracts.CodeModelError, "embed texts: %v", err)
+}
+
+// distinctTexts lists every distinct text of req once, with the position
+// of each query (qi) and description (di) in that list.
+func distinctTexts(req *contracts.Request) (texts []string, qi, di []int) {
+	texts = make([]string, 0, len(req.Query)+len(req.ProductDescriptions))
+	pos := make(map[string]int, cap(texts))
+	at := func(t string) int {
+		if i, ok := pos[t]; ok {
+			return i
+		}
+		pos[t] = len(texts)
+		texts = append(texts, t)
+		return len(texts) - 1
+	}
+	qi = make([]int, len(req.Query))
+	for i, q := range req.Query {
+		qi[i] = at(q)
+	}
+	di = make([]int, len(req.ProductDescriptions))
+	for i, d := range req.ProductDescriptions {
+		di[i] = at(d)
+	}
+	return texts, qi, di
+}
