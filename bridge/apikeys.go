@@ -70,7 +70,7 @@ func (k *apiKey) limit(def RateLimit) RateLimit {
 // allows reports whether the key grants scope.
 func (k *apiKey) allows(scope Scope) bool { return k.scopes[ScopeAll] || k.scopes[scope] }
 
-// parseKeys parses the keys-file format (see the README's Security section):
+// parseKeys parses the keys-file format (see docs/security.md):
 //
 //	# comment
 //	<name> <sha256 hex of the key> <scope>[,<scope>...] [rate=<per second>] [burst=<n>]

@@ -424,22 +424,22 @@ func TestHashKey(t *testing.T) {
 	}
 }
 
-// The keys-file example in the README parses.
-func TestREADMEKeysExample(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+// The keys-file example in docs/security.md parses.
+func TestSecurityDocKeysExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "security.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	doc := string(b)
 	start := strings.Index(doc, "```\n# <name> <sha256 hex of the key>")
 	if start < 0 {
-		t.Fatal("README: no keys-file example")
+		t.Fatal("docs/security.md: no keys-file example")
 	}
 	block := doc[start+4:]
 	block = block[:strings.Index(block, "```")]
 	keys, err := parseKeys([]byte(block))
 	if err != nil || len(keys) != 3 {
-		t.Fatalf("README example: %d keys, %v", len(keys), err)
+		t.Fatalf("docs/security.md example: %d keys, %v", len(keys), err)
 	}
 }
 

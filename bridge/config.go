@@ -65,7 +65,7 @@ type Config struct {
 	// Logger receives the access log and errors; nil means slog.Default().
 	// Lines about a request are logged with its context, which holds its span.
 	Logger *slog.Logger
-	// Metrics receives the simmatch_http_* collectors of deploy/METRICS.md;
+	// Metrics receives the simmatch_http_* collectors of docs/metrics.md;
 	// nil means no metrics are kept. New fails if the names are already taken.
 	Metrics prometheus.Registerer
 	// Gatherer is served on GET /metrics (public unless PublicPaths says

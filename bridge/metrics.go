@@ -23,7 +23,7 @@ const routeUnmatched = "unmatched"
 // longest /predict a caller may wait for (DefaultRequestTimeout and more).
 var durationBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-// httpMetrics are the bridge's simmatch_http_* collectors (deploy/METRICS.md).
+// httpMetrics are the bridge's simmatch_http_* collectors (docs/metrics.md).
 type httpMetrics struct {
 	requests *prometheus.CounterVec   // route, method, status, outcome
 	byKey    *prometheus.CounterVec   // key, outcome

@@ -3,7 +3,7 @@
 // the services simmatch needs; the Grafana dashboard, the Prometheus and
 // OpenTelemetry Collector configurations, the alert rules, the Kubernetes
 // manifests and the CI workflow parse and keep their cross-references (metric
-// names from METRICS.md, panel titles and alert names in MONITORING.md, mounted
+// names from metrics.md, panel titles and alert names in monitoring.md, mounted
 // files that exist, actions pinned by commit SHA).
 package deploy_test
 
@@ -53,11 +53,11 @@ func loadYAML(t testing.TB, rel string, v any) {
 // ---- metric names -------------------------------------------------------------
 
 // allowedMetrics returns the series names dashboards and alerts may use: every
-// metric of METRICS.md (histograms with their _bucket, _sum and _count
+// metric of metrics.md (histograms with their _bucket, _sum and _count
 // series) and the standard collector names it lists.
 func allowedMetrics(t testing.TB) map[string]bool {
 	t.Helper()
-	doc := string(readFile(t, "deploy/METRICS.md"))
+	doc := string(readFile(t, "docs/metrics.md"))
 	allowed := map[string]bool{}
 	name := regexp.MustCompile("`((?:simmatch|go|process)_[a-z0-9_]+|up)`")
 	for _, m := range name.FindAllStringSubmatch(doc, -1) {
@@ -74,7 +74,7 @@ func allowedMetrics(t testing.TB) map[string]bool {
 	}
 	for _, want := range []string{"simmatch_http_requests_total", "simmatch_model_topk_similarity_bucket", "process_cpu_seconds_total", "up"} {
 		if !allowed[want] {
-			t.Fatalf("METRICS.md parsing found no %s; the test no longer understands its format", want)
+			t.Fatalf("metrics.md parsing found no %s; the test no longer understands its format", want)
 		}
 	}
 	return allowed
@@ -82,7 +82,7 @@ func allowedMetrics(t testing.TB) map[string]bool {
 
 var metricRef = regexp.MustCompile(`\b(?:simmatch|go|process)_[a-z0-9_]+\b`)
 
-// checkExpr reports PromQL that uses a metric outside METRICS.md or has
+// checkExpr reports PromQL that uses a metric outside metrics.md or has
 // unbalanced brackets (promtool is not available here to parse it fully).
 func checkExpr(t testing.TB, where, expr string, allowed map[string]bool) {
 	t.Helper()
@@ -92,7 +92,7 @@ func checkExpr(t testing.TB, where, expr string, allowed map[string]bool) {
 	}
 	for _, m := range metricRef.FindAllString(expr, -1) {
 		if !allowed[m] {
-			t.Errorf("%s: metric %s is not in deploy/METRICS.md", where, m)
+			t.Errorf("%s: metric %s is not in docs/metrics.md", where, m)
 		}
 	}
 	var stack []rune
@@ -443,7 +443,7 @@ func TestDashboard(t *testing.T) {
 	for _, p := range dashboardPanels(d) {
 		where := "panel " + strconv.Quote(p.Title)
 		if p.Title == "" || titles[p.Title] {
-			t.Errorf("%s: titles must be present and unique (MONITORING.md refers to them)", where)
+			t.Errorf("%s: titles must be present and unique (monitoring.md refers to them)", where)
 		}
 		titles[p.Title] = true
 		if !dsOK(p.Datasource) {
@@ -473,7 +473,7 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 
-	// The panels the monitoring plan promises (deploy/MONITORING.md).
+	// The panels the monitoring plan promises (docs/monitoring.md).
 	for _, want := range []string{
 		"Uptime", "Processors answering", "Throughput (req/s) by route and outcome",
 		"Error rate (5xx share of /predict)", "End-to-end latency p50/p95/p99 (bridge)",
@@ -646,7 +646,7 @@ func TestAlertRules(t *testing.T) {
 			}
 		}
 		if !strings.HasPrefix(name, "Simmatch") {
-			t.Errorf("alert %s: names start with Simmatch, so MONITORING.md and routing can find them", name)
+			t.Errorf("alert %s: names start with Simmatch, so monitoring.md and routing can find them", name)
 		}
 	}
 	for _, want := range []string{
@@ -666,10 +666,10 @@ func TestAlertRules(t *testing.T) {
 	}
 }
 
-// ---- MONITORING.md --------------------------------------------------------------
+// ---- monitoring.md --------------------------------------------------------------
 
 func TestMonitoringDoc(t *testing.T) {
-	doc := string(readFile(t, "deploy/MONITORING.md"))
+	doc := string(readFile(t, "docs/monitoring.md"))
 	rules := loadAlerts(t)
 	allowed := allowedMetrics(t)
 	titles := map[string]bool{}
@@ -682,17 +682,17 @@ func TestMonitoringDoc(t *testing.T) {
 	for _, m := range alertRef.FindAllStringSubmatch(doc, -1) {
 		mentioned[m[1]] = true
 		if _, ok := rules[m[1]]; !ok {
-			t.Errorf("MONITORING.md names alert %s, which alerts.yml does not define", m[1])
+			t.Errorf("monitoring.md names alert %s, which alerts.yml does not define", m[1])
 		}
 	}
 	for name := range rules {
 		if !mentioned[name] {
-			t.Errorf("alert %s is missing from MONITORING.md", name)
+			t.Errorf("alert %s is missing from monitoring.md", name)
 		}
 	}
 	for _, m := range regexp.MustCompile("`((?:simmatch|go|process)_[a-z0-9_]+)`").FindAllStringSubmatch(doc, -1) {
 		if !allowed[m[1]] {
-			t.Errorf("MONITORING.md names metric %s, which METRICS.md does not list", m[1])
+			t.Errorf("monitoring.md names metric %s, which metrics.md does not list", m[1])
 		}
 	}
 
@@ -712,15 +712,15 @@ func TestMonitoringDoc(t *testing.T) {
 		items = append(items, strings.TrimSpace(cells[0]))
 		panels := quoted.FindAllStringSubmatch(cells[2], -1)
 		if len(panels) == 0 {
-			t.Errorf("MONITORING.md: %q maps to no dashboard panel", cells[0])
+			t.Errorf("monitoring.md: %q maps to no dashboard panel", cells[0])
 		}
 		for _, m := range panels {
 			if !titles[m[1]] {
-				t.Errorf("MONITORING.md: panel %q does not exist in the dashboard", m[1])
+				t.Errorf("monitoring.md: panel %q does not exist in the dashboard", m[1])
 			}
 		}
 		if !strings.Contains(cells[1], "`") {
-			t.Errorf("MONITORING.md: %q maps to no metric", cells[0])
+			t.Errorf("monitoring.md: %q maps to no metric", cells[0])
 		}
 	}
 	for _, want := range []string{
@@ -729,12 +729,12 @@ func TestMonitoringDoc(t *testing.T) {
 		"error rates", "usage",
 	} {
 		if !slices.ContainsFunc(items, func(s string) bool { return strings.Contains(s, want) }) {
-			t.Errorf("MONITORING.md: no row for the plan item %q", want)
+			t.Errorf("monitoring.md: no row for the plan item %q", want)
 		}
 	}
 	for _, url := range []string{"http://localhost:3000", "http://localhost:9090", "http://localhost:16686"} {
 		if !strings.Contains(doc, url) {
-			t.Errorf("MONITORING.md does not say how to reach %s", url)
+			t.Errorf("monitoring.md does not say how to reach %s", url)
 		}
 	}
 }

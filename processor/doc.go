@@ -9,5 +9,5 @@
 // request answered exactly once. Stop drains, so every received request
 // still gets its answer. Given a Prometheus registerer (Config.Metrics), it
 // keeps the simmatch_processor_* and simmatch_model_* metrics named in
-// deploy/METRICS.md.
+// docs/metrics.md.
 package processor

@@ -14,7 +14,7 @@ import (
 // all-MiniLM-L6-v2 (models/all-MiniLM-L6-v2/int8) strays from the fp32 one on
 // the parity corpus: the cosine between the two embeddings of every text, and
 // on the ranking cases, top-1 agreement, Kendall's tau-b and top-3 overlap.
-// It logs the figures the README quotes (go test -v -run TestInt8AgreesWithFP32).
+// It logs the figures docs/models.md quotes (go test -v -run TestInt8AgreesWithFP32).
 func TestInt8AgreesWithFP32(t *testing.T) {
 	_, lib := testenv.ModelPaths(t)
 	int8Model, err := processor.LoadModel(processor.ModelOptions{

@@ -35,7 +35,7 @@ var (
 )
 
 // metrics are the processor's simmatch_processor_* and simmatch_model_*
-// collectors, as named in deploy/METRICS.md. A nil *metrics records nothing,
+// collectors, as named in docs/metrics.md. A nil *metrics records nothing,
 // so the request path needs no checks.
 type metrics struct {
 	requests *prometheus.CounterVec   // subject, outcome

@@ -76,7 +76,7 @@ type Config struct {
 	// the request's context (which holds its span) and carry request_id.
 	Logger *slog.Logger
 	// Metrics receives the simmatch_processor_* and simmatch_model_*
-	// collectors of deploy/METRICS.md that the processor keeps (the
+	// collectors of docs/metrics.md that the processor keeps (the
 	// scheduler registers the queue and batch ones); nil means none.
 	// Registering fails, and so does Start, if the names are already taken.
 	Metrics prometheus.Registerer

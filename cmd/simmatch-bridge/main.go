@@ -4,7 +4,7 @@
 // GET /metrics of the same port. It builds with CGO_ENABLED=0.
 //
 // With SIMMATCH_API_KEYS_FILE it requires API keys, with
-// SIMMATCH_TLS_CERT_FILE it serves HTTPS; see the README's Security section.
+// SIMMATCH_TLS_CERT_FILE it serves HTTPS; see docs/security.md.
 // `simmatch-bridge -hash-key < keyfile` prints a key's hash for the keys file.
 package main
 

@@ -36,7 +36,7 @@ func TestHashKey(t *testing.T) {
 			}
 		})
 	}
-	// The README's recipe gives the same hash.
+	// The recipe of docs/security.md gives the same hash.
 	if sum, err := exec.Command("sh", "-c", `printf %s "$0" | sha256sum`, key).Output(); err == nil {
 		if got := strings.Fields(string(sum))[0]; got != bridge.HashKey(key) {
 			t.Fatalf("sha256sum %s, HashKey %s", got, bridge.HashKey(key))

@@ -28,7 +28,7 @@ import (
 const repoRoot = "../.."
 
 // The all-in-one serves the bridge's and the processor's metrics on one
-// /metrics, exactly as deploy/METRICS.md names them, and every metric the
+// /metrics, exactly as docs/metrics.md names them, and every metric the
 // dashboards and alert rules query exists there. Its JSON logs carry the
 // trace and span ids.
 func TestAllInOneMetrics(t *testing.T) {
@@ -57,16 +57,16 @@ func TestAllInOneMetrics(t *testing.T) {
 		}
 	})
 
-	t.Run("METRICS.md", func(t *testing.T) {
-		documented := readMetricsDoc(t, filepath.Join(repoRoot, "deploy", "METRICS.md"))
+	t.Run("metrics.md", func(t *testing.T) {
+		documented := readMetricsDoc(t, filepath.Join(repoRoot, "docs", "metrics.md"))
 		for name, doc := range documented {
 			f, ok := fams[name]
 			if !ok {
-				t.Errorf("%s is in METRICS.md but not exposed", name)
+				t.Errorf("%s is in metrics.md but not exposed", name)
 				continue
 			}
 			if got := strings.ToLower(f.GetType().String()); got != doc.typ {
-				t.Errorf("%s is a %s, METRICS.md says %s", name, got, doc.typ)
+				t.Errorf("%s is a %s, metrics.md says %s", name, got, doc.typ)
 			}
 			for _, m := range f.GetMetric() {
 				var got []string
@@ -75,14 +75,14 @@ func TestAllInOneMetrics(t *testing.T) {
 				}
 				slices.Sort(got)
 				if !slices.Equal(got, doc.labels) {
-					t.Errorf("%s has labels %v, METRICS.md says %v", name, got, doc.labels)
+					t.Errorf("%s has labels %v, metrics.md says %v", name, got, doc.labels)
 					break
 				}
 			}
 		}
 		for name := range fams {
 			if _, ok := documented[name]; strings.HasPrefix(name, "simmatch_") && !ok {
-				t.Errorf("%s is exposed but not in METRICS.md", name)
+				t.Errorf("%s is exposed but not in metrics.md", name)
 			}
 		}
 	})
@@ -243,7 +243,7 @@ func label(m *dto.Metric, name string) string {
 	return ""
 }
 
-// documentedMetric is one row of METRICS.md's tables.
+// documentedMetric is one row of metrics.md's tables.
 type documentedMetric struct {
 	typ    string   // counter, gauge or histogram
 	labels []string // sorted
@@ -251,7 +251,7 @@ type documentedMetric struct {
 
 var backticked = regexp.MustCompile("`([^`]+)`")
 
-// readMetricsDoc reads the simmatch_* rows of METRICS.md's tables:
+// readMetricsDoc reads the simmatch_* rows of metrics.md's tables:
 // | `name` | type | `label`, `label` = values | meaning |
 func readMetricsDoc(t testing.TB, path string) map[string]documentedMetric {
 	t.Helper()
@@ -267,7 +267,7 @@ func readMetricsDoc(t testing.TB, path string) map[string]documentedMetric {
 		// An escaped \| separates label values inside a cell.
 		cells := strings.Split(strings.ReplaceAll(line, `\|`, "/"), "|")
 		if len(cells) < 5 {
-			t.Fatalf("METRICS.md: cannot read row %q", line)
+			t.Fatalf("metrics.md: cannot read row %q", line)
 		}
 		name := strings.Trim(strings.TrimSpace(cells[1]), "`")
 		d := documentedMetric{typ: strings.Fields(cells[2])[0]}

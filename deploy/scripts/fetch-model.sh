@@ -19,7 +19,7 @@ variant="${2:-$(basename "$destdir")}"
 
 # write_hints DIR: the version's serving hints (processor/models/hints.go). int8 runs fastest
 # end to end with batches of 128 padded tokens on the development machine (fp32: the
-# default, 256); see the README's scheduling section.
+# default, 256); see docs/scheduling.md.
 write_hints() {
   if [[ "$variant" == int8 && ! -s "$1/simmatch.json" ]]; then
     printf '{"max_batch_tokens": 128}\n' >"$1/simmatch.json"

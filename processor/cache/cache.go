@@ -55,7 +55,7 @@ type Config struct {
 	Shards int
 	// Shared, when set, adds the tier shared by all processors.
 	Shared *SharedConfig
-	// Metrics receives the simmatch_cache_* collectors of deploy/METRICS.md;
+	// Metrics receives the simmatch_cache_* collectors of docs/metrics.md;
 	// nil keeps none.
 	Metrics prometheus.Registerer
 	// Logger defaults to slog.Default().

@@ -37,7 +37,7 @@ func StageHistogram(reg prometheus.Registerer) (h *prometheus.HistogramVec, regi
 
 var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
-// metrics are the scheduler's collectors (deploy/METRICS.md). A nil
+// metrics are the scheduler's collectors (docs/metrics.md). A nil
 // *metrics records nothing.
 type metrics struct {
 	wait      prometheus.Histogram

@@ -68,7 +68,7 @@ type Config struct {
 	// batch that is not full; 0 (the default) runs what is queued at once.
 	MaxWait time.Duration
 	// Metrics receives the scheduler's simmatch_processor_* collectors
-	// (deploy/METRICS.md); nil keeps none.
+	// (docs/metrics.md); nil keeps none.
 	Metrics prometheus.Registerer
 	// TracerProvider makes the batch spans when the requests' spans do not
 	// record; default the global one.

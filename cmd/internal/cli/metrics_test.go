@@ -39,7 +39,7 @@ func TestNewRegistry(t *testing.T) {
 			}
 		}
 	}
-	// The standard collectors the dashboards use (deploy/METRICS.md).
+	// The standard collectors the dashboards use (docs/metrics.md).
 	for _, name := range []string{"simmatch_build_info", "simmatch_uptime_seconds", "go_goroutines",
 		"go_memstats_heap_inuse_bytes", "process_cpu_seconds_total", "process_resident_memory_bytes", "process_start_time_seconds"} {
 		if !got[name] {
