@@ -48,7 +48,7 @@ $(MODEL_INT8_DIR)/simmatch.json: $(MODEL_INT8_DIR)/model.onnx
 
 deps: $(ORT_LIB) $(TOKENIZERS_DIR)/libtokenizers.a $(MODEL_DIR)/model.onnx $(MODEL_INT8_DIR)/model.onnx $(MODEL_INT8_DIR)/simmatch.json ## fetch ONNX Runtime, build libtokenizers.a, fetch the model (fp32 and int8)
 
-build: deps ## build the binaries (simmatch, -processor, -bridge, -healthcheck, -load) into bin/
+build: deps ## build the binaries (simmatch, -processor, -bridge, -healthcheck, -load, -chaos, -ceiling, -switchbench) into bin/
 	go build -o bin/ ./cmd/...
 
 run: deps ## run the all-in-one (embedded NATS + processor + bridge on :8000)
@@ -98,7 +98,7 @@ SWITCH_CLIENTS ?= 16
 SWITCHES ?= 10
 SWITCH_EVERY ?= 2s
 bench-switch: deps ## SWITCH_CLIENTS steady clients while loading int8 and switching fp32<->int8 SWITCHES times: non-OK answers, p99, RSS
-	go run ./processor/cmd/simmatch-switchbench -clients $(SWITCH_CLIENTS) -switches $(SWITCHES) -every $(SWITCH_EVERY)
+	go run ./cmd/simmatch-switchbench -clients $(SWITCH_CLIENTS) -switches $(SWITCHES) -every $(SWITCH_EVERY)
 
 bench-smoke: deps ## run each scheduler and stage benchmark once (proves they work; figures meaningless)
 	go test -run '^$$' -bench 'LoneRequest|Scheduler|Stages|Rank' -benchtime 1x ./processor/...
