@@ -28,7 +28,7 @@ NATS_SERVER_VERSION := v2.15.2
 NATS_SERVER := $(CACHE)/nats-server-$(NATS_SERVER_VERSION)/nats-server
 CHAOS_FLAGS ?=
 
-.PHONY: help deps run test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs chaos vulncheck
+.PHONY: help deps run check-tree test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs chaos vulncheck
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -48,13 +48,17 @@ $(MODEL_INT8_DIR)/simmatch.json: $(MODEL_INT8_DIR)/model.onnx
 
 deps: $(ORT_LIB) $(TOKENIZERS_DIR)/libtokenizers.a $(MODEL_DIR)/model.onnx $(MODEL_INT8_DIR)/model.onnx $(MODEL_INT8_DIR)/simmatch.json ## fetch ONNX Runtime, build libtokenizers.a, fetch the model (fp32 and int8)
 
-build: deps ## build the binaries (simmatch, -processor, -bridge, -healthcheck, -load) into bin/
+build: deps ## build the binaries (simmatch, -processor, -bridge, -healthcheck, -load, -chaos, -ceiling, -switchbench) into bin/
 	go build -o bin/ ./cmd/...
 
 run: deps ## run the all-in-one (embedded NATS + processor + bridge on :8000)
 	go run ./cmd/simmatch
 
-test: deps ## run every test (real NATS, real ONNX Runtime, real model)
+check-tree: ## fail if git tracks a binary, a non-script executable or a file over 1 MiB (testdata/ excepted)
+	deploy/scripts/check-tree.sh
+
+# check-tree first: it takes milliseconds and needs none of deps.
+test: check-tree deps ## run every test (real NATS, real ONNX Runtime, real model)
 	go vet ./...
 	CGO_ENABLED=0 go build ./bridge/... ./contracts/... ./cmd/simmatch-bridge
 	go test $(GO_TEST_FLAGS) ./...
@@ -94,7 +98,7 @@ SWITCH_CLIENTS ?= 16
 SWITCHES ?= 10
 SWITCH_EVERY ?= 2s
 bench-switch: deps ## SWITCH_CLIENTS steady clients while loading int8 and switching fp32<->int8 SWITCHES times: non-OK answers, p99, RSS
-	go run ./processor/cmd/simmatch-switchbench -clients $(SWITCH_CLIENTS) -switches $(SWITCHES) -every $(SWITCH_EVERY)
+	go run ./cmd/simmatch-switchbench -clients $(SWITCH_CLIENTS) -switches $(SWITCHES) -every $(SWITCH_EVERY)
 
 bench-smoke: deps ## run each scheduler and stage benchmark once (proves they work; figures meaningless)
 	go test -run '^$$' -bench 'LoneRequest|Scheduler|Stages|Rank' -benchtime 1x ./processor/...

@@ -24,7 +24,7 @@ bin="$root/bin"
 mkdir -p "$results" "$bin"
 
 echo "== build"
-go build -o "$bin/" ./cmd/simmatch ./cmd/simmatch-load ./processor/cmd/simmatch-ceiling
+go build -o "$bin/" ./cmd/simmatch ./cmd/simmatch-load ./cmd/simmatch-ceiling
 [[ " $systems " == *" replica "* ]] && deploy/bench/replica.sh venv >/dev/null
 
 pid=""

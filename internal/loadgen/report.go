@@ -10,7 +10,7 @@ import (
 )
 
 // Ceiling is raw ONNX Runtime's best batched throughput for a model on this
-// machine (processor/cmd/simmatch-ceiling measures it): what the service
+// machine (cmd/simmatch-ceiling measures it): what the service
 // around the model could reach at most.
 type Ceiling struct {
 	Model              string  `json:"model"`

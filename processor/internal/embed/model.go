@@ -293,7 +293,7 @@ func (m *Model) tracerFor(ctx context.Context) trace.Tracer {
 	return m.tracer
 }
 
-const tracerName = "github.com/simmatch/simmatch/processor/embed"
+const tracerName = "github.com/simmatch/simmatch/processor/internal/embed"
 
 // run embeds one padded batch: inference, then pooling and normalization.
 func (m *Model) run(ctx context.Context, tracer trace.Tracer, obs Observer, b batch, attrs []attribute.KeyValue) ([][]float32, error) {
