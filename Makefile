@@ -112,7 +112,7 @@ bench-catalog: deps ## catalogs: scan vs memory read (CATALOG_ROWS x 384), load 
 $(NATS_SERVER):
 	GOBIN=$(dir $@) go install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 
-chaos: build $(NATS_SERVER) ## chaos suite (real binaries, loopback, ~5 min): faults under load, prints a table (CHAOS_FLAGS=-scenarios=kill9,...)
+chaos: build $(NATS_SERVER) ## chaos suite (real binaries, loopback, ~5 min): faults under load via /predict, catalog search, /v1/embeddings; table of lost per door (CHAOS_FLAGS=-scenarios=kill9,... -doors=...)
 	bin/simmatch-chaos -bin bin -nats-server $(NATS_SERVER) $(CHAOS_FLAGS)
 
 vulncheck: ## govulncheck (needs vuln.go.dev: runs in CI, not in `make test`)

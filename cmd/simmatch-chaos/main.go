@@ -1,6 +1,9 @@
 // Command simmatch-chaos runs the chaos suite (internal/chaos): the real
 // processor and bridge binaries and standalone nats-server processes on
-// loopback, faults under steady load, a Markdown table of what callers saw.
+// loopback, faults under steady load through the three doors (POST /predict,
+// catalog search, POST /v1/embeddings), a Markdown table of what callers saw
+// per door. It exits non-zero when a scenario could not run or lost a request
+// (a failure other than 429/503 with Retry-After).
 // `make chaos` builds everything and runs it; every scenario is bounded by
 // -duration, and every process it starts is killed when it ends.
 package main
@@ -32,6 +35,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	var (
 		cfg       chaos.Config
 		scenarios string
+		doors     string
 	)
 	names := make([]string, 0, len(chaos.Scenarios))
 	for _, s := range chaos.Scenarios {
@@ -47,6 +51,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	f.Int(&cfg.Clients, "clients", "SIMMATCH_CHAOS_CLIENTS", 8, "concurrent HTTP clients of the steady load")
 	f.Int(&cfg.Descriptions, "descriptions", "SIMMATCH_CHAOS_DESCRIPTIONS", 10, "product descriptions per request of the steady load")
 	f.String(&scenarios, "scenarios", "SIMMATCH_CHAOS_SCENARIOS", "", "comma-separated scenarios to run (default all): "+strings.Join(names, ", "))
+	f.String(&doors, "doors", "SIMMATCH_CHAOS_DOORS", strings.Join(chaos.Doors, ","), "comma-separated doors the steady load takes in turn: "+strings.Join(chaos.Doors, ", ")+" (POST /predict, catalog search, /v1/embeddings)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -63,6 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", a...)
 	}
 	cfg.Log("logs of every process in %s", cfg.WorkDir)
+	cfg.Doors = strings.Split(doors, ",")
 	var only []string
 	if scenarios != "" {
 		only = strings.Split(scenarios, ",")
@@ -76,6 +82,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if r.Err != nil {
 			return fmt.Errorf("scenario %s could not run as planned: %w (logs in %s)", r.Scenario.Name, r.Err, cfg.WorkDir)
 		}
+	}
+	var lost []string
+	for _, r := range results {
+		for _, d := range chaos.Doors {
+			if s := r.ByDoor[d]; s != nil && s.Lost > 0 {
+				lost = append(lost, fmt.Sprintf("%s: %d of %d %s requests lost %v", r.Scenario.Name, s.Lost, s.Requests, d, s.LostBy))
+			}
+		}
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("requests lost (logs in %s):\n  %s", cfg.WorkDir, strings.Join(lost, "\n  "))
 	}
 	return nil
 }

@@ -42,14 +42,21 @@ var Scenarios = []Scenario{
 		inject: func(context.Context, *env) (string, error) { return "", nil }},
 }
 
-// killProcessor kills processor 1 with SIGKILL once it has requests in
-// flight (read from its /metrics), and restarts it 5 s later.
+// killProcessor kills processor 1 with SIGKILL once it has several requests
+// in flight (read from its /metrics: 4 or more, waited for up to 5 s, else
+// any), so that the kill catches requests of more than one door (the gauge
+// counts /predict and embeddings requests, queued or running), and restarts
+// it 5 s later.
 func killProcessor(ctx context.Context, e *env) (string, error) {
 	inFlight := 0.0
-	_ = waitUntil(5*time.Second, "requests in flight at processor 1", func() bool {
-		inFlight = gauge("http://"+e.procAddrs[0]+"/metrics", "simmatch_processor_in_flight")
-		return inFlight > 0
-	})
+	for _, want := range []float64{4, 1} {
+		if waitUntil(5*time.Second, "requests in flight at processor 1", func() bool {
+			inFlight = gauge("http://"+e.procAddrs[0]+"/metrics", "simmatch_processor_in_flight")
+			return inFlight >= want
+		}) == nil {
+			break
+		}
+	}
 	if err := e.processor[0].signal(syscall.SIGKILL, 10*time.Second); err != nil {
 		return "", err
 	}
@@ -151,20 +158,52 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// The doors of the steady load: the three ways a caller reaches the model.
+const (
+	// DoorPredict is POST /predict with inline product descriptions.
+	DoorPredict = "predict"
+	// DoorSearch is POST /v1/catalogs/{catalog}/search on the catalog the
+	// environment fills at start.
+	DoorSearch = "search"
+	// DoorEmbed is POST /v1/embeddings (OpenAI's shape).
+	DoorEmbed = "embed"
+)
+
+// Doors are every door, in the order of the table's columns.
+var Doors = []string{DoorPredict, DoorSearch, DoorEmbed}
+
+// DoorStats counts one door's requests by outcome.
+type DoorStats struct {
+	// Requests is every request sent through the door.
+	Requests int
+	// OK answered 200.
+	OK int
+	// Refused answered 429 or 503 with Retry-After: the caller was told to
+	// come back, so the request is not lost.
+	Refused int
+	// Lost failed any other way: another 5xx, 504, a 4xx, a connection
+	// error or no answer within the client's timeout.
+	Lost int
+	// LostBy counts the lost requests by status code or "transport".
+	LostBy map[string]int
+}
+
 // Result is what one scenario's callers saw.
 type Result struct {
 	Scenario       Scenario
 	Requests       int
-	Failed         int
-	FailedBy       map[string]int // "429", "504", "transport", ...
-	P50, P99       time.Duration  // latency of all requests
-	P99Extra       time.Duration  // P99 minus the "none" scenario's P99 (0 without it)
-	MaxRSS         int64          // largest processor resident memory seen, bytes
-	Err            error          // the scenario could not run as planned
-	Note           string         // what the fault found, e.g. requests in flight at a killed processor
-	KilledInFlight int            // requests in flight at a killed processor (-1: unknown or none killed)
-	Retries        int            // requests the bridge sent again (simmatch_bridge_nats_retries_total; -1: unknown)
-	FastRejectP99  time.Duration  // p99 latency of 429 answers, when there were any
+	Failed         int                   // requests not answered 200 (refused or lost)
+	Lost           int                   // requests lost, every door (see DoorStats.Lost)
+	FailedBy       map[string]int        // "predict 429", "search 504", "embed transport", ...
+	ByDoor         map[string]*DoorStats // by door (DoorPredict, ...); every door of the load has an entry
+	P50, P99       time.Duration         // latency of all requests
+	P99Extra       time.Duration         // P99 minus the "none" scenario's P99 (0 without it)
+	MaxRSS         int64                 // largest processor resident memory seen, bytes
+	Err            error                 // the scenario could not run as planned
+	Note           string                // what the fault found, e.g. requests in flight at a killed processor
+	KilledInFlight int                   // requests in flight at a killed processor (-1: unknown or none killed)
+	Retries        int                   // requests the bridge sent again (simmatch_bridge_nats_retries_total; -1: unknown)
+	FastRejectP99  time.Duration         // p99 latency of 429 answers, when there were any
 }
 
 // Run runs the named scenarios (all when names is empty) one after the other,
@@ -181,6 +220,14 @@ func Run(ctx context.Context, cfg Config, names []string) ([]Result, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = func(string, ...any) {}
+	}
+	if len(cfg.Doors) == 0 {
+		cfg.Doors = Doors
+	}
+	for _, d := range cfg.Doors {
+		if !slices.Contains(Doors, d) {
+			return nil, fmt.Errorf("chaos: unknown door %q (want %s)", d, strings.Join(Doors, ", "))
+		}
 	}
 	var results []Result
 	var base time.Duration
@@ -209,7 +256,10 @@ func Run(ctx context.Context, cfg Config, names []string) ([]Result, error) {
 }
 
 func runOne(ctx context.Context, cfg Config, s Scenario) Result {
-	r := Result{Scenario: s, FailedBy: map[string]int{}}
+	r := Result{Scenario: s, FailedBy: map[string]int{}, ByDoor: map[string]*DoorStats{}}
+	for _, d := range cfg.Doors {
+		r.ByDoor[d] = &DoorStats{LostBy: map[string]int{}}
+	}
 	e := &env{cfg: cfg, natsURL: cfg.NATSURL, killedInFlight: -1}
 	defer e.close()
 	nodes := s.NATSNodes
@@ -231,6 +281,12 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 	if err := e.startBridge(); err != nil {
 		r.Err = err
 		return r
+	}
+	if slices.Contains(cfg.Doors, DoorSearch) {
+		if err := e.fillCatalog(); err != nil {
+			r.Err = err
+			return r
+		}
 	}
 	clients, descs := cfg.Clients, cfg.Descriptions
 	if s.Clients > 0 {
@@ -266,7 +322,7 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 		}
 	}()
 	start := time.Now()
-	load := startLoad(lctx, e.bridgeURL, clients, descs)
+	load := startLoad(lctx, e.bridgeURL, cfg.Doors, clients, descs)
 	if err := sleep(lctx, cfg.Duration/3); err == nil {
 		fctx, cancel := context.WithTimeout(lctx, 2*time.Minute)
 		note, err := s.inject(fctx, e)
@@ -284,8 +340,10 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 }
 
 type sample struct {
+	door    string // DoorPredict, DoorSearch or DoorEmbed
 	latency time.Duration
 	outcome string // "200", "429", "504", "transport"
+	refused bool   // 429 or 503 with Retry-After
 }
 
 type loader struct {
@@ -294,34 +352,71 @@ type loader struct {
 	samples []sample
 }
 
-// startLoad sends /predict requests from clients goroutines until ctx ends;
-// requests in flight when it ends are still waited for (their own timeout
-// bounds them), so none is counted as failed because the run stopped. Every
-// request has texts of its own, so the embedding cache cannot answer it and
-// each one runs the model.
-func startLoad(ctx context.Context, url string, clients, descs int) *loader {
+// chaosCatalog is the catalog the search door searches; the environment
+// fills it from loadgen's example catalog before the load starts.
+const chaosCatalog = "chaos"
+
+// embedModel is the model the embeddings door names.
+const embedModel = "all-MiniLM-L6-v2"
+
+// request is one request of the steady load: client c's n-th, through door,
+// with descs texts (descriptions to rank, queries or inputs to embed). Its texts are
+// its own, so the embedding cache cannot answer it and each one runs the
+// model.
+func request(base, door string, c, n, descs int) (string, []byte) {
+	d := make([]string, descs)
+	for i := range d {
+		d[i] = fmt.Sprintf("Product %d-%d-%d: cordless drill with two batteries, a charger and a hard case, model %d", c, n, i, i*7)
+	}
+	query := fmt.Sprintf("drill for wood %d-%d", c, n)
+	var body []byte
+	var path string
+	switch door {
+	case DoorSearch:
+		path = "/v1/catalogs/" + chaosCatalog + "/search"
+		qs := make([]string, descs) // as many texts to embed as the other doors
+		for i := range qs {
+			qs[i] = fmt.Sprintf("%s, item %d", query, i)
+		}
+		body, _ = json.Marshal(map[string]any{"query": qs, "top_k": 5})
+	case DoorEmbed:
+		path = "/v1/embeddings"
+		body, _ = json.Marshal(map[string]any{"input": d, "model": embedModel})
+	default:
+		path = "/predict"
+		body, _ = json.Marshal(map[string]any{"query": []string{query}, "product_descriptions": d})
+	}
+	return base + path, body
+}
+
+// startLoad sends requests from clients goroutines until ctx ends, each
+// client taking the doors in turn (client c starts at door c), so every door
+// carries a steady share of the load; requests in flight when it ends are
+// still waited for (their own timeout bounds them), so none is counted as
+// failed because the run stopped.
+func startLoad(ctx context.Context, url string, doors []string, clients, descs int) *loader {
 	l := &loader{}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	for c := range clients {
 		l.wg.Go(func() {
-			d := make([]string, descs)
 			for n := 0; ctx.Err() == nil; n++ {
-				for i := range d {
-					d[i] = fmt.Sprintf("Product %d-%d-%d: cordless drill with two batteries, a charger and a hard case, model %d", c, n, i, i*7)
-				}
-				body, _ := json.Marshal(map[string]any{"query": []string{fmt.Sprintf("drill for wood %d-%d", c, n)}, "product_descriptions": d})
+				door := doors[(c+n)%len(doors)]
+				u, body := request(url, door, c, n, descs)
 				start := time.Now()
-				out := "transport"
-				resp, err := hc.Post(url+"/predict", "application/json", bytes.NewReader(body))
+				s := sample{door: door, outcome: "transport"}
+				resp, err := hc.Post(u, "application/json", bytes.NewReader(body))
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
-					out = fmt.Sprint(resp.StatusCode)
+					s.outcome = fmt.Sprint(resp.StatusCode)
+					s.refused = (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) &&
+						resp.Header.Get("Retry-After") != ""
 				}
+				s.latency = time.Since(start)
 				l.mu.Lock()
-				l.samples = append(l.samples, sample{time.Since(start), out})
+				l.samples = append(l.samples, s)
 				l.mu.Unlock()
-				if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+				if s.refused {
 					_ = sleep(ctx, 50*time.Millisecond) // a polite client backs off
 				}
 			}
@@ -340,9 +435,25 @@ func (r *Result) summarize(samples []sample) {
 	for _, s := range samples {
 		r.Requests++
 		lat = append(lat, s.latency)
+		d := r.ByDoor[s.door]
+		if d == nil {
+			d = &DoorStats{LostBy: map[string]int{}}
+			r.ByDoor[s.door] = d
+		}
+		d.Requests++
+		switch {
+		case s.outcome == "200":
+			d.OK++
+		case s.refused:
+			d.Refused++
+		default:
+			d.Lost++
+			d.LostBy[s.outcome]++
+			r.Lost++
+		}
 		if s.outcome != "200" {
 			r.Failed++
-			r.FailedBy[s.outcome]++
+			r.FailedBy[s.door+" "+s.outcome]++
 		}
 		if s.outcome == "429" {
 			rejected = append(rejected, s.latency)
@@ -361,10 +472,12 @@ func quantile(d []time.Duration, q float64) time.Duration {
 	return s[min(int(q*float64(len(s))), len(s)-1)]
 }
 
-// Table writes the results as a Markdown table.
+// Table writes the results as a Markdown table: lost counts per door
+// (predict/search/embed; "-" for a door the load did not use), refused
+// (429/503 with Retry-After) and how every failure failed.
 func Table(w io.Writer, results []Result) {
-	fmt.Fprintln(w, "| fault | requests | failed | how they failed | retries | p50 | p99 | p99 extra | 429 p99 | processor RSS max |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| fault | requests | lost predict/search/embed | refused predict/search/embed | ok predict/search/embed | how they failed | retries | p50 | p99 | p99 extra | 429 p99 | processor RSS max |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		how := make([]string, 0, len(r.FailedBy))
 		for k, v := range r.FailedBy {
@@ -381,9 +494,23 @@ func Table(w io.Writer, results []Result) {
 		if r.FastRejectP99 > 0 {
 			rej = ms(r.FastRejectP99)
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %s | %d | %s | %s | %s | %s | %d MB |\n", r.Scenario.Fault, r.Requests, r.Failed,
+		fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %d | %s | %s | %s | %s | %d MB |\n", r.Scenario.Fault, r.Requests,
+			perDoor(r, func(d *DoorStats) int { return d.Lost }), perDoor(r, func(d *DoorStats) int { return d.Refused }),
+			perDoor(r, func(d *DoorStats) int { return d.OK }),
 			strings.Join(how, ", "), r.Retries, ms(r.P50), ms(r.P99), ms(r.P99Extra), rej, r.MaxRSS>>20)
 	}
+}
+
+// perDoor is f of each door, "/"-separated in the order of Doors.
+func perDoor(r Result, f func(*DoorStats) int) string {
+	parts := make([]string, len(Doors))
+	for i, d := range Doors {
+		parts[i] = "-"
+		if s := r.ByDoor[d]; s != nil {
+			parts[i] = fmt.Sprint(f(s))
+		}
+	}
+	return strings.Join(parts, "/")
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }

@@ -1,15 +1,20 @@
 // Package chaos runs the real simmatch binaries (processors, bridge, and
 // optionally standalone nats-server processes) on loopback, injects faults
 // (kill -9, rolling SIGTERM restarts, NATS restarts, cluster node loss,
-// overload) under steady HTTP load, and reports what the callers saw. The
+// overload) under steady HTTP load through the three doors (POST /predict,
+// catalog search, POST /v1/embeddings), and reports what the callers saw,
+// per door: answered, refused (429/503 with Retry-After) or lost. The
 // simmatch-chaos command and `make chaos` run the full suite; a short
 // version runs in `make test`.
 package chaos
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -20,6 +25,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/simmatch/simmatch/internal/loadgen"
 )
 
 // Config says where the binaries are and how hard to push.
@@ -39,6 +46,10 @@ type Config struct {
 	Duration time.Duration
 	// Clients and Descriptions shape the steady load (8 and 10 by default).
 	Clients, Descriptions int
+	// Doors are the doors the steady load goes through, in turn (Doors,
+	// all three, by default). The search door needs JetStream on the NATS
+	// server (NATSURL's, or the one started here, which has it).
+	Doors []string
 	// Log receives progress lines; nil means none.
 	Log func(format string, args ...any)
 }
@@ -60,6 +71,7 @@ type env struct {
 	procs     []*proc    // every process started, for the final clean-up
 	nats      []*proc    // standalone servers, when started here
 	natsArgs  [][]string
+	natsMon   []string // monitoring address of each standalone server
 	natsURL   string
 	processor []*proc
 	procAddrs []string // metrics address of each processor slot
@@ -67,6 +79,8 @@ type env struct {
 	bridgeURL string
 	// killedInFlight is what the killed processor had in flight (-1: unknown).
 	killedInFlight int
+	// replicas of the processors' JetStream assets (0: their default, 1).
+	replicas int
 }
 
 func freePort() (int, error) {
@@ -128,7 +142,9 @@ func (e *env) close() {
 	}
 }
 
-// startNATS starts n standalone servers (a cluster when n > 1).
+// startNATS starts n standalone servers (a cluster when n > 1), with
+// JetStream (catalogs live there) on a store of their own that survives a
+// restart; a cluster is ready once JetStream has a meta leader.
 func (e *env) startNATS(n int) error {
 	ports := make([]int, n)
 	cports := make([]int, n)
@@ -143,7 +159,17 @@ func (e *env) startNATS(n int) error {
 	}
 	var urls []string
 	for i := range n {
-		args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(ports[i]), "-n", fmt.Sprintf("chaos-n%d", i+1)}
+		mport, err := freePort()
+		if err != nil {
+			return err
+		}
+		store, err := os.MkdirTemp(e.cfg.WorkDir, fmt.Sprintf("jetstream-n%d-", i+1))
+		if err != nil {
+			return err
+		}
+		args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(ports[i]), "-n", fmt.Sprintf("chaos-n%d", i+1),
+			"-js", "-sd", store, "-m", strconv.Itoa(mport)}
+		e.natsMon = append(e.natsMon, fmt.Sprintf("127.0.0.1:%d", mport))
 		if n > 1 {
 			var routes []string
 			for j := range n {
@@ -162,7 +188,32 @@ func (e *env) startNATS(n int) error {
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
 	e.natsURL = strings.Join(urls, ",")
+	if n > 1 {
+		e.replicas = n
+		return waitUntil(30*time.Second, "a JetStream meta leader", func() bool {
+			var jsz struct {
+				Meta struct {
+					Leader string `json:"leader"`
+				} `json:"meta_cluster"`
+			}
+			return getJSON("http://"+e.natsMon[0]+"/jsz", &jsz) == nil && jsz.Meta.Leader != ""
+		})
+	}
 	return nil
+}
+
+// getJSON decodes a GET of url that answers 200 into v.
+func getJSON(url string, v any) error {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("chaos: GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 func (e *env) restartNATS(i int) error {
@@ -197,6 +248,7 @@ func (e *env) startProcessor(i int) error {
 	p, err := e.start(fmt.Sprintf("processor-%d", i+1), filepath.Join(e.cfg.BinDir, "simmatch-processor"), nil, []string{
 		"NATS_URL=" + e.natsURL, "SIMMATCH_METRICS_ADDR=" + e.procAddrs[i], "SIMMATCH_MODEL_DIR=" + e.cfg.ModelDir,
 		"SIMMATCH_ORT_LIB=" + e.cfg.ORTLib, "SIMMATCH_WORKERS=1", "SIMMATCH_LOG_LEVEL=warn",
+		"SIMMATCH_JETSTREAM_REPLICAS=" + strconv.Itoa(max(e.replicas, 1)),
 	})
 	if err != nil {
 		return err
@@ -221,6 +273,55 @@ func (e *env) startBridge() error {
 	}
 	e.bridge, e.bridgeURL = p, "http://"+addr
 	return waitReady(p, e.bridgeURL+"/ready")
+}
+
+// fillCatalog upserts loadgen's example catalog into the search door's
+// catalog through the bridge, then waits until searches of it answer 200
+// several times in a row (every processor follows the catalog's stream).
+// Both steps are bounded: 30 s each.
+func (e *env) fillCatalog() error {
+	descs := loadgen.Catalog()
+	products := make([]map[string]string, len(descs))
+	for i, d := range descs {
+		products[i] = map[string]string{"id": fmt.Sprintf("p%02d", i), "description": d}
+	}
+	body, err := json.Marshal(map[string]any{"products": products})
+	if err != nil {
+		return err
+	}
+	c := &http.Client{Timeout: 10 * time.Second}
+	post := func(path string, body []byte) (int, string) {
+		resp, err := c.Post(e.bridgeURL+path, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return resp.StatusCode, string(b)
+	}
+	var last string
+	if err := waitUntil(30*time.Second, "the upsert of catalog "+chaosCatalog, func() bool {
+		code, msg := post("/v1/catalogs/"+chaosCatalog+"/products", body)
+		last = fmt.Sprintf("%d %s", code, msg)
+		return code == http.StatusOK
+	}); err != nil {
+		return fmt.Errorf("%w (last answer: %s)", err, last)
+	}
+	ok := 0
+	if err := waitUntil(30*time.Second, "searches of catalog "+chaosCatalog, func() bool {
+		u, q := request(e.bridgeURL, DoorSearch, -1, ok, 1)
+		code, msg := post(strings.TrimPrefix(u, e.bridgeURL), q)
+		last = fmt.Sprintf("%d %s", code, msg)
+		if code != http.StatusOK {
+			ok = 0
+			return false
+		}
+		ok++
+		return ok >= 6
+	}); err != nil {
+		return fmt.Errorf("%w (last answer: %s)", err, last)
+	}
+	return nil
 }
 
 func waitReady(p *proc, url string) error {
