@@ -62,6 +62,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err := f.Parse(args); err != nil {
 		return err
 	}
+	ps.OwnDefault = modelGiven(f)
 	logger, err := cli.NewLogger(common, stdout)
 	if err != nil {
 		return err
@@ -135,6 +136,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Serve returns after in-flight HTTP requests are answered; the deferred
 	// calls then drain the processor and stop NATS, in that order.
 	return bridge.Serve(ctx, ln, h, common.ShutdownTimeout, logger)
+}
+
+// modelGiven reports whether the all-in-one's model was given explicitly
+// (-model-dir, -model-name or -model-version, or their SIMMATCH_* variables).
+// The all-in-one owns the desired model state in its data directory: a model
+// given at start becomes the recorded default, over one recorded by an
+// earlier run or a switch. Started without one, it follows the recorded
+// default. (A simmatch-processor joining a fleet always follows it.)
+func modelGiven(f *cli.Flags) bool {
+	return f.Explicit("model-dir") || f.Explicit("model-name") || f.Explicit("model-version")
 }
 
 func startNATS(listen, dataDir string) (*server.Server, error) {

@@ -41,6 +41,11 @@ type ControlConfig struct {
 	// Bucket and Replicas of the desired state; default DefaultBucket, 1.
 	Bucket   string
 	Replicas int
+	// Own says this process owns the desired state: the registry's defaults
+	// at start are recorded even over a recorded default (the all-in-one,
+	// given a model explicitly). Without it a recorded name wins and this
+	// processor follows the fleet (a processor joining a fleet).
+	Own bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -62,8 +67,9 @@ type Control struct {
 }
 
 // StartControl serves simmatch.models.<op> on the processor and, when the
-// server has JetStream, opens the desired-state bucket, records the registry's models
-// in it for names it does not hold yet, and converges to it from now on.
+// server has JetStream, opens the desired-state bucket, records the
+// registry's models in it for names it does not hold yet (and over the
+// recorded default when cfg.Own), and converges to it from now on.
 func StartControl(ctx context.Context, cfg ControlConfig) (*Control, error) {
 	if cfg.NATS == nil || cfg.Registry == nil || cfg.Processor == nil {
 		return nil, errors.New("models: ControlConfig.NATS, Registry and Processor are required")
@@ -104,11 +110,19 @@ func (c *Control) openBucket(ctx context.Context) error {
 		return fmt.Errorf("open key-value bucket %s: %w", c.cfg.Bucket, err)
 	}
 	// What this processor loaded at start is the desired state of a name
-	// nobody has recorded yet; a recorded name wins.
+	// nobody has recorded yet; a recorded name wins, unless this process
+	// owns the desired state (Own): then its default replaces the recorded
+	// one.
 	for name, def := range c.cfg.Registry.Defaults() {
 		b, _ := json.Marshal(Desired{Default: def, Versions: []string{def}})
-		if _, err := kv.Create(ctx, name, b); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		_, err := kv.Create(ctx, name, b)
+		if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("record %s in %s: %w", name, c.cfg.Bucket, err)
+		}
+		if err != nil && c.cfg.Own {
+			if err := c.recordOwn(ctx, kv, name, def); err != nil {
+				return err
+			}
 		}
 	}
 	w, err := kv.WatchAll(context.Background())
@@ -119,6 +133,40 @@ func (c *Control) openBucket(ctx context.Context) error {
 	c.cfg.Logger.Info("model desired state: following the JetStream key-value bucket", "bucket", c.cfg.Bucket)
 	go c.watch()
 	return nil
+}
+
+// recordOwn makes def the recorded default of name over the recorded one
+// (compare-and-set, retried on a concurrent change). The versions loaded
+// besides the old default stay desired; the old default, which the start
+// given now replaces, does not.
+func (c *Control) recordOwn(ctx context.Context, kv jetstream.KeyValue, name, def string) error {
+	for range 10 {
+		e, err := kv.Get(ctx, name)
+		if err != nil {
+			return fmt.Errorf("read %s in %s: %w", name, c.cfg.Bucket, err)
+		}
+		var d Desired
+		if err := json.Unmarshal(e.Value(), &d); err != nil {
+			c.cfg.Logger.Warn("model desired state: replacing a recorded value that is not JSON", "key", name, "err", err)
+		}
+		if d.Default == def && slices.Contains(d.Versions, def) {
+			return nil
+		}
+		was := d.Default
+		d.Versions = slices.DeleteFunc(d.Versions, func(v string) bool { return v == was || v == def })
+		d.Default, d.Versions = def, append(d.Versions, def)
+		b, _ := json.Marshal(d)
+		if _, err := kv.Update(ctx, name, b, e.Revision()); err != nil {
+			if strings.Contains(err.Error(), "wrong last sequence") {
+				continue // changed meanwhile: edit the new value
+			}
+			return fmt.Errorf("record %s in %s: %w", name, c.cfg.Bucket, err)
+		}
+		c.cfg.Logger.Info("model desired state: the model given at start is now the recorded default",
+			"model", contracts.ModelRef(name, def), "was", contracts.ModelRef(name, was), "versions", d.Versions)
+		return nil
+	}
+	return fmt.Errorf("record %s in %s: the desired state keeps changing", name, c.cfg.Bucket)
 }
 
 // watch applies every change of the desired state, in order.

@@ -2,6 +2,7 @@ package models_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simmatch/simmatch/contracts"
@@ -112,6 +114,86 @@ func TestFleetFollowsTheDesiredState(t *testing.T) {
 	})
 	if _, err := ctl.Switch(ctx, name+"@nope"); !isCode(err, contracts.CodeNotFound) {
 		t.Fatalf("switch to a version not in the store: got %v, want not_found", err)
+	}
+}
+
+// TestOwnerRecordsItsDefault starts processors on a desired state whose
+// recorded default is fp32: one started with int8 and not owning the state
+// follows fp32 (a processor joining a fleet); one started with int8 that owns
+// it (the all-in-one given a model at start) records int8 over fp32, and
+// every processor converges to int8.
+func TestOwnerRecordsItsDefault(t *testing.T) {
+	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
+	js, err := jetstream.New(testenv.Connect(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	_, name := testenv.ModelStore(t)
+	recorded := func() models.Desired {
+		t.Helper()
+		kv, err := js.KeyValue(ctx, models.DefaultBucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d models.Desired
+		if e, err := kv.Get(ctx, name); err != nil {
+			t.Fatal(err)
+		} else if err := json.Unmarshal(e.Value(), &d); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	start := func(r *models.Registry, _ string, own bool) *testenv.LogBuffer {
+		t.Helper()
+		var logs testenv.LogBuffer
+		c, err := models.StartControl(ctx, models.ControlConfig{NATS: testenv.Connect(t, ns), Registry: r, Processor: startProcessor(t, ns, r), Own: own,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Stop)
+		return &logs
+	}
+
+	// a records fp32: nobody had recorded the name.
+	ra, _ := newRegistry(t, prometheus.NewRegistry(), "fp32")
+	start(ra, "a", false)
+	if d := recorded(); d.Default != "fp32" {
+		t.Fatalf("recorded %+v, want fp32 the default", d)
+	}
+
+	// b, started with int8 without owning the state: the recorded fp32 wins.
+	rb, _ := newRegistry(t, prometheus.NewRegistry(), "int8")
+	start(rb, "b", false)
+	testenv.WaitFor(t, 2*time.Minute, "processor b follows the recorded fp32", func() bool {
+		return rb.Info().Version == "fp32"
+	})
+	if d := recorded(); d.Default != "fp32" {
+		t.Fatalf("after b: recorded %+v, want fp32 still the default", d)
+	}
+
+	// c, started with int8 and owning the state: int8 is recorded over fp32,
+	// which is no longer desired, and every processor converges to it.
+	rc, _ := newRegistry(t, prometheus.NewRegistry(), "int8")
+	logs := start(rc, "c", true)
+	if d := recorded(); d.Default != "int8" || len(d.Versions) != 1 || d.Versions[0] != "int8" {
+		t.Fatalf("after c: recorded %+v, want int8 the default and only version", d)
+	}
+	if l := logs.String(); !strings.Contains(l, "the model given at start is now the recorded default") ||
+		!strings.Contains(l, "model="+name+"@int8") || !strings.Contains(l, "was="+name+"@fp32") {
+		t.Errorf("processor c's log does not say it recorded its default over fp32:\n%s", l)
+	}
+	for id, r := range map[string]*models.Registry{"a": ra, "b": rb, "c": rc} {
+		testenv.WaitFor(t, 2*time.Minute, "processor "+id+" serves int8 alone", func() bool {
+			for _, s := range r.Status() {
+				if s.Version == "fp32" && s.State == contracts.ModelServing {
+					return false
+				}
+			}
+			return r.Info().Version == "int8"
+		})
 	}
 }
 

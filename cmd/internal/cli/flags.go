@@ -21,21 +21,44 @@ type Flags struct {
 	fs     *flag.FlagSet
 	getenv func(string) string
 	errs   []error
+	// fromEnv holds the flags whose environment variable is set (not empty).
+	fromEnv map[string]bool
 }
 
 // NewFlags returns an empty flag set for the command name.
 func NewFlags(name string, getenv func(string) string, out io.Writer) *Flags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
-	return &Flags{fs: fs, getenv: getenv}
+	return &Flags{fs: fs, getenv: getenv, fromEnv: map[string]bool{}}
 }
 
-func (f *Flags) env(env string) (string, bool) {
+// env is the value of flag name's environment variable, and whether it is
+// set (not empty).
+func (f *Flags) env(name, env string) (string, bool) {
 	if env == "" {
 		return "", false
 	}
 	v := f.getenv(env)
+	if v != "" {
+		f.fromEnv[name] = true
+	}
 	return v, v != ""
+}
+
+// Explicit reports whether flag name was given, on the command line or by
+// its environment variable (not empty), rather than left at its built-in
+// default. It is meaningful after Parse.
+func (f *Flags) Explicit(name string) bool {
+	if f.fromEnv[name] {
+		return true
+	}
+	given := false
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == name {
+			given = true
+		}
+	})
+	return given
 }
 
 func usage(u, env string) string {
@@ -47,7 +70,7 @@ func usage(u, env string) string {
 
 // String defines a string flag.
 func (f *Flags) String(p *string, name, env, def, u string) {
-	if v, ok := f.env(env); ok {
+	if v, ok := f.env(name, env); ok {
 		def = v
 	}
 	f.fs.StringVar(p, name, def, usage(u, env))
@@ -55,7 +78,7 @@ func (f *Flags) String(p *string, name, env, def, u string) {
 
 // Int defines an int flag.
 func (f *Flags) Int(p *int, name, env string, def int, u string) {
-	if v, ok := f.env(env); ok {
+	if v, ok := f.env(name, env); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			f.errs = append(f.errs, fmt.Errorf("$%s=%q: want an integer", env, v))
@@ -68,7 +91,7 @@ func (f *Flags) Int(p *int, name, env string, def int, u string) {
 
 // Float64 defines a float flag.
 func (f *Flags) Float64(p *float64, name, env string, def float64, u string) {
-	if v, ok := f.env(env); ok {
+	if v, ok := f.env(name, env); ok {
 		x, err := strconv.ParseFloat(v, 64)
 		if err != nil {
 			f.errs = append(f.errs, fmt.Errorf("$%s=%q: want a number", env, v))
@@ -81,7 +104,7 @@ func (f *Flags) Float64(p *float64, name, env string, def float64, u string) {
 
 // Duration defines a duration flag (e.g. 10s, 250ms).
 func (f *Flags) Duration(p *time.Duration, name, env string, def time.Duration, u string) {
-	if v, ok := f.env(env); ok {
+	if v, ok := f.env(name, env); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			f.errs = append(f.errs, fmt.Errorf("$%s=%q: want a duration such as 10s or 250ms", env, v))
@@ -94,7 +117,7 @@ func (f *Flags) Duration(p *time.Duration, name, env string, def time.Duration, 
 
 // Bool defines a boolean flag.
 func (f *Flags) Bool(p *bool, name, env string, def bool, u string) {
-	if v, ok := f.env(env); ok {
+	if v, ok := f.env(name, env); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			f.errs = append(f.errs, fmt.Errorf("$%s=%q: want true or false", env, v))

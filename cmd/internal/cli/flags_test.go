@@ -144,3 +144,24 @@ func TestBoolFlag(t *testing.T) {
 		})
 	}
 }
+
+// Explicit tells a flag given on the command line or by its environment
+// variable from one left at its default, even when the value given equals
+// the default; an empty environment variable does not count.
+func TestExplicit(t *testing.T) {
+	env := map[string]string{"SIMMATCH_A": "x", "SIMMATCH_C": ""}
+	var a, b, c, d string
+	f := NewFlags("test", func(k string) string { return env[k] }, io.Discard)
+	f.String(&a, "a", "SIMMATCH_A", "x", "")
+	f.String(&b, "b", "SIMMATCH_B", "y", "")
+	f.String(&c, "c", "SIMMATCH_C", "z", "")
+	f.String(&d, "d", "SIMMATCH_D", "w", "")
+	if err := f.Parse([]string{"-b", "y"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"a": true, "b": true, "c": false, "d": false, "nope": false} {
+		if got := f.Explicit(name); got != want {
+			t.Errorf("Explicit(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

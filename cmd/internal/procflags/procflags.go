@@ -63,6 +63,11 @@ type Settings struct {
 	Jobs         string
 	JobRetention time.Duration
 	JobAckWait   time.Duration
+	// OwnDefault makes the model loaded at start the recorded default of
+	// the desired state, over one recorded before (models.ControlConfig.Own):
+	// the all-in-one sets it when its model was given explicitly. Without
+	// it the processor follows the recorded default.
+	OwnDefault bool
 }
 
 // storeRoot is the model store: ModelStore, else the store ModelDir is a
@@ -313,7 +318,7 @@ func (s *Settings) Start(nc *nats.Conn, logger *slog.Logger, reg prometheus.Regi
 		return nil, err
 	}
 	ctl, err := models.StartControl(context.Background(), models.ControlConfig{NATS: nc, Registry: registry,
-		Processor: p, Replicas: s.JetStreamReplicas, Logger: logger})
+		Processor: p, Replicas: s.JetStreamReplicas, Own: s.OwnDefault, Logger: logger})
 	if err != nil {
 		_ = p.Stop(context.Background()) // stops the catalogs too
 		cats = nil
