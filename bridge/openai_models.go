@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -47,32 +46,52 @@ type serviceStats struct {
 // one more processor after the last answer.
 const modelsGatherIdle = 100 * time.Millisecond
 
-func (s *Server) models(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
-	defer cancel()
-	stats, err := gatherStats(ctx, s.cfg.NATS)
-	if err != nil {
-		writeOpenAIError(w, r, contracts.Errorf(contracts.CodeInternal, "list processors: %v", err))
-		return
-	}
-	if len(stats) == 0 {
-		writeOpenAIError(w, r, &contracts.Error{Code: contracts.CodeNoProcessor,
-			Message: "no processor answered within " + s.cfg.ReadyTimeout.String() + "; start one or retry later"})
-		return
-	}
-	byID := map[string]*openAIModel{}
-	for _, st := range stats {
-		name, ver := st.Metadata["model.name"], st.Metadata["model.version"]
-		key := name + "\x00" + ver
-		m := byID[key]
-		if m == nil {
-			dims, _ := strconv.Atoi(st.Metadata["model.dimensions"])
-			m = &openAIModel{ID: name, Object: "model", Created: st.Started.Unix(), OwnedBy: "simmatch", Version: ver, Dimensions: dims}
-			byID[key] = m
+// modelsListWait is how long GET /v1/models gathers the processors' model
+// status.
+const modelsListWait = 250 * time.Millisecond
+
+// listModels answers GET /v1/models from the processors' live model status
+// (the default version each serves now, so a switch shows at once), with
+// the processors' start times (their $SRV.STATS) as created.
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	relay(w, r, s.cfg.ReadyTimeout, func(ctx context.Context) (openAIModelList, error) {
+		started := make(chan map[string]time.Time, 1)
+		go func() {
+			m := map[string]time.Time{}
+			stats, _ := gatherStats(ctx, s.cfg.NATS) // created is informative: none on failure
+			for _, st := range stats {
+				m[st.ID] = st.Started
+			}
+			started <- m
+		}()
+		st, err := s.modelStatus(ctx, modelsListWait)
+		created := <-started
+		if err != nil {
+			return openAIModelList{}, err
 		}
-		m.Processors++
-		if c := st.Started.Unix(); c < m.Created {
-			m.Created = c
+		return modelList(st, created), nil
+	}, asIs, writeOpenAIError)
+}
+
+// modelList is one entry per default model version the processors serve.
+func modelList(st *contracts.ModelsStatus, started map[string]time.Time) openAIModelList {
+	byID := map[string]*openAIModel{}
+	for _, p := range st.Processors {
+		c := started[p.Processor].Unix()
+		for _, v := range p.Models {
+			if !v.Default || v.State != contracts.ModelServing {
+				continue
+			}
+			key := v.Name + "\x00" + v.Version
+			m := byID[key]
+			if m == nil {
+				m = &openAIModel{ID: v.Name, Object: "model", Created: c, OwnedBy: "simmatch", Version: v.Version, Dimensions: v.Dimensions}
+				byID[key] = m
+			}
+			m.Processors++
+			if c < m.Created {
+				m.Created = c
+			}
 		}
 	}
 	out := openAIModelList{Object: "list", Data: make([]openAIModel, 0, len(byID))}
@@ -83,7 +102,7 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 		a, b := out.Data[i], out.Data[j]
 		return a.ID < b.ID || a.ID == b.ID && a.Version < b.Version
 	})
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // gatherStats asks every processor of the micro service for its stats and

@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"net/http"
-	"sync/atomic"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/riandyrn/otelchi"
@@ -21,11 +20,9 @@ type Server struct {
 	handler http.Handler
 	public  map[string]bool // Config.PublicPaths
 	limiter *limiter
-	// model is the model the processors last answered with, so a request
-	// naming another model is refused before any work is done.
-	model atomic.Pointer[contracts.ModelInfo]
-	jobs  *contracts.Jobs
-	gate  *loadGate
+	models  *contracts.ModelControl
+	jobs    *contracts.Jobs
+	gate    *loadGate
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -76,6 +73,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.unregister(cfg.Metrics)
 		return nil, err
 	}
+	s.models = contracts.NewModelControl(cfg.NATS)
 	s.handler = s.routes()
 	return s, nil
 }
