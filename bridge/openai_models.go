@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -46,50 +47,63 @@ type serviceStats struct {
 // one more processor after the last answer.
 const modelsGatherIdle = 100 * time.Millisecond
 
-// modelsListWait is how long GET /v1/models gathers the processors' model
-// status.
+// modelsListWait is how long GET /v1/models gathers the model status of
+// the processors under model control.
 const modelsListWait = 250 * time.Millisecond
 
-// listModels answers GET /v1/models from the processors' live model status
-// (the default version each serves now, so a switch shows at once), with
-// the processors' start times (their $SRV.STATS) as created.
+// listModels answers GET /v1/models. Every processor answers its micro
+// stats ($SRV.STATS: its start and the model it started with); a processor
+// under model control also answers its live status, whose default version
+// wins, so a switch shows at once and no remembered model is ever served.
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 	relay(w, r, s.cfg.ReadyTimeout, func(ctx context.Context) (openAIModelList, error) {
-		started := make(chan map[string]time.Time, 1)
+		live := make(chan *contracts.ModelsStatus, 1)
 		go func() {
-			m := map[string]time.Time{}
-			stats, _ := gatherStats(ctx, s.cfg.NATS) // created is informative: none on failure
-			for _, st := range stats {
-				m[st.ID] = st.Started
-			}
-			started <- m
+			st, _ := s.models.Status(ctx, modelsListWait) // none: no processor under model control
+			live <- st
 		}()
-		st, err := s.modelStatus(ctx, modelsListWait)
-		created := <-started
+		stats, err := gatherStats(ctx, s.cfg.NATS)
+		st := <-live
 		if err != nil {
-			return openAIModelList{}, err
+			return openAIModelList{}, contracts.Errorf(contracts.CodeInternal, "list processors: %v", err)
 		}
-		return modelList(st, created), nil
+		if len(stats) == 0 {
+			return openAIModelList{}, &contracts.Error{Code: contracts.CodeNoProcessor,
+				Message: "no processor answered within " + s.cfg.ReadyTimeout.String() + "; start one or retry later"}
+		}
+		return modelList(stats, st), nil
 	}, asIs, writeOpenAIError)
 }
 
-// modelList is one entry per default model version the processors serve.
-func modelList(st *contracts.ModelsStatus, started map[string]time.Time) openAIModelList {
-	byID := map[string]*openAIModel{}
-	for _, p := range st.Processors {
-		c := started[p.Processor].Unix()
-		for _, v := range p.Models {
-			if !v.Default || v.State != contracts.ModelServing {
-				continue
+// modelList is one entry per default model version the processors serve:
+// from a processor's live status when it answered one, else from its stats.
+func modelList(stats []serviceStats, live *contracts.ModelsStatus) openAIModelList {
+	defaults := map[string][]contracts.ModelInfo{}
+	if live != nil {
+		for _, p := range live.Processors {
+			for _, v := range p.Models {
+				if v.Default && v.State == contracts.ModelServing {
+					defaults[p.Processor] = append(defaults[p.Processor], contracts.ModelInfo{Name: v.Name, Version: v.Version, Dimensions: v.Dimensions})
+				}
 			}
-			key := v.Name + "\x00" + v.Version
+		}
+	}
+	byID := map[string]*openAIModel{}
+	for _, st := range stats {
+		served, ok := defaults[st.ID]
+		if !ok {
+			dims, _ := strconv.Atoi(st.Metadata["model.dimensions"])
+			served = []contracts.ModelInfo{{Name: st.Metadata["model.name"], Version: st.Metadata["model.version"], Dimensions: dims}}
+		}
+		for _, mi := range served {
+			key := mi.Name + "\x00" + mi.Version
 			m := byID[key]
 			if m == nil {
-				m = &openAIModel{ID: v.Name, Object: "model", Created: c, OwnedBy: "simmatch", Version: v.Version, Dimensions: v.Dimensions}
+				m = &openAIModel{ID: mi.Name, Object: "model", Created: st.Started.Unix(), OwnedBy: "simmatch", Version: mi.Version, Dimensions: mi.Dimensions}
 				byID[key] = m
 			}
 			m.Processors++
-			if c < m.Created {
+			if c := st.Started.Unix(); c < m.Created {
 				m.Created = c
 			}
 		}

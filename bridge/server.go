@@ -6,6 +6,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/riandyrn/otelchi"
 
+	"github.com/simmatch/simmatch/bridge/security"
 	"github.com/simmatch/simmatch/contracts"
 )
 
@@ -19,7 +20,7 @@ type Server struct {
 	metrics *httpMetrics // nil when Config.Metrics is nil
 	handler http.Handler
 	public  map[string]bool // Config.PublicPaths
-	limiter *limiter
+	limiter *security.Limiter
 	models  *contracts.ModelControl
 	jobs    *contracts.Jobs
 	gate    *loadGate
@@ -34,7 +35,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, public: map[string]bool{}, limiter: newLimiter()}
+	s := &Server{cfg: cfg, public: map[string]bool{}, limiter: security.NewLimiter()}
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}
