@@ -227,3 +227,36 @@ func TestModelsListFollowsSwitch(t *testing.T) {
 		t.Fatalf("after the switch: version %q, want int8", v)
 	}
 }
+
+// The one decoder answers the same faults alike on every door: an unknown
+// field names itself and the known ones, data after the object and an empty
+// body are malformed_json.
+func TestDecodeFaultsAlike(t *testing.T) {
+	ns := startNATS(t)
+	b := startBridge(t, ns, nil)
+	doors := []struct{ path, known string }{
+		{"/predict", "query, product_descriptions, catalog, top_k, threshold, request_id, model"},
+		{"/v1/catalogs/shop/search", "catalog, query, top_k, threshold, filter, request_id"},
+		{"/v1/embeddings", "input, model, encoding_format, dimensions, user"},
+		{"/embed", "inputs, normalize, truncate, truncation_direction, prompt_name"},
+		{"/similarity", "inputs"},
+		{"/v1/jobs", "query, product_descriptions, top_k, threshold, notify"},
+		{"/v1/models/switch", "model"},
+	}
+	for _, d := range doors {
+		t.Run(d.path, func(t *testing.T) {
+			resp, body := b.post(t, d.path, "application/json", `{"zz": 1}`)
+			var eb struct{ Error *contracts.Error }
+			if json.Unmarshal(body, &eb) != nil || eb.Error == nil || resp.StatusCode != 422 || eb.Error.Field != "zz" ||
+				!strings.Contains(eb.Error.Message, "known fields are "+d.known) {
+				t.Errorf("unknown field: %d %s", resp.StatusCode, clip(body))
+			}
+			for _, bad := range []string{`{} {}`, ``} {
+				resp, body = b.post(t, d.path, "application/json", bad)
+				if json.Unmarshal(body, &eb) != nil || eb.Error == nil || resp.StatusCode != 400 || eb.Error.Code != contracts.CodeMalformedJSON {
+					t.Errorf("body %q: %d %s", bad, resp.StatusCode, clip(body))
+				}
+			}
+		})
+	}
+}
