@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/simmatch/simmatch/bridge/security"
 	"github.com/simmatch/simmatch/contracts"
 )
 
@@ -18,8 +19,8 @@ const wwwAuthenticate = `Bearer realm="simmatch"`
 type apiKeyCtx struct{}
 
 // keyFrom returns the API key the request was authenticated with, or nil.
-func keyFrom(ctx context.Context) *apiKey {
-	k, _ := ctx.Value(apiKeyCtx{}).(*apiKey)
+func keyFrom(ctx context.Context) *security.Key {
+	k, _ := ctx.Value(apiKeyCtx{}).(*security.Key)
 	return k
 }
 
@@ -60,21 +61,21 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 					"an API key is required: send it as Authorization: Bearer <key> or %s: <key>", headerAPIKey))
 				return
 			}
-			k := s.cfg.Keys.lookup(presented)
+			k := s.cfg.Keys.Lookup(presented)
 			if k == nil {
 				w.Header().Set("WWW-Authenticate", wwwAuthenticate+`, error="invalid_token"`)
 				writeError(w, r, contracts.Errorf(contracts.CodeUnauthorized, "the API key is not valid"))
 				return
 			}
-			infoFrom(r.Context()).key = k.name
+			infoFrom(r.Context()).key = k.Name()
 			r = r.WithContext(context.WithValue(r.Context(), apiKeyCtx{}, k))
-			limit, bucket = k.limit(limit), k.name
+			limit, bucket = k.Limit(limit), k.Name()
 		}
-		if ok, wait := s.limiter.allow(bucket, limit); !ok {
-			after := retryAfterSeconds(wait)
+		if ok, wait := s.limiter.Allow(bucket, limit); !ok {
+			after := security.RetryAfterSeconds(wait)
 			w.Header().Set("Retry-After", strconv.Itoa(after))
 			writeError(w, r, contracts.Errorf(contracts.CodeRateLimited,
-				"rate limit of %g requests/s (burst %d) exceeded; retry in %d s", limit.Rate, int(limit.burst()), after))
+				"rate limit of %g requests/s (burst %d) exceeded; retry in %d s", limit.Rate, int(limit.BurstSize()), after))
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -97,7 +98,7 @@ func (s *Server) requireScope(scope Scope) func(http.Handler) http.Handler {
 					"an API key with scope %q is required", scope))
 				return
 			}
-			if !k.allows(scope) {
+			if !k.Allows(scope) {
 				w.Header().Set("WWW-Authenticate", wwwAuthenticate+`, error="insufficient_scope", scope="`+string(scope)+`"`)
 				writeError(w, r, contracts.Errorf(contracts.CodeForbidden,
 					"this API key lacks the scope %q that %s needs", scope, r.URL.Path))

@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/simmatch/simmatch/bridge/security"
 )
 
 // BenchmarkAuthenticate measures the authentication middleware alone (hash
@@ -15,7 +17,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	for _, n := range []int{0, 10, 1000} {
 		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) {
-			s := &Server{public: map[string]bool{}, limiter: newLimiter()}
+			s := &Server{public: map[string]bool{}, limiter: security.NewLimiter()}
 			if n > 0 {
 				var file strings.Builder
 				for i := range n {

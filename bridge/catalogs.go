@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -43,49 +42,6 @@ func pathParam(r *http.Request, name string) (string, *contracts.Error) {
 	return d, nil
 }
 
-// catalogBody reads a catalog route's JSON body into v.
-func (s *Server) catalogBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
-		writeError(w, r, e)
-		return false
-	}
-	limit := s.bodyLimit(s.cfg.CatalogLimits.MaxBodyBytes)
-	body, ok := readBodyLimit(w, r, limit, writeError)
-	if !ok {
-		return false
-	}
-	if err := contracts.DecodeCatalog(body, limit, v); err != nil {
-		writeError(w, r, contracts.AsError(err))
-		return false
-	}
-	return true
-}
-
-// bodyRequestID is the body's request id, or the one the bridge gave the request.
-func bodyRequestID(w http.ResponseWriter, r *http.Request, fromBody string) string {
-	if fromBody == "" {
-		return infoFrom(r.Context()).id
-	}
-	setRequestID(w, r, fromBody)
-	return fromBody
-}
-
-// relay calls a processor and answers its reply or error.
-func relay[Resp any](s *Server, w http.ResponseWriter, r *http.Request, timeout time.Duration, call func(context.Context) (*Resp, error)) {
-	ctx, cancel := context.WithTimeout(r.Context(), timeout)
-	defer cancel()
-	resp, err := call(ctx)
-	if err != nil {
-		if r.Context().Err() != nil {
-			clientGone(w)
-			return
-		}
-		writeError(w, r, contracts.AsError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
 // productBody is the body of PUT /v1/catalogs/{catalog}/products/{id}.
 type productBody struct {
 	Description string            `json:"description"`
@@ -98,8 +54,8 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var body productBody
-	if !s.catalogBody(w, r, &body) {
+	body, ok := decode[productBody](w, r, s.catalogLimit(), writeError)
+	if !ok {
 		return
 	}
 	req := &contracts.UpsertRequest{Catalog: cat, RequestID: bodyRequestID(w, r, body.RequestID),
@@ -115,9 +71,9 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &e)
 		return
 	}
-	relay(s, w, r, s.cfg.CatalogWriteTimeout, func(ctx context.Context) (*contracts.UpsertResponse, error) {
+	relay(w, r, s.cfg.CatalogWriteTimeout, func(ctx context.Context) (*contracts.UpsertResponse, error) {
 		return s.client.UpsertProducts(ctx, req)
-	})
+	}, asIs, writeError)
 }
 
 // bulkBody is the body of POST /v1/catalogs/{catalog}/products.
@@ -131,8 +87,8 @@ func (s *Server) bulkUpsert(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var body bulkBody
-	if !s.catalogBody(w, r, &body) {
+	body, ok := decode[bulkBody](w, r, s.catalogLimit(), writeError)
+	if !ok {
 		return
 	}
 	req := &contracts.UpsertRequest{Catalog: cat, Products: body.Products, RequestID: bodyRequestID(w, r, body.RequestID)}
@@ -140,9 +96,9 @@ func (s *Server) bulkUpsert(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, contracts.AsError(err))
 		return
 	}
-	relay(s, w, r, s.cfg.CatalogWriteTimeout, func(ctx context.Context) (*contracts.UpsertResponse, error) {
+	relay(w, r, s.cfg.CatalogWriteTimeout, func(ctx context.Context) (*contracts.UpsertResponse, error) {
 		return s.client.UpsertProducts(ctx, req)
-	})
+	}, asIs, writeError)
 }
 
 func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
@@ -151,9 +107,9 @@ func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &contracts.ProductRequest{Catalog: cat, ID: id, RequestID: infoFrom(r.Context()).id}
-	relay(s, w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.ProductResponse, error) {
+	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.ProductResponse, error) {
 		return s.client.GetProduct(ctx, req)
-	})
+	}, asIs, writeError)
 }
 
 func (s *Server) deleteProduct(w http.ResponseWriter, r *http.Request) {
@@ -162,16 +118,16 @@ func (s *Server) deleteProduct(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &contracts.ProductRequest{Catalog: cat, ID: id, RequestID: infoFrom(r.Context()).id}
-	relay(s, w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.DeleteResponse, error) {
+	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.DeleteResponse, error) {
 		return s.client.DeleteProduct(ctx, req)
-	})
+	}, asIs, writeError)
 }
 
 func (s *Server) listCatalogs(w http.ResponseWriter, r *http.Request) {
 	req := &contracts.ListRequest{RequestID: infoFrom(r.Context()).id}
-	relay(s, w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.ListResponse, error) {
+	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.ListResponse, error) {
 		return s.client.ListCatalogs(ctx, req)
-	})
+	}, asIs, writeError)
 }
 
 func (s *Server) dropCatalog(w http.ResponseWriter, r *http.Request) {
@@ -180,9 +136,9 @@ func (s *Server) dropCatalog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req := &contracts.DropRequest{Catalog: cat, RequestID: infoFrom(r.Context()).id}
-	relay(s, w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.DropResponse, error) {
+	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.DropResponse, error) {
 		return s.client.DropCatalog(ctx, req)
-	})
+	}, asIs, writeError)
 }
 
 func (s *Server) searchCatalog(w http.ResponseWriter, r *http.Request) {
@@ -190,8 +146,8 @@ func (s *Server) searchCatalog(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req contracts.SearchRequest
-	if !s.catalogBody(w, r, &req) {
+	req, ok := decode[contracts.SearchRequest](w, r, s.catalogLimit(), writeError)
+	if !ok {
 		return
 	}
 	if req.Catalog != "" && req.Catalog != cat {
@@ -204,9 +160,9 @@ func (s *Server) searchCatalog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, contracts.AsError(err))
 		return
 	}
-	relay(s, w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.SearchResponse, error) {
-		return s.client.SearchCatalog(ctx, &req)
-	})
+	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.SearchResponse, error) {
+		return s.client.SearchCatalog(ctx, req)
+	}, asIs, writeError)
 }
 
 func (s *Server) catalogPath(w http.ResponseWriter, r *http.Request) (string, bool) {

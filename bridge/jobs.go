@@ -2,10 +2,8 @@ package bridge
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -23,60 +21,32 @@ func (s *Server) jobRoutes(r chi.Router) {
 
 // submitJob answers POST /v1/jobs: 202 with the queued job and its Location.
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
-	if e := checkContentType(r.Header.Get("Content-Type")); e != nil {
-		writeError(w, r, e)
+	req, ok := decode[contracts.JobRequest](w, r, s.jobLimit(), writeError)
+	if !ok {
 		return
 	}
-	lim := s.cfg.JobLimits
-	tooLarge := &contracts.Error{Code: contracts.CodePayloadTooLarge, Limit: lim.MaxBodyBytes,
-		Message: fmt.Sprintf("request body is larger than the job limit of %d bytes", lim.MaxBodyBytes)}
-	if r.ContentLength > int64(lim.MaxBodyBytes) {
-		writeError(w, r, tooLarge)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(lim.MaxBodyBytes)))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			writeError(w, r, tooLarge)
-		case r.Context().Err() != nil:
-			clientGone(w)
-		default:
-			writeError(w, r, contracts.Errorf(contracts.CodeMalformedJSON, "read request body: %v", err))
-		}
-		return
-	}
-	req, err := contracts.DecodeJobRequest(body, lim)
-	if err != nil {
+	if err := req.Validate(s.cfg.JobLimits); err != nil {
 		writeError(w, r, contracts.AsError(err))
 		return
 	}
-	st, err := s.jobs.Submit(r.Context(), req)
-	if err != nil {
-		writeError(w, r, contracts.AsError(err))
-		return
-	}
-	w.Header().Set("Location", "/v1/jobs/"+st.ID)
-	writeJSON(w, http.StatusAccepted, st)
+	relay(w, r, 0, func(ctx context.Context) (*contracts.JobStatus, error) {
+		return s.jobs.Submit(ctx, req)
+	}, func(h http.Header, st *contracts.JobStatus) (int, any, *contracts.Error) {
+		h.Set("Location", "/v1/jobs/"+st.ID)
+		return http.StatusAccepted, st, nil
+	}, writeError)
 }
 
 func (s *Server) jobStatus(w http.ResponseWriter, r *http.Request) {
-	st, err := s.jobs.Status(r.Context(), chi.URLParam(r, "id"))
-	if err != nil {
-		writeError(w, r, contracts.AsError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
+	relay(w, r, 0, func(ctx context.Context) (*contracts.JobStatus, error) {
+		return s.jobs.Status(ctx, chi.URLParam(r, "id"))
+	}, asIs, writeError)
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
-	st, err := s.jobs.Cancel(r.Context(), chi.URLParam(r, "id"))
-	if err != nil {
-		writeError(w, r, contracts.AsError(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
+	relay(w, r, 0, func(ctx context.Context) (*contracts.JobStatus, error) {
+		return s.jobs.Cancel(ctx, chi.URLParam(r, "id"))
+	}, asIs, writeError)
 }
 
 // jobResults streams a done job's results as JSON lines, one

@@ -6,13 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/simmatch/simmatch/contracts"
 )
@@ -92,82 +89,59 @@ func openAIErrorType(status int) string {
 	return "server_error"
 }
 
-// embeddings answers POST /v1/embeddings.
+// embeddings answers POST /v1/embeddings: a presenter of client.Embed.
 func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	body, ok := s.readBody(w, r, writeOpenAIError)
+	in, ok := decode[openAIEmbeddingsRequest](w, r, s.similarityLimit(), writeOpenAIError)
 	if !ok {
 		return
 	}
-	in, e := decodeOpenAIEmbeddings(body)
+	texts, e := in.check()
 	if e != nil {
 		writeOpenAIError(w, r, e)
 		return
 	}
-	if m := s.model.Load(); m != nil {
-		if e := checkModel(in.Model, *m); e != nil {
-			writeOpenAIError(w, r, e)
-			return
+	s.embed(w, r, texts, func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
+		if e := checkModel(in.Model, resp.Model); e != nil {
+			return 0, nil, e
 		}
-	}
-	resp, ok := s.embed(w, r, in.texts, writeOpenAIError)
-	if !ok {
-		return
-	}
-	if e := checkModel(in.Model, resp.Model); e != nil {
-		writeOpenAIError(w, r, e)
-		return
-	}
-	if in.Dimensions != nil && *in.Dimensions != resp.Model.Dimensions {
-		writeOpenAIError(w, r, contracts.FieldError("dimensions", 0,
-			"%s makes %d-dimensional embeddings and cannot shorten them; omit dimensions or send %d",
-			resp.Model.Name, resp.Model.Dimensions, resp.Model.Dimensions))
-		return
-	}
-	out := openAIEmbeddingsResponse{Object: "list", Model: resp.Model.Name, Data: make([]openAIEmbedding, len(resp.Embeddings))}
-	for i, v := range resp.Embeddings {
-		d := openAIEmbedding{Object: "embedding", Index: i, Embedding: v}
-		if in.EncodingFormat == "base64" {
-			d.Embedding = float32Base64(v)
+		if in.Dimensions != nil && *in.Dimensions != resp.Model.Dimensions {
+			return 0, nil, contracts.FieldError("dimensions", 0,
+				"%s makes %d-dimensional embeddings and cannot shorten them; omit dimensions or send %d",
+				resp.Model.Name, resp.Model.Dimensions, resp.Model.Dimensions)
 		}
-		out.Data[i] = d
-	}
-	for _, n := range resp.Tokens {
-		out.Usage.PromptTokens += n
-	}
-	out.Usage.TotalTokens = out.Usage.PromptTokens
-	setTiming(w, start, resp.Timing)
-	writeJSON(w, http.StatusOK, out)
+		out := openAIEmbeddingsResponse{Object: "list", Model: resp.Model.Name, Data: make([]openAIEmbedding, len(resp.Embeddings))}
+		for i, v := range resp.Embeddings {
+			d := openAIEmbedding{Object: "embedding", Index: i, Embedding: v}
+			if in.EncodingFormat == "base64" {
+				d.Embedding = float32Base64(v)
+			}
+			out.Data[i] = d
+		}
+		for _, n := range resp.Tokens {
+			out.Usage.PromptTokens += n
+		}
+		out.Usage.TotalTokens = out.Usage.PromptTokens
+		return http.StatusOK, out, nil
+	}, writeOpenAIError)
 }
 
-// embed sends texts to a processor. On failure it answers with writeErr and
-// returns false.
+// embed relays texts to a processor's embed endpoint and answers with present
+// (errors with writeErr). Every door's embeddings come through here.
 func (s *Server) embed(w http.ResponseWriter, r *http.Request, texts []string,
-	writeErr func(http.ResponseWriter, *http.Request, *contracts.Error)) (*contracts.EmbedResponse, bool) {
-	lim := s.cfg.Limits
+	present presenter[*contracts.EmbedResponse], writeErr errorWriter) {
 	req := &contracts.EmbedRequest{Input: texts, RequestID: infoFrom(r.Context()).id}
-	if err := req.Validate(lim); err != nil {
+	if err := req.Validate(s.cfg.Limits); err != nil {
 		writeErr(w, r, contracts.AsError(err))
-		return nil, false
+		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	resp, err := s.client.Embed(ctx, req)
-	if err != nil {
-		if r.Context().Err() != nil {
-			clientGone(w)
-			return nil, false
+	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.EmbedResponse, error) {
+		return s.client.Embed(ctx, req)
+	}, func(h http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
+		if len(resp.Embeddings) != len(texts) {
+			return 0, nil, contracts.Errorf(contracts.CodeInternal, "processor returned %d embeddings for %d texts", len(resp.Embeddings), len(texts))
 		}
-		writeErr(w, r, contracts.AsError(err))
-		return nil, false
-	}
-	if len(resp.Embeddings) != len(texts) {
-		writeErr(w, r, contracts.Errorf(contracts.CodeInternal, "processor returned %d embeddings for %d texts", len(resp.Embeddings), len(texts)))
-		return nil, false
-	}
-	info := resp.Model
-	s.model.Store(&info)
-	return resp, true
+		return present(h, resp)
+	}, writeErr)
 }
 
 // checkModel accepts the served model's name, with or without an
@@ -181,35 +155,8 @@ func checkModel(name string, served contracts.ModelInfo) *contracts.Error {
 		Message: fmt.Sprintf("model: %q is not served here; the served model is %q (GET /v1/models lists it)", name, served.Name)}
 }
 
-// openAIInput is a decoded, checked embeddings request.
-type openAIInput struct {
-	openAIEmbeddingsRequest
-	texts []string
-}
-
-func decodeOpenAIEmbeddings(body []byte) (*openAIInput, *contracts.Error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	var in openAIInput
-	if err := dec.Decode(&in.openAIEmbeddingsRequest); err != nil {
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &typ) && typ.Field != "":
-			return nil, contracts.FieldError(typ.Field, 0, "want %s, got %s", openAIFieldType(typ.Field), typ.Value)
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return nil, contracts.FieldError(f, 0, "unknown field; known fields are input, model, encoding_format, dimensions, user")
-		}
-		// Reuse the precise messages of the /predict decoder.
-		_, perr := contracts.DecodeRequest(body, contracts.Limits{})
-		if e := contracts.AsError(perr); e != nil && e.Code == contracts.CodeMalformedJSON {
-			return nil, e
-		}
-		return nil, contracts.Errorf(contracts.CodeMalformedJSON, "request body: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, contracts.Errorf(contracts.CodeMalformedJSON, "request body: unexpected data after the JSON object")
-	}
+// check validates a decoded embeddings request and returns its texts.
+func (in *openAIEmbeddingsRequest) check() ([]string, *contracts.Error) {
 	if in.Model == "" {
 		return nil, contracts.FieldError("model", 0, "required: the model's name (GET /v1/models lists it)")
 	}
@@ -233,15 +180,7 @@ func decodeOpenAIEmbeddings(body []byte) (*openAIInput, *contracts.Error) {
 		}
 		return nil, contracts.FieldError("input", 0, "want a string or a list of strings")
 	}
-	in.texts = q
-	return &in, nil
-}
-
-func openAIFieldType(field string) string {
-	if field == "dimensions" {
-		return "an integer"
-	}
-	return "a string"
+	return q, nil
 }
 
 // float32Base64 encodes v as OpenAI does for encoding_format "base64": the

@@ -47,32 +47,65 @@ type serviceStats struct {
 // one more processor after the last answer.
 const modelsGatherIdle = 100 * time.Millisecond
 
-func (s *Server) models(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadyTimeout)
-	defer cancel()
-	stats, err := gatherStats(ctx, s.cfg.NATS)
-	if err != nil {
-		writeOpenAIError(w, r, contracts.Errorf(contracts.CodeInternal, "list processors: %v", err))
-		return
-	}
-	if len(stats) == 0 {
-		writeOpenAIError(w, r, &contracts.Error{Code: contracts.CodeNoProcessor,
-			Message: "no processor answered within " + s.cfg.ReadyTimeout.String() + "; start one or retry later"})
-		return
+// modelsListWait is how long GET /v1/models gathers the model status of
+// the processors under model control.
+const modelsListWait = 250 * time.Millisecond
+
+// listModels answers GET /v1/models. Every processor answers its micro
+// stats ($SRV.STATS: its start and the model it started with); a processor
+// under model control also answers its live status, whose default version
+// wins, so a switch shows at once and no remembered model is ever served.
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	relay(w, r, s.cfg.ReadyTimeout, func(ctx context.Context) (openAIModelList, error) {
+		live := make(chan *contracts.ModelsStatus, 1)
+		go func() {
+			st, _ := s.models.Status(ctx, modelsListWait) // none: no processor under model control
+			live <- st
+		}()
+		stats, err := gatherStats(ctx, s.cfg.NATS)
+		st := <-live
+		if err != nil {
+			return openAIModelList{}, contracts.Errorf(contracts.CodeInternal, "list processors: %v", err)
+		}
+		if len(stats) == 0 {
+			return openAIModelList{}, &contracts.Error{Code: contracts.CodeNoProcessor,
+				Message: "no processor answered within " + s.cfg.ReadyTimeout.String() + "; start one or retry later"}
+		}
+		return modelList(stats, st), nil
+	}, asIs, writeOpenAIError)
+}
+
+// modelList is one entry per default model version the processors serve:
+// from a processor's live status when it answered one, else from its stats.
+func modelList(stats []serviceStats, live *contracts.ModelsStatus) openAIModelList {
+	defaults := map[string][]contracts.ModelInfo{}
+	if live != nil {
+		for _, p := range live.Processors {
+			for _, v := range p.Models {
+				if v.Default && v.State == contracts.ModelServing {
+					defaults[p.Processor] = append(defaults[p.Processor], contracts.ModelInfo{Name: v.Name, Version: v.Version, Dimensions: v.Dimensions})
+				}
+			}
+		}
 	}
 	byID := map[string]*openAIModel{}
 	for _, st := range stats {
-		name, ver := st.Metadata["model.name"], st.Metadata["model.version"]
-		key := name + "\x00" + ver
-		m := byID[key]
-		if m == nil {
+		served, ok := defaults[st.ID]
+		if !ok {
 			dims, _ := strconv.Atoi(st.Metadata["model.dimensions"])
-			m = &openAIModel{ID: name, Object: "model", Created: st.Started.Unix(), OwnedBy: "simmatch", Version: ver, Dimensions: dims}
-			byID[key] = m
+			served = []contracts.ModelInfo{{Name: st.Metadata["model.name"], Version: st.Metadata["model.version"], Dimensions: dims}}
 		}
-		m.Processors++
-		if c := st.Started.Unix(); c < m.Created {
-			m.Created = c
+		for _, mi := range served {
+			key := mi.Name + "\x00" + mi.Version
+			m := byID[key]
+			if m == nil {
+				m = &openAIModel{ID: mi.Name, Object: "model", Created: st.Started.Unix(), OwnedBy: "simmatch", Version: mi.Version, Dimensions: mi.Dimensions}
+				byID[key] = m
+			}
+			m.Processors++
+			if c := st.Started.Unix(); c < m.Created {
+				m.Created = c
+			}
 		}
 	}
 	out := openAIModelList{Object: "list", Data: make([]openAIModel, 0, len(byID))}
@@ -83,7 +116,7 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 		a, b := out.Data[i], out.Data[j]
 		return a.ID < b.ID || a.ID == b.ID && a.Version < b.Version
 	})
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // gatherStats asks every processor of the micro service for its stats and

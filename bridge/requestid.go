@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"net/http"
+	"time"
 
 	"github.com/simmatch/simmatch/contracts"
 )
@@ -20,6 +21,8 @@ type reqInfo struct {
 	id  string           // the request id, as answered in X-Request-Id
 	err *contracts.Error // the error answered, if any
 	key string           // the name of the API key the request came with, once authenticated
+	// start is when the bridge received the request, for X-Total-Time.
+	start time.Time
 }
 
 type reqInfoKey struct{}
@@ -33,6 +36,14 @@ func infoFrom(ctx context.Context) *reqInfo {
 	return &reqInfo{}
 }
 
+// requestStart is when the bridge received r (now, outside requestID).
+func requestStart(r *http.Request) time.Time {
+	if t := infoFrom(r.Context()).start; !t.IsZero() {
+		return t
+	}
+	return time.Now()
+}
+
 // requestID gives every request an id: the caller's X-Request-Id when it is a
 // sane token, a fresh random one otherwise. It answers the id in X-Request-Id;
 // /predict replaces it with the body's request_id when there is one.
@@ -43,7 +54,7 @@ func requestID(next http.Handler) http.Handler {
 			id = rand.Text()
 		}
 		w.Header().Set(headerRequestID, id)
-		info := &reqInfo{id: id}
+		info := &reqInfo{id: id, start: time.Now()}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, info)))
 	})
 }
@@ -71,4 +82,13 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
+}
+
+// bodyRequestID is the body's request id, or the one the bridge gave the request.
+func bodyRequestID(w http.ResponseWriter, r *http.Request, fromBody string) string {
+	if fromBody == "" {
+		return infoFrom(r.Context()).id
+	}
+	setRequestID(w, r, fromBody)
+	return fromBody
 }

@@ -2,11 +2,11 @@ package bridge
 
 import (
 	"net/http"
-	"sync/atomic"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/riandyrn/otelchi"
 
+	"github.com/simmatch/simmatch/bridge/security"
 	"github.com/simmatch/simmatch/contracts"
 )
 
@@ -20,12 +20,10 @@ type Server struct {
 	metrics *httpMetrics // nil when Config.Metrics is nil
 	handler http.Handler
 	public  map[string]bool // Config.PublicPaths
-	limiter *limiter
-	// model is the model the processors last answered with, so a request
-	// naming another model is refused before any work is done.
-	model atomic.Pointer[contracts.ModelInfo]
-	jobs  *contracts.Jobs
-	gate  *loadGate
+	limiter *security.Limiter
+	models  *contracts.ModelControl
+	jobs    *contracts.Jobs
+	gate    *loadGate
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -37,7 +35,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, public: map[string]bool{}, limiter: newLimiter()}
+	s := &Server{cfg: cfg, public: map[string]bool{}, limiter: security.NewLimiter()}
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}
@@ -76,6 +74,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.unregister(cfg.Metrics)
 		return nil, err
 	}
+	s.models = contracts.NewModelControl(cfg.NATS)
 	s.handler = s.routes()
 	return s, nil
 }

@@ -1,4 +1,4 @@
-package bridge
+package security
 
 import (
 	"math"
@@ -14,7 +14,8 @@ type RateLimit struct {
 	Burst int
 }
 
-func (l RateLimit) burst() float64 {
+// BurstSize is the bucket's size: Burst, or max(1, Rate) when Burst is zero.
+func (l RateLimit) BurstSize() float64 {
 	if l.Burst > 0 {
 		return float64(l.Burst)
 	}
@@ -28,21 +29,22 @@ type bucket struct {
 	last   time.Time
 }
 
-// limiter holds one token bucket per API key name ("" for everyone when no
+// Limiter holds one token bucket per API key name ("" for everyone when no
 // keys are configured). Names come from the keys file, so the map is bounded.
-type limiter struct {
+type Limiter struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
 	now     func() time.Time
 }
 
-func newLimiter() *limiter {
-	return &limiter{buckets: map[string]*bucket{}, now: time.Now}
+// NewLimiter returns a Limiter with every bucket full.
+func NewLimiter() *Limiter {
+	return &Limiter{buckets: map[string]*bucket{}, now: time.Now}
 }
 
-// allow takes a token from name's bucket. When there is none it returns
+// Allow takes a token from name's bucket. When there is none it returns
 // false and how long until one is there.
-func (l *limiter) allow(name string, lim RateLimit) (bool, time.Duration) {
+func (l *Limiter) Allow(name string, lim RateLimit) (bool, time.Duration) {
 	if lim.Rate <= 0 {
 		return true, 0
 	}
@@ -52,10 +54,10 @@ func (l *limiter) allow(name string, lim RateLimit) (bool, time.Duration) {
 	b := l.buckets[name]
 	if b == nil || b.limit != lim {
 		// A new key, or its limit changed in the keys file: start full.
-		b = &bucket{limit: lim, tokens: lim.burst(), last: now}
+		b = &bucket{limit: lim, tokens: lim.BurstSize(), last: now}
 		l.buckets[name] = b
 	}
-	b.tokens = math.Min(lim.burst(), b.tokens+now.Sub(b.last).Seconds()*lim.Rate)
+	b.tokens = math.Min(lim.BurstSize(), b.tokens+now.Sub(b.last).Seconds()*lim.Rate)
 	b.last = now
 	if b.tokens >= 1 {
 		b.tokens--
@@ -64,8 +66,8 @@ func (l *limiter) allow(name string, lim RateLimit) (bool, time.Duration) {
 	return false, time.Duration((1 - b.tokens) / lim.Rate * float64(time.Second))
 }
 
-// retryAfterSeconds is the Retry-After value for a wait of d: whole seconds,
+// RetryAfterSeconds is the Retry-After value for a wait of d: whole seconds,
 // rounded up, at least 1.
-func retryAfterSeconds(d time.Duration) int {
+func RetryAfterSeconds(d time.Duration) int {
 	return max(1, int(math.Ceil(d.Seconds())))
 }

@@ -1,4 +1,4 @@
-package bridge
+package security
 
 import (
 	"bufio"
@@ -20,7 +20,7 @@ import (
 )
 
 // Scope names a group of routes an API key may call. A route group declares
-// the scope it needs with Server.requireScope.
+// the scope it needs (the bridge's requireScope).
 type Scope string
 
 // The scopes a keys file may grant.
@@ -46,18 +46,22 @@ func HashKey(key string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// apiKey is one line of a keys file.
-type apiKey struct {
+// Key is one line of a keys file: a named key's hash, scopes and limits.
+type Key struct {
 	name   string
 	hash   [sha256.Size]byte
 	scopes map[Scope]bool
-	// rate and burst, when set, override Config.RateLimit's for this key.
+	// rate and burst, when set, override the bridge's default RateLimit for this key.
 	rate  *float64
 	burst *int
 }
 
-// limit is the key's token bucket: def with the key's own rate and burst.
-func (k *apiKey) limit(def RateLimit) RateLimit {
+// Name is the key's name from the keys file: a log field and metric label,
+// never the key.
+func (k *Key) Name() string { return k.name }
+
+// Limit is the key's token bucket: def with the key's own rate and burst.
+func (k *Key) Limit(def RateLimit) RateLimit {
 	if k.rate != nil {
 		def.Rate = *k.rate
 	}
@@ -67,8 +71,8 @@ func (k *apiKey) limit(def RateLimit) RateLimit {
 	return def
 }
 
-// allows reports whether the key grants scope.
-func (k *apiKey) allows(scope Scope) bool { return k.scopes[ScopeAll] || k.scopes[scope] }
+// Allows reports whether the key grants scope.
+func (k *Key) Allows(scope Scope) bool { return k.scopes[ScopeAll] || k.scopes[scope] }
 
 // parseKeys parses the keys-file format (see docs/security.md):
 //
@@ -78,8 +82,8 @@ func (k *apiKey) allows(scope Scope) bool { return k.scopes[ScopeAll] || k.scope
 // rate and burst override the bridge's SIMMATCH_RATE_LIMIT and
 // SIMMATCH_RATE_BURST for that key, each on its own.
 // Errors name the line and the field, never the line's content.
-func parseKeys(data []byte) ([]*apiKey, error) {
-	var keys []*apiKey
+func parseKeys(data []byte) ([]*Key, error) {
+	var keys []*Key
 	names := map[string]int{}
 	hashes := map[[sha256.Size]byte]int{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -107,11 +111,11 @@ func parseKeys(data []byte) ([]*apiKey, error) {
 	return keys, nil
 }
 
-func parseKeyLine(fields []string) (*apiKey, error) {
+func parseKeyLine(fields []string) (*Key, error) {
 	if len(fields) < 3 {
 		return nil, fmt.Errorf("want <name> <sha256 hex of the key> <scope>[,<scope>...], got %d fields", len(fields))
 	}
-	k := &apiKey{name: fields[0], scopes: map[Scope]bool{}}
+	k := &Key{name: fields[0], scopes: map[Scope]bool{}}
 	if !validKeyName(k.name) {
 		return nil, fmt.Errorf("name: want 1 to %d of A-Z a-z 0-9 . _ -", maxKeyNameLen)
 	}
@@ -169,7 +173,7 @@ type KeyStore struct {
 	path   string
 	logger *slog.Logger
 
-	keys atomic.Pointer[[]*apiKey]
+	keys atomic.Pointer[[]*Key]
 
 	mu       sync.Mutex        // serializes reloads
 	loaded   [sha256.Size]byte // hash of the content the keys come from
@@ -255,12 +259,12 @@ func (s *KeyStore) Watch(ctx context.Context, interval time.Duration) {
 	poll(ctx, interval, func() { _ = s.reload(true) })
 }
 
-// lookup returns the key whose hash is SHA-256(presented), or nil. Every
+// Lookup returns the key whose hash is SHA-256(presented), or nil. Every
 // entry is compared, in constant time, so the answer's timing does not
 // depend on which entry matched or how much of a hash did.
-func (s *KeyStore) lookup(presented string) *apiKey {
+func (s *KeyStore) Lookup(presented string) *Key {
 	sum := sha256.Sum256([]byte(presented))
-	var found *apiKey
+	var found *Key
 	for _, k := range *s.keys.Load() {
 		if subtle.ConstantTimeCompare(sum[:], k.hash[:]) == 1 {
 			found = k
