@@ -40,10 +40,9 @@ func TestMicroDiscovery(t *testing.T) {
 			t.Fatalf("endpoint %s = %+v, want subject %q in queue group %q", name, ep, subject, contracts.DefaultQueueGroup)
 		}
 	}
-	// The model is not in the metadata, which micro fixes at start: a
-	// switch would leave it stale (simmatch.models.status is live).
-	if info.Metadata["api"] != contracts.APIVersion || info.Metadata["model.version"] != "" {
-		t.Fatalf("metadata = %v, want the API version and no model", info.Metadata)
+	// One model for good (no registry): the metadata names it.
+	if info.Metadata["api"] != contracts.APIVersion || info.Metadata["model.name"] != "all-MiniLM-L6-v2" || info.Metadata["model.dimensions"] != "384" {
+		t.Fatalf("metadata = %v, want the API version, the model's name and dimensions", info.Metadata)
 	}
 
 	if _, err := nc.Request("$SRV.PING."+contracts.ServiceName, nil, 5*time.Second); err != nil {

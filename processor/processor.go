@@ -214,20 +214,26 @@ func Start(cfg Config) (*Processor, error) {
 }
 
 // startService adds the micro service and its endpoints: similarity,
-// embeddings and, when on, the catalogs. The model is not in the service's
-// metadata, which is fixed at start: $SRV.STATS data and the status of
-// simmatch.models.status say which versions are live.
+// embeddings and, when on, the catalogs. micro fixes the service's metadata
+// at start, so it names the model only when the processor serves one model
+// for good (no Config.Models): with a registry, versions switch, and
+// simmatch.models.status says which are live.
 func startService(cfg Config, p *Processor) (micro.Service, error) {
 	var stats micro.StatsHandler
 	if cfg.StatsData != nil {
 		stats = func(*micro.Endpoint) any { return cfg.StatsData() }
+	}
+	md := map[string]string{"api": contracts.APIVersion}
+	if cfg.Models == nil {
+		info := cfg.Embedder.Info()
+		md["model.name"], md["model.version"], md["model.dimensions"] = info.Name, info.Version, fmt.Sprint(info.Dimensions)
 	}
 	svc, err := micro.AddService(cfg.NATS, micro.Config{
 		Name:         contracts.ServiceName,
 		Version:      ServiceVersion,
 		Description:  "simmatch similarity processor: ranks product descriptions for queries",
 		QueueGroup:   cfg.QueueGroup,
-		Metadata:     map[string]string{"api": contracts.APIVersion},
+		Metadata:     md,
 		StatsHandler: stats,
 	})
 	if err != nil {
