@@ -41,6 +41,16 @@ func TestModelRoutes(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
 	predict := func(model string) (int, string) {
 		t.Helper()
 		m := ""
@@ -72,6 +82,10 @@ func TestModelRoutes(t *testing.T) {
 	}
 	if code, body := predict(""); code != 200 || version(body) != "int8" {
 		t.Fatalf("predict after switch: %d %s; want int8", code, body)
+	}
+	// GET /v1/models reads the live default, not the version the processor started with.
+	if code, body := get("/v1/models"); code != 200 || !strings.Contains(body, `"version":"int8"`) || strings.Contains(body, `"version":"fp32"`) {
+		t.Fatalf("GET /v1/models after the switch: %d %s; want int8", code, body)
 	}
 	if code, body := post("/switch-model", `{"model": "`+name+`@fp32"}`); code != 200 {
 		t.Fatalf("POST /switch-model: %d %s", code, body)
