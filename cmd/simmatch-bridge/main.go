@@ -71,11 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 	defer nc.Close()
 	reg := cli.NewRegistry("bridge")
-	cfg := bridge.Config{NATS: nc, Limits: limits, RequestTimeout: bs.RequestTimeout, CatalogWriteTimeout: bs.CatalogWriteTimeout, Logger: logger,
-		AckTimeout: bs.AckTimeout, Heartbeat: bs.Heartbeat, MaxAttempts: bs.MaxAttempts,
-		Metrics: reg, Gatherer: reg, JobLimits: bs.JobLimits(limits), JobChunkSize: bs.JobChunkSize}
-	sec.Apply(&cfg)
-	h, err := bridge.New(cfg)
+	h, err := bridge.New(bs.Config(sec, nc, limits, logger, reg))
 	if err != nil {
 		return err
 	}

@@ -113,11 +113,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("connect bridge to embedded NATS: %w", err)
 	}
 	defer bnc.Close()
-	cfg := bridge.Config{NATS: bnc, Limits: ps.Limits, RequestTimeout: bs.RequestTimeout, CatalogWriteTimeout: bs.CatalogWriteTimeout, Logger: logger,
-		AckTimeout: bs.AckTimeout, Heartbeat: bs.Heartbeat, MaxAttempts: bs.MaxAttempts,
-		Metrics: reg, Gatherer: reg, JobLimits: bs.JobLimits(ps.Limits), JobChunkSize: bs.JobChunkSize}
-	sec.Apply(&cfg)
-	h, err := bridge.New(cfg)
+	h, err := bridge.New(bs.Config(sec, bnc, ps.Limits, logger, reg))
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
 )
@@ -140,9 +142,18 @@ func (s Bridge) Security(ctx context.Context, logger *slog.Logger) (*BridgeSecur
 	return sec, nil
 }
 
-// Apply sets the authentication and rate-limit fields of cfg.
-func (sec *BridgeSecurity) Apply(cfg *bridge.Config) {
-	cfg.Keys, cfg.PublicPaths, cfg.RateLimit = sec.keys, sec.publicPaths, sec.rateLimit
+// Config is the bridge's configuration: s's settings and sec's
+// authentication and rate limit, sending over nc with the request limits
+// lim, metrics on reg: the one place both commands that run a bridge build it.
+func (s Bridge) Config(sec *BridgeSecurity, nc *nats.Conn, lim contracts.Limits, logger *slog.Logger, reg *prometheus.Registry) bridge.Config {
+	cfg := bridge.Config{NATS: nc, Limits: lim, RequestTimeout: s.RequestTimeout, CatalogWriteTimeout: s.CatalogWriteTimeout, Logger: logger,
+		AckTimeout: s.AckTimeout, Heartbeat: s.Heartbeat, MaxAttempts: s.MaxAttempts,
+		JobLimits: s.JobLimits(lim), JobChunkSize: s.JobChunkSize,
+		Keys: sec.keys, PublicPaths: sec.publicPaths, RateLimit: sec.rateLimit}
+	if reg != nil { // a nil *Registry in the interfaces would not be nil
+		cfg.Metrics, cfg.Gatherer = reg, reg
+	}
+	return cfg
 }
 
 // Listen listens on addr, with TLS when it is configured, and returns the

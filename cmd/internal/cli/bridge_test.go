@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/bridge"
+	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
 )
 
@@ -35,8 +36,7 @@ func TestBridgeSecurityFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cfg bridge.Config
-	sec.Apply(&cfg)
+	cfg := b.Config(sec, nil, contracts.DefaultLimits, nil, nil)
 	if cfg.Keys != nil || strings.Join(cfg.PublicPaths, ",") != "/health,/ready" || cfg.RateLimit != (bridge.RateLimit{Rate: 2.5, Burst: 5}) {
 		t.Fatalf("config %+v", cfg)
 	}
