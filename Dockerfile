@@ -125,8 +125,11 @@ RUN groupadd --system --gid 10001 simmatch \
 COPY --from=ort /opt/onnxruntime/libonnxruntime.so /opt/onnxruntime/libonnxruntime.so
 COPY --from=model /models /models
 COPY --from=build /out/bin/ /usr/local/bin/
+# No SIMMATCH_MODEL_DIR: the built-in default models/all-MiniLM-L6-v2/fp32
+# resolves under WORKDIR /, and a model given explicitly would become the
+# all-in-one's recorded default at every start (undoing a switch).
+WORKDIR /
 ENV SIMMATCH_ORT_LIB=/opt/onnxruntime/libonnxruntime.so \
-    SIMMATCH_MODEL_DIR=/models/all-MiniLM-L6-v2/fp32 \
     SIMMATCH_DATA_DIR=/data
 # The all-in-one's JetStream store (catalogs, jobs, model state): mount a volume to keep it.
 VOLUME /data
