@@ -19,6 +19,7 @@ import (
 
 	"github.com/simmatch/simmatch/cmd/internal/cli"
 	"github.com/simmatch/simmatch/cmd/internal/procflags"
+	"github.com/simmatch/simmatch/processor/node"
 )
 
 func main() {
@@ -89,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer nc.Close()
 	conn.Store(nc)
-	stopProcessor, err := ps.Start(nc, logger, reg)
+	n, err := node.Start(nc, ps.Config, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -102,5 +103,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger.Info("shutting down: draining the processor", "timeout", common.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), common.ShutdownTimeout)
 	defer cancel()
-	return stopProcessor(sctx)
+	return n.Stop(sctx)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/cmd/internal/cli"
 	"github.com/simmatch/simmatch/cmd/internal/procflags"
+	"github.com/simmatch/simmatch/processor/node"
 )
 
 func main() {
@@ -96,14 +97,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer pnc.Close()
 	// One registry: the bridge serves its own and the processor's metrics.
 	reg := cli.NewRegistry("all-in-one")
-	stopProcessor, err := ps.Start(pnc, logger, reg)
+	n, err := node.Start(pnc, ps.Config, logger, reg)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), common.ShutdownTimeout)
 		defer cancel()
-		if err := stopProcessor(sctx); err != nil {
+		if err := n.Stop(sctx); err != nil {
 			logger.Error("processor shutdown", "err", err)
 		}
 	}()

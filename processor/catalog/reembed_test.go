@@ -60,7 +60,7 @@ func startVersionedNode(t *testing.T, url string) *versionedNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As the processors do (procflags): the desired state in JetStream
+	// As the processors do (processor/node): the desired state in JetStream
 	// drives the default, and the catalogs follow it.
 	ctl, err := models.StartControl(context.Background(), models.ControlConfig{NATS: nc, Registry: reg, Processor: p})
 	if err != nil {

@@ -1,4 +1,4 @@
-package procflags
+package node
 
 import "testing"
 
