@@ -8,6 +8,7 @@ import (
 
 	"github.com/simmatch/simmatch/bridge/security"
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/jobstore"
 )
 
 // serverName names the HTTP server in the spans' attributes.
@@ -22,7 +23,7 @@ type Server struct {
 	public  map[string]bool // Config.PublicPaths
 	limiter *security.Limiter
 	models  *contracts.ModelControl
-	jobs    *contracts.Jobs
+	jobs    *jobstore.Jobs
 	gate    *loadGate
 }
 
@@ -66,7 +67,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.unregister(cfg.Metrics)
 		return nil, err
 	}
-	if s.jobs, err = contracts.NewJobs(cfg.NATS, cfg.JobChunkSize); err != nil {
+	if s.jobs, err = jobstore.NewJobs(cfg.NATS, cfg.JobChunkSize); err != nil {
 		s.metrics.unregister(cfg.Metrics)
 		return nil, err
 	}

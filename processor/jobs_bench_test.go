@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/jobstore"
 	"github.com/simmatch/simmatch/internal/loadgen"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
@@ -54,7 +55,7 @@ func BenchmarkJob(b *testing.B) {
 			for range procs {
 				startProcessorWith(b, ns, func(c *scheduler.Config) { c.Pool = scheduler.NewPool(share) }, withJobs(processor.JobsConfig{}))
 			}
-			jobs, err := contracts.NewJobs(connect(b, ns), 0)
+			jobs, err := jobstore.NewJobs(connect(b, ns), 0)
 			if err != nil {
 				b.Fatal(err)
 			}

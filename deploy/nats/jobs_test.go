@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/jobstore"
 	"github.com/simmatch/simmatch/processor"
 )
 
@@ -48,7 +49,7 @@ func TestJobsWithLeastPrivilege(t *testing.T) {
 		}
 	})
 
-	jobs, err := contracts.NewJobs(bridgeNC, 7)
+	jobs, err := jobstore.NewJobs(bridgeNC, 7)
 	if err != nil {
 		t.Fatal(err)
 	}

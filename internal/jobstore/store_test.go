@@ -1,8 +1,10 @@
-package contracts
+package jobstore
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/simmatch/simmatch/contracts"
 )
 
 func TestSplitChunks(t *testing.T) {
@@ -35,7 +37,7 @@ func TestSplitChunks(t *testing.T) {
 					t.Fatalf("got %v, want %v", got, tt.want)
 				}
 			}
-			m := JobMeta{Offsets: got, Total: len(tt.queries)}
+			m := contracts.JobMeta{Offsets: got, Total: len(tt.queries)}
 			sum := 0
 			for i := range got {
 				sum += m.ChunkLen(i)

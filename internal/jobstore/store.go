@@ -1,0 +1,335 @@
+// Package jobstore keeps asynchronous jobs in JetStream: the bridge and the
+// command line submit, follow, cancel and read them (Jobs); processors set up
+// the streams and pull the chunks (Setup, processor/jobs). The wire types and
+// subjects are in contracts.
+package jobstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/simmatch/simmatch/contracts"
+)
+
+// Jobs submits and follows asynchronous jobs in JetStream. The streams and
+// the bucket are made by the processors (which know the replica count);
+// until one has started with JetStream, calls fail with no_processor.
+type Jobs struct {
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	chunkSize int
+}
+
+// NewJobs returns a Jobs client on nc; chunkSize 0 means contracts.DefaultJobChunkSize.
+func NewJobs(nc *nats.Conn, chunkSize int) (*Jobs, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("contracts: jetstream: %w", err)
+	}
+	if chunkSize <= 0 {
+		chunkSize = contracts.DefaultJobChunkSize
+	}
+	return &Jobs{nc: nc, js: js, chunkSize: chunkSize}, nil
+}
+
+func jobsUnavailable(err error) error {
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound) ||
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) ||
+		errors.Is(err, nats.ErrNoResponders) {
+		return &contracts.Error{Code: contracts.CodeNoProcessor, Message: "jobs are not available: no processor with JetStream has set them up yet; start one (the NATS server needs JetStream)"}
+	}
+	return contracts.Errorf(contracts.CodeInternal, "jobs: %v", err)
+}
+
+func (j *Jobs) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := j.js.KeyValue(ctx, contracts.JobsBucket)
+	if err != nil {
+		return nil, jobsUnavailable(err)
+	}
+	return kv, nil
+}
+
+// NewJobID returns a random job id (16 hex digits).
+func NewJobID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Submit stores the job and queues its chunks. The job is queued when
+// Submit returns.
+func (j *Jobs) Submit(ctx context.Context, req *contracts.JobRequest) (*contracts.JobStatus, error) {
+	kv, err := j.bucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, jobsUnavailable(err)
+	}
+	now := time.Now().UTC()
+	id := NewJobID()
+	matches := len(req.ProductDescriptions)
+	if req.TopK != nil {
+		matches = min(matches, *req.TopK)
+	}
+	budget := 512 << 10
+	if mp := int(j.nc.MaxPayload()); mp > 0 {
+		budget = mp/2 - 4096
+	}
+	for _, q := range req.Query {
+		if 2*len(q)+30*matches+64 > budget {
+			return nil, &contracts.Error{Code: contracts.CodePayloadTooLarge, Field: "product_descriptions",
+				Message: fmt.Sprintf("product_descriptions: the results of one query (%d matches) would not fit in a NATS message (max_payload %d); set top_k", matches, j.nc.MaxPayload())}
+		}
+	}
+	offsets := splitChunks(req.Query, j.chunkSize, matches, budget)
+	chunks := len(offsets)
+	meta := &contracts.JobMeta{ID: id, ProductDescriptions: req.ProductDescriptions, TopK: req.TopK, Threshold: req.Threshold,
+		Notify: req.Notify, Total: len(req.Query), Offsets: offsets, Chunks: chunks, Created: now}
+	if ttl := st.TTL(); ttl > 0 {
+		meta.Expires = now.Add(ttl)
+	}
+	data, _ := json.Marshal(meta)
+	if mp := j.nc.MaxPayload(); mp > 0 && int64(len(data)) > mp-1024 {
+		return nil, &contracts.Error{Code: contracts.CodePayloadTooLarge, Field: "product_descriptions",
+			Message: fmt.Sprintf("product_descriptions: the job's descriptions take %d bytes; the NATS server's max_payload is %d", len(data), mp)}
+	}
+	if _, err := kv.Create(ctx, id, data); err != nil {
+		return nil, contracts.Errorf(contracts.CodeInternal, "jobs: store job %s: %v", id, err)
+	}
+	var acks []jetstream.PubAckFuture
+	for i := range chunks {
+		lo := offsets[i]
+		c := contracts.JobChunk{Job: id, Index: i, Offset: lo, Query: req.Query[lo : lo+meta.ChunkLen(i)]}
+		b, _ := json.Marshal(c)
+		f, err := j.js.PublishAsync(contracts.SubjectJobChunkPrefix+id, b, jetstream.WithMsgID(fmt.Sprintf("%s.%d", id, i)))
+		if err != nil {
+			return nil, contracts.Errorf(contracts.CodeInternal, "jobs: queue chunk %d of job %s: %v", i, id, err)
+		}
+		acks = append(acks, f)
+	}
+	for i, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return nil, contracts.Errorf(contracts.CodeInternal, "jobs: queue chunk %d of job %s: %v", i, id, err)
+		case <-ctx.Done():
+			return nil, &contracts.Error{Code: contracts.CodeTimeout, Message: "job " + id + " was not fully queued before the deadline"}
+		}
+	}
+	return statusOf(meta, 0), nil
+}
+
+func statusOf(m *contracts.JobMeta, done int) *contracts.JobStatus {
+	s := &contracts.JobStatus{ID: m.ID, Done: done, Total: m.Total, Chunks: m.Chunks, Created: m.Created, Expires: m.Expires, Error: m.Error}
+	switch {
+	case m.State != "":
+		s.State = m.State
+	case done == m.Total:
+		s.State = contracts.JobDone
+	case done > 0:
+		s.State = contracts.JobRunning
+	default:
+		s.State = contracts.JobQueued
+	}
+	return s
+}
+
+// Meta returns a job's entry, or not_found.
+func (j *Jobs) Meta(ctx context.Context, id string) (*contracts.JobMeta, jetstream.KeyValueEntry, error) {
+	if !validJobID(id) {
+		return nil, nil, &contracts.Error{Code: contracts.CodeNotFound, Message: fmt.Sprintf("no job %q: job ids are 16 hex digits", id)}
+	}
+	kv, err := j.bucket(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := kv.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil, &contracts.Error{Code: contracts.CodeNotFound, Message: fmt.Sprintf("no job %s: it never existed or its retention ended", id)}
+	}
+	if err != nil {
+		return nil, nil, contracts.Errorf(contracts.CodeInternal, "jobs: read job %s: %v", id, err)
+	}
+	var m contracts.JobMeta
+	if err := json.Unmarshal(e.Value(), &m); err != nil {
+		return nil, nil, contracts.Errorf(contracts.CodeInternal, "jobs: decode job %s: %v", id, err)
+	}
+	return &m, e, nil
+}
+
+func validJobID(id string) bool {
+	if len(id) != 16 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+// Status returns a job's state and progress.
+func (j *Jobs) Status(ctx context.Context, id string) (*contracts.JobStatus, error) {
+	m, _, err := j.Meta(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	done, err := j.doneChunks(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, i := range done {
+		n += m.ChunkLen(i)
+	}
+	return statusOf(m, n), nil
+}
+
+// doneChunks lists the chunks whose results are stored.
+func (j *Jobs) doneChunks(ctx context.Context, m *contracts.JobMeta) ([]int, error) {
+	s, err := j.js.Stream(ctx, contracts.JobResultsStream)
+	if err != nil {
+		return nil, jobsUnavailable(err)
+	}
+	prefix := contracts.SubjectJobResultPrefix + m.ID + "."
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
+	if err != nil {
+		return nil, contracts.Errorf(contracts.CodeInternal, "jobs: results of %s: %v", m.ID, err)
+	}
+	var out []int
+	for subj := range info.State.Subjects {
+		var i int
+		if _, err := fmt.Sscanf(strings.TrimPrefix(subj, prefix), "%d", &i); err == nil && i >= 0 && i < m.Chunks {
+			out = append(out, i)
+		}
+	}
+	return out, nil
+}
+
+// Cancel stops a job: its queued chunks are removed and processors skip
+// the ones they hold. Cancelling a finished job changes nothing.
+func (j *Jobs) Cancel(ctx context.Context, id string) (*contracts.JobStatus, error) {
+	for range 10 { // optimistic concurrency against a processor marking it failed
+		m, e, err := j.Meta(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		st, err := j.Status(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if st.State == contracts.JobDone || st.State == contracts.JobFailed || st.State == contracts.JobCancelled {
+			return st, nil
+		}
+		m.State = contracts.JobCancelled
+		data, _ := json.Marshal(m)
+		kv, err := j.bucket(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := kv.Update(ctx, id, data, e.Revision()); err != nil {
+			if errors.Is(err, jetstream.ErrKeyExists) {
+				continue
+			}
+			return nil, contracts.Errorf(contracts.CodeInternal, "jobs: cancel %s: %v", id, err)
+		}
+		if s, err := j.js.Stream(ctx, contracts.JobChunksStream); err == nil {
+			_ = s.Purge(ctx, jetstream.WithPurgeSubject(contracts.SubjectJobChunkPrefix+id))
+		}
+		return j.Status(ctx, id)
+	}
+	return nil, contracts.Errorf(contracts.CodeInternal, "jobs: cancel %s: the job kept changing; retry", id)
+}
+
+// Results calls yield with every query's results in request order. The job
+// must be done: otherwise the error is a job_not_done.
+func (j *Jobs) Results(ctx context.Context, id string, yield func(contracts.JobResult) error) error {
+	st, err := j.Status(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.State != contracts.JobDone {
+		return &contracts.Error{Code: contracts.CodeJobNotDone, Message: fmt.Sprintf("job %s is %s (%d of %d queries done); its results are ready when its state is done", id, st.State, st.Done, st.Total)}
+	}
+	m, _, err := j.Meta(ctx, id)
+	if err != nil {
+		return err
+	}
+	s, err := j.js.Stream(ctx, contracts.JobResultsStream)
+	if err != nil {
+		return jobsUnavailable(err)
+	}
+	for i := range m.Chunks {
+		raw, err := s.GetLastMsgForSubject(ctx, fmt.Sprintf("%s%s.%d", contracts.SubjectJobResultPrefix, id, i))
+		if err != nil {
+			return contracts.Errorf(contracts.CodeInternal, "jobs: results of chunk %d of %s: %v", i, id, err)
+		}
+		var cr contracts.JobChunkResult
+		if err := json.Unmarshal(raw.Data, &cr); err != nil {
+			return contracts.Errorf(contracts.CodeInternal, "jobs: decode chunk %d of %s: %v", i, id, err)
+		}
+		for q, query := range cr.Query {
+			res := contracts.JobResult{Query: query, Matches: make([]contracts.Match, len(cr.Matches[q]))}
+			for k, pair := range cr.Matches[q] {
+				idx := int(pair[0])
+				res.Matches[k] = contracts.Match{Index: idx, Score: pair[1]}
+				if idx >= 0 && idx < len(m.ProductDescriptions) {
+					res.Matches[k].Description = m.ProductDescriptions[idx]
+				}
+			}
+			if err := yield(res); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Wait polls the job's status every interval until it is done, failed or
+// cancelled, or ctx ends; progress, when not nil, sees every status.
+func (j *Jobs) Wait(ctx context.Context, id string, interval time.Duration, progress func(*contracts.JobStatus)) (*contracts.JobStatus, error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		st, err := j.Status(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			progress(st)
+		}
+		if st.State == contracts.JobDone || st.State == contracts.JobFailed || st.State == contracts.JobCancelled {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, &contracts.Error{Code: contracts.CodeTimeout, Message: fmt.Sprintf("job %s still %s after the wait (%d of %d)", id, st.State, st.Done, st.Total)}
+		case <-t.C:
+		}
+	}
+}
+
+// splitChunks returns the first query of each chunk: at most size queries,
+// and few enough that both the chunk and its stored results (matches
+// [index, score] pairs, about 30 bytes each, per query) stay within budget bytes.
+func splitChunks(queries []string, size, matches, budget int) []int {
+	var offsets []int
+	n, bytes := 0, 0
+	for i, q := range queries {
+		cost := 2*len(q) + 30*matches + 64 // the query twice (chunk, results), its matches, JSON
+		if n == 0 || n == size || bytes+cost > budget {
+			offsets = append(offsets, i)
+			n, bytes = 0, 0
+		}
+		n++
+		bytes += cost
+	}
+	return offsets
+}
