@@ -162,16 +162,19 @@ func TestSharedConfigErrors(t *testing.T) {
 func TestValueCodec(t *testing.T) {
 	info := realModel(t, "1").Info()
 	vec := embed(t, realModel(t, "1"), "a tent")[0]
-	b, err := encodeValue(info, vec)
+	b, err := encodeValue(info, vec, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b) != 1+1+len(info.Name)+1+len(info.Version)+4+4*len(vec) {
+	if len(b) != 1+1+len(info.Name)+1+len(info.Version)+4+4+4*len(vec) {
 		t.Fatalf("value of %d bytes", len(b))
 	}
-	got, err := decodeValue(b, info)
+	got, tokens, err := decodeValue(b, info)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tokens != 4 {
+		t.Fatalf("decoded %d tokens, want 4", tokens)
 	}
 	sameBits(t, "decoded", [][]float32{vec}, [][]float32{got})
 	other := info
@@ -179,11 +182,11 @@ func TestValueCodec(t *testing.T) {
 	for name, bad := range map[string][]byte{
 		"truncated": b[:len(b)-1], "empty": nil, "format": append([]byte{9}, b[1:]...),
 	} {
-		if _, err := decodeValue(bad, info); err == nil {
+		if _, _, err := decodeValue(bad, info); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
 	}
-	if _, err := decodeValue(b, other); err == nil {
+	if _, _, err := decodeValue(b, other); err == nil {
 		t.Error("a value of version 1 decoded for version 2")
 	}
 }
