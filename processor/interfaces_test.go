@@ -298,7 +298,7 @@ func TestClientEmbed(t *testing.T) {
 		t.Fatal(err)
 	}
 	counts, _ := m.CountTokens([]string{"hello world"})
-	if len(resp.Embeddings) != 1 || len(resp.Embeddings[0]) != 384 || resp.Tokens[0] != counts[0] || resp.RequestID != "r1" || !resp.Timing.Known {
+	if len(resp.Embeddings) != 1 || len(resp.Embeddings[0]) != 384 || resp.Tokens[0] != counts[0] || resp.RequestID != "r1" || !resp.Timing.Known || resp.Timing.Inference <= 0 {
 		t.Fatalf("got %d embeddings, tokens %v (want %v), id %q, timing %+v", len(resp.Embeddings), resp.Tokens, counts, resp.RequestID, resp.Timing)
 	}
 	_, err = c.Embed(context.Background(), &contracts.EmbedRequest{Input: contracts.Queries{strings.Repeat("a", 9000)}})
