@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/simmatch/simmatch/contracts"
-	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
 // Endpoint is one subject the processor serves. Every endpoint goes through
@@ -40,8 +39,10 @@ type Endpoint struct {
 	// endpoints sharing it share the bound); a request waits for a slot
 	// while its heartbeats go on.
 	Slots chan struct{}
-	// Serve does the work. Its result is the reply's JSON body; an error is
-	// answered in the error model (a *contracts.Error keeps its code).
+	// Serve does the work. Its result is the reply's JSON body, and its
+	// Took (contracts.Timed, which every reply type embeds) the timing
+	// headers; an error is answered in the error model (a *contracts.Error
+	// keeps its code).
 	Serve func(ctx context.Context, req Request) (any, error)
 }
 
@@ -73,7 +74,6 @@ type call struct {
 	req       micro.Request
 	requestID string
 	received  time.Time
-	timing    scheduler.Timing
 	answered  bool // guards against a second reply
 	// stopProgress ends the acknowledgement heartbeats; publish calls it
 	// before the final reply.
@@ -197,7 +197,7 @@ func (p *Processor) serve(c *call, hdr nats.Header) {
 		return
 	}
 	hdr = nats.Header{}
-	contracts.SetTiming(hdr, contracts.Timing{Queue: c.timing.Queue, Inference: c.timing.Inference})
+	contracts.SetTiming(hdr, took(resp))
 	if err := p.publish(c, hdr, data); err != nil {
 		c.span.RecordError(err)
 		c.span.SetStatus(codes.Error, "reply failed")
@@ -214,7 +214,16 @@ func (p *Processor) run(c *call) (resp any, err error) {
 			err = contracts.Errorf(contracts.CodeInternal, "processor failed on this request (request id %s)", c.requestID)
 		}
 	}()
-	return c.ep.Serve(scheduler.WithTiming(c.ctx, &c.timing), Request{Data: c.req.Data(), RequestID: c.requestID})
+	return c.ep.Serve(c.ctx, Request{Data: c.req.Data(), RequestID: c.requestID})
+}
+
+// took is a reply's timing: what its contracts.Timed holds, zero for a
+// reply without one.
+func took(resp any) contracts.Timing {
+	if t, ok := resp.(interface{ Took() contracts.Timing }); ok {
+		return t.Took()
+	}
+	return contracts.Timing{}
 }
 
 // callError maps an endpoint's error to the wire: simmatch errors pass as

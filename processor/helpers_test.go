@@ -15,6 +15,7 @@ import (
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
@@ -127,3 +128,6 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	t.Helper()
 	testenv.WaitFor(t, timeout, what, cond)
 }
+
+// vectors is an Embed call's vectors, for tests about the vectors alone.
+func vectors(r embedding.Result, err error) ([][]float32, error) { return r.Vectors, err }

@@ -26,11 +26,11 @@ func TestInt8AgreesWithFP32(t *testing.T) {
 	fp32Model := realModel(t)
 	both := func(texts []string) (fp, q [][]float32) {
 		t.Helper()
-		fp, err := fp32Model.Embed(context.Background(), texts)
+		fp, err := vectors(fp32Model.Embed(context.Background(), texts))
 		if err != nil {
 			t.Fatal(err)
 		}
-		q, err = int8Model.Embed(context.Background(), texts)
+		q, err = vectors(int8Model.Embed(context.Background(), texts))
 		if err != nil {
 			t.Fatal(err)
 		}

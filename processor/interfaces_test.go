@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/simmatch/simmatch/contracts"
-	"github.com/simmatch/simmatch/processor"
 )
 
 var interfaceTexts = []string{
@@ -56,9 +55,9 @@ func timingHeaders(t *testing.T, resp *http.Response) {
 func TestOpenAIEmbeddings(t *testing.T) {
 	ns := startNATS(t)
 	m := realModel(t)
-	startProcessor(t, ns, withTokens(t))
+	startProcessor(t, ns, nil)
 	b := startBridge(t, ns, nil)
-	want, err := m.Embed(context.Background(), interfaceTexts)
+	want, err := vectors(m.Embed(context.Background(), interfaceTexts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +134,7 @@ func TestOpenAIEmbeddings(t *testing.T) {
 // Bad OpenAI requests get our error model plus OpenAI's type and param.
 func TestOpenAIEmbeddingsErrors(t *testing.T) {
 	ns := startNATS(t)
-	startProcessor(t, ns, withTokens(t))
+	startProcessor(t, ns, nil)
 	b := startBridge(t, ns, nil)
 	tests := []struct {
 		name, body string
@@ -183,9 +182,9 @@ func TestOpenAIEmbeddingsErrors(t *testing.T) {
 func TestTEIRoutes(t *testing.T) {
 	ns := startNATS(t)
 	m := realModel(t)
-	startProcessor(t, ns, withTokens(t))
+	startProcessor(t, ns, nil)
 	b := startBridge(t, ns, nil)
-	want, err := m.Embed(context.Background(), interfaceTexts)
+	want, err := vectors(m.Embed(context.Background(), interfaceTexts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,8 +262,8 @@ func TestModelsList(t *testing.T) {
 	if resp.StatusCode != 503 {
 		t.Fatalf("no processor: %d %s", resp.StatusCode, data)
 	}
-	startProcessor(t, ns, withTokens(t))
-	startProcessor(t, ns, withTokens(t))
+	startProcessor(t, ns, nil)
+	startProcessor(t, ns, nil)
 	resp, data = getURL(t, b.URL+"/v1/models")
 	var got struct {
 		Object string `json:"object"`
@@ -292,14 +291,14 @@ func TestModelsList(t *testing.T) {
 func TestClientEmbed(t *testing.T) {
 	ns := startNATS(t)
 	m := realModel(t)
-	startProcessor(t, ns, withTokens(t))
+	startProcessor(t, ns, nil)
 	c := newClient(t, connect(t, ns), nil)
 	resp, err := c.Embed(context.Background(), &contracts.EmbedRequest{Input: contracts.Queries{"hello world"}, RequestID: "r1"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	counts, _ := m.CountTokens([]string{"hello world"})
-	if len(resp.Embeddings) != 1 || len(resp.Embeddings[0]) != 384 || resp.Tokens[0] != counts[0] || resp.RequestID != "r1" || !resp.Timing.Known {
+	if len(resp.Embeddings) != 1 || len(resp.Embeddings[0]) != 384 || resp.Tokens[0] != counts[0] || resp.RequestID != "r1" || !resp.Timing.Known || resp.Timing.Inference <= 0 {
 		t.Fatalf("got %d embeddings, tokens %v (want %v), id %q, timing %+v", len(resp.Embeddings), resp.Tokens, counts, resp.RequestID, resp.Timing)
 	}
 	_, err = c.Embed(context.Background(), &contracts.EmbedRequest{Input: contracts.Queries{strings.Repeat("a", 9000)}})
@@ -333,11 +332,4 @@ func readAnswer(t testing.TB, resp *http.Response, err error) (*http.Response, [
 		t.Fatal(err)
 	}
 	return resp, b
-}
-
-// withTokens gives the processor the real model's token counter: the
-// scheduler it embeds through does not count tokens for usage figures.
-func withTokens(t testing.TB) func(*processor.Config) {
-	m := realModel(t)
-	return func(c *processor.Config) { c.Tokens = m }
 }

@@ -326,10 +326,11 @@ func (w *jobsWorker) rank(ctx context.Context, meta *contracts.JobMeta, c *contr
 	// the earliest first), yet one the chunk meets at the model's speed.
 	ectx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	vecs, err := w.p.cfg.Embedder.Embed(ectx, c.Query)
+	res, err := w.p.cfg.Embedder.Embed(ectx, c.Query)
 	if err != nil {
 		return nil, fmt.Errorf("embed queries: %w", err)
 	}
+	vecs := res.Vectors
 	if len(vecs) != len(c.Query) {
 		return nil, fmt.Errorf("model returned %d embeddings for %d texts", len(vecs), len(c.Query))
 	}
@@ -354,10 +355,11 @@ func (w *jobsWorker) descriptions(ctx context.Context, meta *contracts.JobMeta) 
 	}
 	ectx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	vecs, err := w.p.cfg.Embedder.Embed(ectx, meta.ProductDescriptions)
+	res, err := w.p.cfg.Embedder.Embed(ectx, meta.ProductDescriptions)
 	if err != nil {
 		return nil, fmt.Errorf("embed descriptions: %w", err)
 	}
+	vecs := res.Vectors
 	d = &jobDescs{vecs: vecs, norms: make([]float64, len(vecs))}
 	for i, v := range vecs {
 		d.norms[i] = norm(v)

@@ -25,6 +25,7 @@ import (
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
@@ -306,8 +307,8 @@ func TestFailureLogCarriesTraceAndRequestID(t *testing.T) {
 
 type failingEmbedder struct{}
 
-func (failingEmbedder) Embed(context.Context, []string) ([][]float32, error) {
-	return nil, errors.New("embed: run session: out of memory")
+func (failingEmbedder) Embed(context.Context, []string) (embedding.Result, error) {
+	return embedding.Result{}, errors.New("embed: run session: out of memory")
 }
 
 func (failingEmbedder) Info() contracts.ModelInfo {

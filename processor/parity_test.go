@@ -74,7 +74,7 @@ func TestParityEmbeddings(t *testing.T) {
 	for i, x := range g.Texts {
 		texts[i] = x.Text
 	}
-	got, err := realModel(t).Embed(context.Background(), texts)
+	got, err := vectors(realModel(t).Embed(context.Background(), texts))
 	if err != nil {
 		t.Fatal(err)
 	}

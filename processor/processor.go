@@ -17,18 +17,17 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // ServiceVersion is the version the micro service announces ($SRV.INFO).
 const ServiceVersion = "0.1.0"
 
-// Embedder turns texts into embeddings. The processor embeds through a
+// Embedder turns texts into embeddings, returned with their token counts
+// and timing (embedding.Result). The processor embeds through a
 // *scheduler.Scheduler (which batches across requests); *Model is one too,
 // without batching across requests; tests about transport behaviour may use another.
-type Embedder interface {
-	Embed(ctx context.Context, texts []string) ([][]float32, error)
-	Info() contracts.ModelInfo
-}
+type Embedder = embedding.Embedder
 
 // Resolver picks the Embedder of the model a request names ("name",
 // "name@version", or "" for the default model). The processor resolves each
@@ -94,9 +93,6 @@ type Config struct {
 	// Catalogs, when not nil, serves the simmatch.catalog.* endpoints and
 	// requests that name a catalog; without it those are answered not_found.
 	Catalogs Catalogs
-	// Tokens counts tokens for the usage figures of embed answers; nil means
-	// the Embedder's own CountTokens, if it has one.
-	Tokens TokenCounter
 	// Jobs, when Enabled, runs the asynchronous jobs worker (JetStream).
 	Jobs JobsConfig
 }
@@ -154,7 +150,6 @@ type Processor struct {
 	tracer   trace.Tracer
 	metrics  *metrics // nil when Config.Metrics is nil
 	rank     ranker
-	tokens   TokenCounter   // nil: embed answers carry no token counts
 	async    *jobsWorker    // nil when jobs are off
 	inflight sync.WaitGroup // received requests not yet answered
 	pending  atomic.Int64   // the same, as a number
@@ -185,10 +180,6 @@ func Start(cfg Config) (*Processor, error) {
 		p.metrics = m
 	}
 	p.rank = ranker{tracer: p.tracer, metrics: p.metrics}
-	p.tokens = cfg.Tokens
-	if p.tokens == nil {
-		p.tokens, _ = cfg.Embedder.(TokenCounter)
-	}
 	svc, err := startService(cfg, p)
 	if err != nil {
 		p.metrics.unregister(cfg.Metrics)

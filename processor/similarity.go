@@ -8,14 +8,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
-
-// TokenCounter counts the tokens a model reads for each text (special tokens
-// included, after truncation), for the usage figures of embed answers.
-// *Model implements it.
-type TokenCounter interface {
-	CountTokens(texts []string) ([]int, error)
-}
 
 // endpoints are the processor's own: similarity and embeddings.
 func (p *Processor) endpoints() []Endpoint {
@@ -60,14 +54,17 @@ func (p *Processor) Similarity(ctx context.Context, req *contracts.Request) (*co
 	}
 	defer release()
 	texts, qi, di := distinctTexts(req)
-	vecs, err := embedTexts(ctx, e, texts)
+	res, err := embedTexts(ctx, e, texts)
 	if err != nil {
 		return nil, err
 	}
-	return p.rank.rank(ctx, req, e.Info(), vecs, qi, di), nil
+	resp := p.rank.rank(ctx, req, e.Info(), res.Vectors, qi, di)
+	resp.Timing = res.Timing.Wire()
+	return resp, nil
 }
 
-// Embed returns the embeddings of req's texts with their token counts.
+// Embed returns the embeddings of req's texts with their token counts (the
+// ones the model read them with).
 func (p *Processor) Embed(ctx context.Context, req *contracts.EmbedRequest) (*contracts.EmbedResponse, error) {
 	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("simmatch.texts", len(req.Input)))
 	e, release, err := p.resolve("")
@@ -75,16 +72,12 @@ func (p *Processor) Embed(ctx context.Context, req *contracts.EmbedRequest) (*co
 		return nil, err
 	}
 	defer release()
-	vecs, err := embedTexts(ctx, e, req.Input)
+	res, err := embedTexts(ctx, e, req.Input)
 	if err != nil {
 		return nil, err
 	}
-	resp := &contracts.EmbedResponse{Embeddings: vecs, Model: e.Info(), RequestID: req.RequestID}
-	if p.tokens != nil {
-		if resp.Tokens, err = p.tokens.CountTokens(req.Input); err != nil {
-			return nil, contracts.Errorf(contracts.CodeModelError, "count tokens: %v", err)
-		}
-	}
+	resp := &contracts.EmbedResponse{Embeddings: res.Vectors, Tokens: res.Tokens, Model: e.Info(), RequestID: req.RequestID}
+	resp.Timing = res.Timing.Wire()
 	return resp, nil
 }
 
@@ -101,16 +94,16 @@ func (p *Processor) resolve(model string) (Embedder, func(), error) {
 	return e, func() {}, nil
 }
 
-// embedTexts embeds texts with e, one vector per text.
-func embedTexts(ctx context.Context, e Embedder, texts []string) ([][]float32, error) {
-	vecs, err := e.Embed(ctx, texts)
+// embedTexts embeds texts with e, one vector and token count per text.
+func embedTexts(ctx context.Context, e Embedder, texts []string) (embedding.Result, error) {
+	res, err := e.Embed(ctx, texts)
 	if err != nil {
-		return nil, embedError(ctx, err)
+		return embedding.Result{}, embedError(ctx, err)
 	}
-	if len(vecs) != len(texts) {
-		return nil, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings for %d texts", len(vecs), len(texts))
+	if len(res.Vectors) != len(texts) || len(res.Tokens) != len(texts) {
+		return embedding.Result{}, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings and %d token counts for %d texts", len(res.Vectors), len(res.Tokens), len(texts))
 	}
-	return vecs, nil
+	return res, nil
 }
 
 // embedError maps an Embedder error to the wire: simmatch errors (the

@@ -9,18 +9,19 @@ import (
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/jobstore"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // axisEmbedder embeds text i of a job as a unit vector on axis len(text)%4:
 // this test is about NATS permissions, not about the model.
 type axisEmbedder struct{}
 
-func (axisEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error) {
-	out := make([][]float32, len(texts))
+func (axisEmbedder) Embed(_ context.Context, texts []string) (embedding.Result, error) {
+	out := embedding.Result{Vectors: make([][]float32, len(texts)), Tokens: make([]int, len(texts))}
 	for i, t := range texts {
 		v := make([]float32, 4)
 		v[len(t)%4] = 1
-		out[i] = v
+		out.Vectors[i], out.Tokens[i] = v, 1
 	}
 	return out, nil
 }

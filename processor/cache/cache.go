@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // Defaults of Config and SharedConfig.
@@ -35,12 +36,10 @@ const (
 // same texts; after that it computes what is still missing itself.
 const maxRounds = 3
 
-// Embedder turns texts into embeddings; it is processor.Embedder's method
-// set, restated so this package does not import the processor.
-type Embedder interface {
-	Embed(ctx context.Context, texts []string) ([][]float32, error)
-	Info() contracts.ModelInfo
-}
+// Embedder is what the cache wraps and is: embedding.Embedder (the
+// processor's Embedder), named here so this package does not import the
+// processor.
+type Embedder = embedding.Embedder
 
 // Config configures New. Inner is required.
 type Config struct {
@@ -178,14 +177,16 @@ func (c *Cache) For(inner Embedder) *Cache {
 // Info is the inner Embedder's model.
 func (c *Cache) Info() contracts.ModelInfo { return c.inner.Info() }
 
-// Embed returns one embedding per text, in order: from the cache where it
-// has them, the rest (each distinct text once) from the shared tier or the
-// inner Embedder in one call. A text another caller is already computing
-// is waited for, not computed twice; if that caller fails or is cancelled,
-// this one computes it. The returned vectors are the caller's own.
-func (c *Cache) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+// Embed returns one embedding and token count per text, in order: from the
+// cache where it has them, the rest (each distinct text once) from the
+// shared tier or the inner Embedder in one call. A text another caller is
+// already computing is waited for, not computed twice; if that caller fails
+// or is cancelled, this one computes it. The returned vectors are the
+// caller's own. The Timing is the inner calls' (summed), zero when nothing
+// reached the inner Embedder.
+func (c *Cache) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	if len(texts) == 0 {
-		return nil, nil
+		return embedding.Result{}, nil
 	}
 	info := c.inner.Info()
 	model := c.modelKey(info)
@@ -205,6 +206,8 @@ func (c *Cache) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 	}
 
 	vecs := make([][]float32, len(uniq))
+	tokens := make([]int, len(uniq))
+	var timing embedding.Timing
 	pending := make([]int, len(uniq))
 	for i := range pending {
 		pending[i] = i
@@ -219,10 +222,10 @@ func (c *Cache) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 				lead, leads = append(lead, i), append(leads, nil)
 				continue
 			}
-			v, w, l := c.local.lookup(key{model, uniq[i]})
+			v, n, w, l := c.local.lookup(key{model, uniq[i]})
 			switch {
 			case v != nil:
-				vecs[i] = v
+				vecs[i], tokens[i] = v, n
 			case w != nil:
 				waits, waitFor = append(waits, i), append(waitFor, w)
 			default:
@@ -232,45 +235,48 @@ func (c *Cache) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 		// Compute what this call leads before waiting for others, so two
 		// callers waiting on each other always make progress.
 		if len(lead) > 0 {
-			if err := c.fill(ctx, info, model, uniq, lead, leads, vecs); err != nil {
-				return nil, err
+			t, err := c.fill(ctx, info, model, uniq, lead, leads, vecs, tokens)
+			if err != nil {
+				return embedding.Result{}, err
 			}
+			timing = timing.Add(t)
 		}
 		pending = pending[:0]
 		for j, f := range waitFor {
 			select {
 			case <-f.done:
 			case <-ctx.Done():
-				return nil, fmt.Errorf("cache: wait for an embedding another request computes: %w", ctx.Err())
+				return embedding.Result{}, fmt.Errorf("cache: wait for an embedding another request computes: %w", ctx.Err())
 			}
 			if f.err != nil {
 				pending = append(pending, waits[j])
 				continue
 			}
-			vecs[waits[j]] = f.vec
+			vecs[waits[j]], tokens[waits[j]] = f.vec, f.tokens
 		}
 	}
 
 	// Copy out: cached vectors are shared, the caller's are its own.
 	dims := len(vecs[0])
 	backing := make([]float32, len(texts)*dims)
-	out := make([][]float32, len(texts))
+	out := embedding.Result{Vectors: make([][]float32, len(texts)), Tokens: make([]int, len(texts)), Timing: timing}
 	for i := range texts {
 		v := vecs[at[i]]
 		if len(v) != dims {
-			return nil, fmt.Errorf("cache: embeddings of %d and %d dimensions in one call", dims, len(v))
+			return embedding.Result{}, fmt.Errorf("cache: embeddings of %d and %d dimensions in one call", dims, len(v))
 		}
-		out[i] = backing[i*dims : (i+1)*dims : (i+1)*dims]
-		copy(out[i], v)
+		out.Vectors[i] = backing[i*dims : (i+1)*dims : (i+1)*dims]
+		copy(out.Vectors[i], v)
+		out.Tokens[i] = tokens[at[i]]
 	}
 	return out, nil
 }
 
 // fill computes the texts uniq[idx] (from the shared tier, then the inner
-// Embedder), records them in vecs, and completes their flights (nil
-// entries have none). On error every flight fails, so its waiters compute
-// the text themselves.
-func (c *Cache) fill(ctx context.Context, info contracts.ModelInfo, model string, uniq []string, idx []int, flights []*flight, vecs [][]float32) (err error) {
+// Embedder), records them in vecs and tokens, and completes their flights
+// (nil entries have none); timing is the inner call's. On error every
+// flight fails, so its waiters compute the text themselves.
+func (c *Cache) fill(ctx context.Context, info contracts.ModelInfo, model string, uniq []string, idx []int, flights []*flight, vecs [][]float32, tokens []int) (timing embedding.Timing, err error) {
 	completed := false
 	defer func() {
 		if completed {
@@ -281,7 +287,7 @@ func (c *Cache) fill(ctx context.Context, info contracts.ModelInfo, model string
 		}
 		for j, f := range flights {
 			if f != nil {
-				c.local.complete(key{model, uniq[idx[j]]}, f, nil, err)
+				c.local.complete(key{model, uniq[idx[j]]}, f, nil, 0, err)
 			}
 		}
 	}()
@@ -290,9 +296,9 @@ func (c *Cache) fill(ctx context.Context, info contracts.ModelInfo, model string
 	for j, i := range idx {
 		texts[j] = uniq[i]
 	}
-	got := make([][]float32, len(idx))
+	got, counts := make([][]float32, len(idx)), make([]int, len(idx))
 	if c.shared != nil {
-		got = c.shared.get(ctx, info, texts)
+		got, counts = c.shared.get(ctx, info, texts)
 	}
 	var missIdx []int
 	var missTexts []string
@@ -303,34 +309,36 @@ func (c *Cache) fill(ctx context.Context, info contracts.ModelInfo, model string
 		}
 	}
 	if len(missTexts) > 0 {
-		embedded, err := c.inner.Embed(ctx, missTexts)
+		res, err := c.inner.Embed(ctx, missTexts)
 		if err != nil {
-			return err
+			return timing, err
 		}
-		if len(embedded) != len(missTexts) {
-			return fmt.Errorf("cache: the embedder returned %d embeddings for %d texts", len(embedded), len(missTexts))
+		embedded := res.Vectors
+		if len(embedded) != len(missTexts) || len(res.Tokens) != len(missTexts) {
+			return timing, fmt.Errorf("cache: the embedder returned %d embeddings and %d token counts for %d texts", len(embedded), len(res.Tokens), len(missTexts))
 		}
 		for k, j := range missIdx {
 			if len(embedded[k]) == 0 {
-				return fmt.Errorf("cache: the embedder returned an empty embedding for text %d", k)
+				return timing, fmt.Errorf("cache: the embedder returned an empty embedding for text %d", k)
 			}
-			got[j] = embedded[k]
+			got[j], counts[j] = embedded[k], res.Tokens[k]
 		}
+		timing = res.Timing
 		if c.shared != nil {
-			c.shared.put(info, missTexts, embedded)
+			c.shared.put(info, missTexts, embedded, res.Tokens)
 		}
 	}
 	for j, i := range idx {
-		vecs[i] = got[j]
+		vecs[i], tokens[i] = got[j], counts[j]
 		k := key{model, uniq[i]}
 		if flights[j] != nil {
-			c.local.complete(k, flights[j], got[j], nil)
+			c.local.complete(k, flights[j], got[j], counts[j], nil)
 		} else {
-			c.local.store(k, got[j])
+			c.local.store(k, got[j], counts[j])
 		}
 	}
 	completed = true
-	return nil
+	return timing, nil
 }
 
 // modelKey is the key part naming the model ("name\x00version"), one string

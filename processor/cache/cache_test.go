@@ -137,7 +137,7 @@ func TestConcurrentMissesComputeOnce(t *testing.T) {
 		wg.Go(func() {
 			// Each caller asks for the texts in its own order.
 			order := append(append([]string(nil), in[g:]...), in[:g]...)
-			v, err := c.Embed(context.Background(), order)
+			v, err := vectors(c.Embed(context.Background(), order))
 			if err != nil {
 				t.Error(err)
 				return
@@ -167,7 +167,7 @@ func TestCancelledLeaderDoesNotFailWaiters(t *testing.T) {
 
 	waiter := make(chan [][]float32, 1)
 	go func() {
-		v, err := c.Embed(context.Background(), []string{"a camping stove"})
+		v, err := vectors(c.Embed(context.Background(), []string{"a camping stove"}))
 		if err != nil {
 			t.Error(err)
 		}
@@ -228,7 +228,7 @@ func TestConcurrentUseWithEvictions(t *testing.T) {
 					i := (g*7 + r*5 + k*3) % len(pool)
 					in, idx = append(in, pool[i]), append(idx, i)
 				}
-				got, err := c.Embed(context.Background(), in)
+				got, err := vectors(c.Embed(context.Background(), in))
 				if err != nil {
 					t.Error(err)
 					return

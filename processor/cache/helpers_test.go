@@ -13,6 +13,7 @@ import (
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // The real model, loaded once per test binary per version (Embed is safe
@@ -58,7 +59,7 @@ type counting struct {
 	entered chan struct{}
 }
 
-func (c *counting) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+func (c *counting) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	c.calls.Add(1)
 	c.texts.Add(int64(len(texts)))
 	if c.gate != nil {
@@ -71,7 +72,7 @@ func (c *counting) Embed(ctx context.Context, texts []string) ([][]float32, erro
 		select {
 		case <-c.gate:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return embedding.Result{}, ctx.Err()
 		}
 	}
 	return c.Embedder.Embed(ctx, texts)
@@ -83,7 +84,7 @@ type switchable struct {
 	cur atomic.Pointer[processor.Model]
 }
 
-func (s *switchable) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+func (s *switchable) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	return s.cur.Load().Embed(ctx, texts)
 }
 func (s *switchable) Info() contracts.ModelInfo { return s.cur.Load().Info() }
@@ -104,7 +105,7 @@ func newCache(t testing.TB, cfg Config) *Cache {
 
 func embed(t testing.TB, e Embedder, texts ...string) [][]float32 {
 	t.Helper()
-	v, err := e.Embed(context.Background(), texts)
+	v, err := vectors(e.Embed(context.Background(), texts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,3 +141,6 @@ func texts(prefix string, n int) []string {
 	}
 	return out
 }
+
+// vectors is an Embed call's vectors, for tests about the vectors alone.
+func vectors(r embedding.Result, err error) ([][]float32, error) { return r.Vectors, err }

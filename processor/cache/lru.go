@@ -11,16 +11,19 @@ import (
 type key struct{ model, text string }
 
 // entryOverhead is what one entry costs beyond its text and its vector: the
-// entry itself (key and vector headers, list links, size: 80 bytes) and its
+// entry itself (key and vector headers, token count, list links, size: 88
+// bytes, allocated as 96) and its
 // slot in the shard's map (a 40-byte key+pointer slot plus control bytes, up
 // to twice that just after the map grows). TestBytesAreHonest checks the sum
 // against the Go heap.
-const entryOverhead = 80 + 96
+const entryOverhead = 96 + 96
 
-// entry is one cached embedding, linked into its shard's recency list.
+// entry is one cached embedding with its text's token count, linked into
+// its shard's recency list.
 type entry struct {
 	key        key
 	vec        []float32
+	tokens     int
 	size       int64
 	prev, next *entry
 }
@@ -33,9 +36,10 @@ func entrySize(text string, dims int) int64 {
 // flight is an embedding being computed by one caller (the leader) that
 // others asking for the same key wait for instead of computing it again.
 type flight struct {
-	done chan struct{}
-	vec  []float32 // set before done is closed; nil when err is set
-	err  error
+	done   chan struct{}
+	vec    []float32 // set before done is closed; nil when err is set
+	tokens int
+	err    error
 }
 
 // shard is one lock's worth of the LRU: a map, a recency list (head = most
@@ -86,47 +90,47 @@ func (l *lru) shard(k key) *shard {
 	return &l.shards[h.Sum64()%uint64(len(l.shards))]
 }
 
-// lookup returns the cached vector of k (a hit), or else the flight already
-// computing it, or else registers a new flight that the caller now leads and
-// must finish with complete.
-func (l *lru) lookup(k key) (vec []float32, wait *flight, lead *flight) {
+// lookup returns the cached vector of k and its token count (a hit), or
+// else the flight already computing it, or else registers a new flight that
+// the caller now leads and must finish with complete.
+func (l *lru) lookup(k key) (vec []float32, tokens int, wait *flight, lead *flight) {
 	s := l.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.entries[k]; ok {
 		s.hits++
 		s.moveToFront(e)
-		return e.vec, nil, nil
+		return e.vec, e.tokens, nil, nil
 	}
 	s.misses++
 	if f, ok := s.flights[k]; ok {
-		return nil, f, nil
+		return nil, 0, f, nil
 	}
 	f := &flight{done: make(chan struct{})}
 	s.flights[k] = f
-	return nil, nil, f
+	return nil, 0, nil, f
 }
 
-// complete ends the flight f of k: with vec (stored, and handed to the
-// waiters) or with err (the waiters compute it themselves).
-func (l *lru) complete(k key, f *flight, vec []float32, err error) {
+// complete ends the flight f of k: with vec and its token count (stored,
+// and handed to the waiters) or with err (the waiters compute it themselves).
+func (l *lru) complete(k key, f *flight, vec []float32, tokens int, err error) {
 	s := l.shard(k)
 	s.mu.Lock()
 	if s.flights[k] == f {
 		delete(s.flights, k)
 	}
 	if err == nil {
-		s.put(k, vec)
+		s.put(k, vec, tokens)
 	}
 	s.mu.Unlock()
-	f.vec, f.err = vec, err
+	f.vec, f.tokens, f.err = vec, tokens, err
 	close(f.done)
 }
 
-// put stores vec under k, evicting the least recently used entries of the
+// put stores vec and its token count under k, evicting the least recently used entries of the
 // shard until it fits. An entry larger than the shard's budget is not kept.
 // The caller holds s.mu; vec must not be modified afterwards.
-func (s *shard) put(k key, vec []float32) {
+func (s *shard) put(k key, vec []float32, tokens int) {
 	size := entrySize(k.text, len(vec))
 	if size > s.capacity {
 		return
@@ -140,7 +144,7 @@ func (s *shard) put(k key, vec []float32) {
 		s.evictions++
 	}
 	// Clone the text so the entry does not pin the request that carried it.
-	e := &entry{key: key{model: k.model, text: strings.Clone(k.text)}, vec: vec, size: size}
+	e := &entry{key: key{model: k.model, text: strings.Clone(k.text)}, vec: vec, tokens: tokens, size: size}
 	s.entries[e.key] = e
 	s.pushFront(e)
 	s.bytes += size
@@ -201,10 +205,10 @@ func (l *lru) stats() LocalStats {
 	return st
 }
 
-// store puts vec under k outside any flight.
-func (l *lru) store(k key, vec []float32) {
+// store puts vec and its token count under k outside any flight.
+func (l *lru) store(k key, vec []float32, tokens int) {
 	s := l.shard(k)
 	s.mu.Lock()
-	s.put(k, vec)
+	s.put(k, vec, tokens)
 	s.mu.Unlock()
 }

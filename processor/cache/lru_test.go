@@ -16,7 +16,7 @@ func TestBytesAreHonest(t *testing.T) {
 	l := newLRU(1<<40, 8)
 	for i := range n {
 		text := fmt.Sprintf("%08d a product description of about one hundred bytes, as catalogs have them......", i)
-		l.store(key{"all-MiniLM-L6-v2\x001", text}, make([]float32, dims))
+		l.store(key{"all-MiniLM-L6-v2\x001", text}, make([]float32, dims), 20)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)

@@ -28,7 +28,9 @@ const (
 	maxPutBatches = 8
 	parallelOps   = 32
 	statusMaxAge  = 10 * time.Second
-	formatVersion = 1
+	// formatVersion 2 added the text's token count; a value of version 1
+	// reads as a miss, and the embedding computed then overwrites it.
+	formatVersion = 2
 )
 
 // shared is the tier in a JetStream key-value bucket, shared by every
@@ -159,14 +161,15 @@ func (s *shared) failed(op string, n *atomic.Int64, err error) {
 	s.down()
 }
 
-// get looks texts up in parallel and returns a vector, or nil, per text.
-// Errors read as misses.
-func (s *shared) get(ctx context.Context, info contracts.ModelInfo, texts []string) [][]float32 {
+// get looks texts up in parallel and returns a vector (nil: a miss) and its
+// token count per text. Errors read as misses.
+func (s *shared) get(ctx context.Context, info contracts.ModelInfo, texts []string) ([][]float32, []int) {
 	out := make([][]float32, len(texts))
+	tokens := make([]int, len(texts))
 	kv, ok := s.available()
 	if !ok {
 		s.skipped.Add(int64(len(texts)))
-		return out
+		return out, tokens
 	}
 	var failed atomic.Bool
 	parallel(len(texts), func(i int) {
@@ -187,22 +190,22 @@ func (s *shared) get(ctx context.Context, info contracts.ModelInfo, texts []stri
 			failed.Store(true)
 			s.failed("get", &s.getErrs, err)
 		default:
-			v, err := decodeValue(e.Value(), info)
+			v, n, err := decodeValue(e.Value(), info)
 			if err != nil {
 				s.misses.Add(1)
 				s.getErrs.Add(1)
 				return
 			}
 			s.hits.Add(1)
-			out[i] = v
+			out[i], tokens[i] = v, n
 		}
 	})
-	return out
+	return out, tokens
 }
 
-// put writes the vectors in the background; when too many writes are
-// already running it drops them (counted).
-func (s *shared) put(info contracts.ModelInfo, texts []string, vecs [][]float32) {
+// put writes the vectors and their token counts in the background; when
+// too many writes are already running it drops them (counted).
+func (s *shared) put(info contracts.ModelInfo, texts []string, vecs [][]float32, tokens []int) {
 	kv, ok := s.available()
 	if !ok {
 		return
@@ -217,7 +220,7 @@ func (s *shared) put(info contracts.ModelInfo, texts []string, vecs [][]float32)
 		defer func() { <-s.putSem }()
 		var failed atomic.Bool
 		parallel(len(texts), func(i int) {
-			val, err := encodeValue(info, vecs[i])
+			val, err := encodeValue(info, vecs[i], tokens[i])
 			if err != nil || failed.Load() {
 				s.dropped.Add(1)
 				return
@@ -301,18 +304,22 @@ func sharedKey(info contracts.ModelInfo, text string) string {
 }
 
 // encodeValue is the bucket value of a vector: format version (1 byte),
-// model name and version (each a length byte then the bytes), dimensions
-// (uint32 little-endian) and the float32 values (little-endian IEEE 754 bits,
-// so a hit is bit-identical).
-func encodeValue(info contracts.ModelInfo, vec []float32) ([]byte, error) {
+// model name and version (each a length byte then the bytes), the text's
+// token count and the dimensions (each uint32 little-endian) and the float32
+// values (little-endian IEEE 754 bits, so a hit is bit-identical).
+func encodeValue(info contracts.ModelInfo, vec []float32, tokens int) ([]byte, error) {
 	if len(info.Name) > 255 || len(info.Version) > 255 {
 		return nil, errors.New("cache: model name or version longer than 255 bytes")
 	}
-	b := make([]byte, 0, 1+1+len(info.Name)+1+len(info.Version)+4+4*len(vec))
+	if tokens < 0 || int64(tokens) > math.MaxUint32 {
+		return nil, fmt.Errorf("cache: token count %d out of range", tokens)
+	}
+	b := make([]byte, 0, 1+1+len(info.Name)+1+len(info.Version)+4+4+4*len(vec))
 	b = append(b, formatVersion, byte(len(info.Name)))
 	b = append(b, info.Name...)
 	b = append(b, byte(len(info.Version)))
 	b = append(b, info.Version...)
+	b = binary.LittleEndian.AppendUint32(b, uint32(tokens))
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(vec)))
 	for _, f := range vec {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
@@ -320,9 +327,10 @@ func encodeValue(info contracts.ModelInfo, vec []float32) ([]byte, error) {
 	return b, nil
 }
 
-// decodeValue reads a bucket value, and refuses one written for another
-// model, version or size.
-func decodeValue(b []byte, info contracts.ModelInfo) ([]float32, error) {
+// decodeValue reads a bucket value (the vector and its text's token count),
+// and refuses one written for another model, version or size, or in another
+// format (version 1 had no token count).
+func decodeValue(b []byte, info contracts.ModelInfo) ([]float32, int, error) {
 	bad := errors.New("cache: bucket value is not an embedding of this model")
 	str := func() (string, bool) {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {
@@ -333,22 +341,23 @@ func decodeValue(b []byte, info contracts.ModelInfo) ([]float32, error) {
 		return s, true
 	}
 	if len(b) < 1 || b[0] != formatVersion {
-		return nil, bad
+		return nil, 0, bad
 	}
 	b = b[1:]
 	name, ok1 := str()
 	ver, ok2 := str()
-	if !ok1 || !ok2 || name != info.Name || ver != info.Version || len(b) < 4 {
-		return nil, bad
+	if !ok1 || !ok2 || name != info.Name || ver != info.Version || len(b) < 8 {
+		return nil, 0, bad
 	}
-	dims := int(binary.LittleEndian.Uint32(b))
-	b = b[4:]
-	if len(b) != 4*dims || (info.Dimensions > 0 && dims != info.Dimensions) {
-		return nil, bad
+	tokens := binary.LittleEndian.Uint32(b)
+	dims := int(binary.LittleEndian.Uint32(b[4:]))
+	b = b[8:]
+	if uint64(len(b)) != 4*uint64(dims) || (info.Dimensions > 0 && dims != info.Dimensions) {
+		return nil, 0, bad
 	}
 	vec := make([]float32, dims)
 	for i := range vec {
 		vec[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
-	return vec, nil
+	return vec, int(tokens), nil
 }

@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // sharedCache is a cache over its own counting view of the real model, with
@@ -162,16 +164,19 @@ func TestSharedConfigErrors(t *testing.T) {
 func TestValueCodec(t *testing.T) {
 	info := realModel(t, "1").Info()
 	vec := embed(t, realModel(t, "1"), "a tent")[0]
-	b, err := encodeValue(info, vec)
+	b, err := encodeValue(info, vec, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(b) != 1+1+len(info.Name)+1+len(info.Version)+4+4*len(vec) {
+	if len(b) != 1+1+len(info.Name)+1+len(info.Version)+4+4+4*len(vec) {
 		t.Fatalf("value of %d bytes", len(b))
 	}
-	got, err := decodeValue(b, info)
+	got, tokens, err := decodeValue(b, info)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tokens != 4 {
+		t.Fatalf("decoded %d tokens, want 4", tokens)
 	}
 	sameBits(t, "decoded", [][]float32{vec}, [][]float32{got})
 	other := info
@@ -179,11 +184,46 @@ func TestValueCodec(t *testing.T) {
 	for name, bad := range map[string][]byte{
 		"truncated": b[:len(b)-1], "empty": nil, "format": append([]byte{9}, b[1:]...),
 	} {
-		if _, err := decodeValue(bad, info); err == nil {
+		if _, _, err := decodeValue(bad, info); err == nil {
 			t.Errorf("%s: decoded", name)
 		}
 	}
-	if _, err := decodeValue(b, other); err == nil {
+	if _, _, err := decodeValue(b, other); err == nil {
 		t.Error("a value of version 1 decoded for version 2")
+	}
+}
+
+// Every answer carries each text's token count, the model's, whichever tier
+// it came from; the timing is the inner call's, zero when nothing reached it.
+func TestTokenCountsFromEveryTier(t *testing.T) {
+	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
+	a, _ := sharedCache(t, ns, "tokens", DefaultBytes, nil)
+	b, innerB := sharedCache(t, ns, "tokens", DefaultBytes, nil)
+	in := []string{"a tent", "a sleeping bag for minus ten degrees", "a tent"}
+	want, err := realModel(t, "1").CountTokens(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, res embedding.Result, err error, inner bool) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.Tokens, want) {
+			t.Fatalf("%s: tokens %v, want %v", what, res.Tokens, want)
+		}
+		if got := res.Timing.Inference > 0; got != inner {
+			t.Fatalf("%s: timing %+v; want inference time only when the model ran (%v)", what, res.Timing, inner)
+		}
+	}
+	res, err := a.Embed(context.Background(), in)
+	check("miss", res, err, true)
+	res, err = a.Embed(context.Background(), in)
+	check("local hit", res, err, false)
+	testenv.WaitFor(t, 10*time.Second, "A's writes to the bucket", func() bool { return a.Stats().Shared.Puts == 2 })
+	res, err = b.Embed(context.Background(), in)
+	check("shared hit", res, err, false)
+	if n := innerB.calls.Load(); n != 0 {
+		t.Fatalf("B ran the model %d times, want 0", n)
 	}
 }

@@ -23,9 +23,17 @@ func TestUpsertSearchDeleteRoundTrip(t *testing.T) {
 	if up.Upserted != len(shop) || up.Sequence != uint64(len(shop)) {
 		t.Fatalf("upsert = %+v, want %d products at sequence %d", up, len(shop), len(shop))
 	}
+	// The timing headers are the model's time for the embeddings the
+	// operation used.
+	if !up.Timing.Known || up.Timing.Inference <= 0 {
+		t.Errorf("upsert timing %+v; want the inference of its descriptions", up.Timing)
+	}
 	res, err := c.SearchCatalog(ctx, &contracts.SearchRequest{Catalog: "shop", Query: contracts.Queries{"a tool to drive nails", "make coffee"}, TopK: ptr(2)})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !res.Timing.Known || res.Timing.Inference <= 0 {
+		t.Errorf("search timing %+v; want the inference of its queries", res.Timing)
 	}
 	if got := res.Results[0].Matches[0].ID; got != "hammer" {
 		t.Errorf("best match for nails = %q, want hammer", got)

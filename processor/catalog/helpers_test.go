@@ -13,6 +13,7 @@ import (
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/catalog"
+	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
@@ -32,7 +33,7 @@ type countingEmbedder struct {
 	texts atomic.Int64
 }
 
-func (c *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+func (c *countingEmbedder) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	c.texts.Add(int64(len(texts)))
 	return c.Embedder.Embed(ctx, texts)
 }
@@ -124,3 +125,6 @@ var shop = []contracts.Product{
 	{ID: "kettle", Description: "Electric kettle, 1.7 litres, stainless steel, auto shut-off.", Metadata: map[string]string{"dept": "kitchen"}},
 	{ID: "rake", Description: "Leaf rake with 24 flexible steel tines.", Metadata: map[string]string{"dept": "garden"}},
 }
+
+// vectors is an Embed call's vectors, for tests about the vectors alone.
+func vectors(r embedding.Result, err error) ([][]float32, error) { return r.Vectors, err }

@@ -13,14 +13,15 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // noInference stands in for the model where loading is measured: loading a
 // catalog must never embed, and this embedder fails if it is asked to.
 type noInference struct{}
 
-func (noInference) Embed(context.Context, []string) ([][]float32, error) {
-	return nil, errors.New("catalog load ran inference")
+func (noInference) Embed(context.Context, []string) (embedding.Result, error) {
+	return embedding.Result{}, errors.New("catalog load ran inference")
 }
 
 func (noInference) Info() contracts.ModelInfo {

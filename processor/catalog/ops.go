@@ -11,6 +11,7 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // Endpoints are the catalog operations, served through the processor's
@@ -54,11 +55,15 @@ func (s *Service) upsert(ctx context.Context, data []byte) (any, error) {
 // embedding in one record. Nothing is written unless every embedding was
 // computed; if JetStream fails part-way, the records already acknowledged
 // stay (each whole) and the error says so: upserts are idempotent, so the
-// caller retries the call.
+// caller retries the call. The reply's Timing sums every Embed call it made.
 func (s *Service) Upsert(ctx context.Context, req *contracts.UpsertRequest) (*contracts.UpsertResponse, error) {
+	var timing embedding.Timing
 	for range 3 {
-		resp, stale, err := s.upsertOnce(ctx, req)
+		resp, stale, err := s.upsertOnce(ctx, req, &timing)
 		if !stale {
+			if resp != nil {
+				resp.Timing = timing.Wire()
+			}
 			return resp, err
 		}
 		// The catalog switched versions while the products were embedded:
@@ -68,9 +73,10 @@ func (s *Service) Upsert(ctx context.Context, req *contracts.UpsertRequest) (*co
 }
 
 // upsertOnce embeds with the catalog's active version (and the version being
-// re-embedded, if any) and stores the records. stale reports that the active
-// version changed meanwhile, so the records lack it.
-func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest) (_ *contracts.UpsertResponse, stale bool, _ error) {
+// re-embedded, if any) and stores the records; timing gets each Embed call's
+// time. stale reports that the active version changed meanwhile, so the
+// records lack it.
+func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest, timing *embedding.Timing) (_ *contracts.UpsertResponse, stale bool, _ error) {
 	f, _, err := s.sync(ctx, req.Catalog)
 	exists := err == nil
 	if err != nil && !errors.Is(err, contracts.ErrNotFound) {
@@ -100,7 +106,8 @@ func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest) 
 		vecs[i] = make(map[string][]float32, len(models))
 	}
 	for i, m := range models {
-		vs, err := s.embedWith(ctx, m, texts)
+		res, err := s.embedWith(ctx, m, texts)
+		*timing = timing.Add(res.Timing)
 		if err != nil && i > 0 {
 			// The version being re-embedded is not loaded here (yet): the
 			// re-embedding embeds these products with it.
@@ -110,7 +117,7 @@ func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest) 
 		if err != nil {
 			return nil, false, err
 		}
-		for i, v := range vs {
+		for i, v := range res.Vectors {
 			vecs[i][m] = v
 		}
 	}
@@ -316,11 +323,12 @@ func (s *Service) search(ctx context.Context, data []byte) (any, error) {
 // Search ranks the catalog's products for each query once this processor
 // has applied every write answered before the search began.
 func (s *Service) Search(ctx context.Context, req *contracts.SearchRequest) (*contracts.SearchResponse, error) {
-	hits, model, seq, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, req.Filter)
+	hits, model, seq, timing, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, req.Filter)
 	if err != nil {
 		return nil, err
 	}
 	resp := &contracts.SearchResponse{Results: make([]contracts.CatalogResult, len(hits)), Model: model, Sequence: seq, RequestID: req.RequestID}
+	resp.Timing = timing.Wire()
 	for i, hs := range hits {
 		ms := make([]contracts.CatalogMatch, len(hs))
 		for j, h := range hs {
@@ -334,11 +342,12 @@ func (s *Service) Search(ctx context.Context, req *contracts.SearchRequest) (*co
 // Predict answers a /predict request that names a catalog: the same
 // ranking as Search, in /predict's response shape, matches carrying ids.
 func (s *Service) Predict(ctx context.Context, req *contracts.Request) (*contracts.Response, error) {
-	hits, model, _, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, nil)
+	hits, model, _, timing, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, nil)
 	if err != nil {
 		return nil, err
 	}
 	resp := &contracts.Response{Results: make([]contracts.Result, len(hits)), Model: model, RequestID: req.RequestID}
+	resp.Timing = timing.Wire()
 	for i, hs := range hits {
 		ms := make([]contracts.Match, len(hs))
 		for j, h := range hs {
@@ -351,23 +360,23 @@ func (s *Service) Predict(ctx context.Context, req *contracts.Request) (*contrac
 
 // rank searches the catalog's active version: the query is embedded with
 // that version and scanned against its matrix, so an answer never mixes
-// versions; model names it.
-func (s *Service) rank(ctx context.Context, name string, queries []string, topK *int, threshold *float64, filter map[string]string) ([][]Hit, contracts.ModelInfo, uint64, error) {
+// versions; model names it, timing is the queries' Embed call's.
+func (s *Service) rank(ctx context.Context, name string, queries []string, topK *int, threshold *float64, filter map[string]string) ([][]Hit, contracts.ModelInfo, uint64, embedding.Timing, error) {
 	f, seq, err := s.sync(ctx, name)
 	if err != nil {
-		return nil, contracts.ModelInfo{}, 0, err
+		return nil, contracts.ModelInfo{}, 0, embedding.Timing{}, err
 	}
 	idx, m, _ := f.view()
 	if err := s.checkModel(name, m); err != nil {
-		return nil, m, 0, err
+		return nil, m, 0, embedding.Timing{}, err
 	}
-	vecs, err := s.embedWith(ctx, modelKey(m), queries)
+	res, err := s.embedWith(ctx, modelKey(m), queries)
 	if err != nil {
-		return nil, m, 0, err
+		return nil, m, 0, embedding.Timing{}, err
 	}
 	k := contracts.DefaultCatalogTopK
 	if topK != nil {
 		k = *topK
 	}
-	return idx.Search(Query{Vectors: vecs, TopK: k, Threshold: threshold, Filter: filter}), m, seq, nil
+	return idx.Search(Query{Vectors: res.Vectors, TopK: k, Threshold: threshold, Filter: filter}), m, seq, res.Timing, nil
 }

@@ -313,12 +313,12 @@ func (s *Service) reembedBatch(ctx context.Context, name, active, target string,
 		}
 	}
 	if len(texts) > 0 {
-		vecs, err := s.embedWith(ctx, target, texts)
+		res, err := s.embedWith(ctx, target, texts)
 		if err != nil {
 			return err
 		}
 		for j, i := range need {
-			batch[i].rec.vecs[target] = vecs[j]
+			batch[i].rec.vecs[target] = res.Vectors[j]
 		}
 	}
 	futs := make([]jetstream.PubAckFuture, 0, len(batch))

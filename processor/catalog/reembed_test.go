@@ -188,7 +188,7 @@ func TestReembedOnDefaultSwitch(t *testing.T) {
 	defer release()
 	for _, id := range []string{"p3", "p599", "late"} {
 		m := search(b, id).Results[0].Matches[0]
-		vecs, err := int8.Embed(ctx, []string{"coffee machine", m.Description})
+		vecs, err := vectors(int8.Embed(ctx, []string{"coffee machine", m.Description}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // Defaults of the optional Config fields.
@@ -439,12 +440,12 @@ func (s *Service) checkModel(name string, m contracts.ModelInfo) error {
 }
 
 // embedWith embeds texts with model ("name@version").
-func (s *Service) embedWith(ctx context.Context, model string, texts []string) ([][]float32, error) {
+func (s *Service) embedWith(ctx context.Context, model string, texts []string) (embedding.Result, error) {
 	e := s.cfg.Embedder
 	if vs, ok := e.(Versions); ok {
 		h, release, err := vs.Hold(ctx, model)
 		if err != nil {
-			return nil, contracts.Errorf(contracts.CodeConflict, "catalog embeddings are of model %s, which this processor has not loaded: load it (POST /v1/models/load): %v", model, err)
+			return embedding.Result{}, contracts.Errorf(contracts.CodeConflict, "catalog embeddings are of model %s, which this processor has not loaded: load it (POST /v1/models/load): %v", model, err)
 		}
 		defer release()
 		e = h
@@ -452,22 +453,22 @@ func (s *Service) embedWith(ctx context.Context, model string, texts []string) (
 	return s.embedOn(ctx, e, texts)
 }
 
-func (s *Service) embedOn(ctx context.Context, e processor.Embedder, texts []string) ([][]float32, error) {
-	vecs, err := e.Embed(ctx, texts)
+func (s *Service) embedOn(ctx context.Context, e processor.Embedder, texts []string) (embedding.Result, error) {
+	res, err := e.Embed(ctx, texts)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, &contracts.Error{Code: contracts.CodeTimeout, Message: "the request's deadline passed during inference"}
+			return embedding.Result{}, &contracts.Error{Code: contracts.CodeTimeout, Message: "the request's deadline passed during inference"}
 		}
 		var e *contracts.Error
 		if errors.As(err, &e) {
-			return nil, e
+			return embedding.Result{}, e
 		}
-		return nil, contracts.Errorf(contracts.CodeModelError, "embed texts: %v", err)
+		return embedding.Result{}, contracts.Errorf(contracts.CodeModelError, "embed texts: %v", err)
 	}
-	if len(vecs) != len(texts) {
-		return nil, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings for %d texts", len(vecs), len(texts))
+	if len(res.Vectors) != len(texts) {
+		return embedding.Result{}, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings for %d texts", len(res.Vectors), len(texts))
 	}
-	return vecs, nil
+	return res, nil
 }
 
 // Following reports whether this processor follows the catalog (has it in memory).

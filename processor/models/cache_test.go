@@ -9,6 +9,7 @@ import (
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/cache"
+	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/models"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
@@ -41,7 +42,7 @@ func TestCacheKeysEachVersion(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer release()
-		v, err := e.Embed(context.Background(), []string{"cordless drill"})
+		v, err := vectors(e.Embed(context.Background(), []string{"cordless drill"}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,3 +56,6 @@ func TestCacheKeysEachVersion(t *testing.T) {
 		t.Fatalf("int8 got fp32's cached embedding (hits %d)", c.Stats().Local.Hits)
 	}
 }
+
+// vectors is an Embed call's vectors, for tests about the vectors alone.
+func vectors(r embedding.Result, err error) ([][]float32, error) { return r.Vectors, err }

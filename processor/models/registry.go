@@ -24,6 +24,7 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
@@ -295,10 +296,10 @@ func (r *Registry) Direct() processor.Embedder { return direct{r} }
 
 type direct struct{ r *Registry }
 
-func (d direct) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+func (d direct) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	v, release, err := d.r.hold("")
 	if err != nil {
-		return nil, err
+		return embedding.Result{}, err
 	}
 	defer release()
 	return v.sched.Embed(ctx, texts)
@@ -376,24 +377,13 @@ func (r *Registry) Available() []string {
 }
 
 // Embed embeds texts with the default model's default version.
-func (r *Registry) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+func (r *Registry) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	e, release, err := r.Resolve("")
 	if err != nil {
-		return nil, err
+		return embedding.Result{}, err
 	}
 	defer release()
 	return e.Embed(ctx, texts)
-}
-
-// CountTokens counts, with the default version's tokenizer, the tokens the
-// model reads for each text (the usage figures of embed answers).
-func (r *Registry) CountTokens(texts []string) ([]int, error) {
-	v, release, err := r.hold("")
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	return v.model.CountTokens(texts)
 }
 
 // AdmissionLoad is the default version's scheduler.AdmissionLoad (zeros

@@ -31,10 +31,11 @@ func Validate(ctx context.Context, m *processor.Model) error {
 	for _, c := range canaries {
 		texts = append(texts, c.query, c.near, c.far)
 	}
-	vecs, err := m.Embed(ctx, texts)
+	res, err := m.Embed(ctx, texts)
 	if err != nil {
 		return fmt.Errorf("embed the canary sentences: %w", err)
 	}
+	vecs := res.Vectors
 	if len(vecs) != len(texts) {
 		return fmt.Errorf("canaries: got %d embeddings for %d texts", len(vecs), len(texts))
 	}

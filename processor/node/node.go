@@ -290,7 +290,7 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 		return d
 	}
 	pcfg := processor.Config{
-		Jobs: jobs, Tokens: registry,
+		Jobs: jobs,
 		NATS: nc, Embedder: registry, Models: registry, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
 		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
 		StatsData: statsData,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/internal/embed"
 )
 
@@ -51,3 +52,6 @@ func freshTexts(seed, n int) []string {
 	}
 	return out
 }
+
+// vectors is an Embed call's vectors, for tests about the vectors alone.
+func vectors(r embedding.Result, err error) ([][]float32, error) { return r.Vectors, err }

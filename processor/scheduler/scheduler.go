@@ -3,7 +3,8 @@
 // tokens and its deadline, and forms batches from the texts of every waiting
 // request, grouped by length under a padded-token budget. A batch starts as
 // soon as a lane of the shared Pool is free (continuous batching); a lone
-// request is spread over the idle lanes. A Scheduler is a processor.Embedder.
+// request is spread over the idle lanes. A Scheduler is an embedding.Embedder;
+// admission (admission.go) decides what may join the queue.
 package scheduler
 
 import (
@@ -22,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/internal/embed"
 )
 
@@ -87,17 +89,9 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	q       queue
-	running int     // tokens in batches now running
-	rate    float64 // real tokens per second of one lane (moving average of full batches); 0: not measured yet
-	// tokensPerByte (moving average) and longest (tokens of the longest
-	// encoding) calibrate precheck's estimate; 0: not measured yet.
-	tokensPerByte float64
-	longest       int
-	// tokenizing is the estimated tokens of requests past precheck and not
-	// yet judged by admit.
-	tokenizing int
-	refusals   uint64 // requests refused as overloaded, ever
-	closing    bool
+	running int       // tokens in batches now running
+	adm     admission // guarded by mu
+	closing bool
 
 	wake    chan struct{} // a request was queued, or Close was called
 	stop    context.CancelFunc
@@ -143,6 +137,7 @@ func New(cfg Config) (*Scheduler, error) {
 		}
 		s.metrics = m
 	}
+	s.adm = admission{maxQueued: cfg.MaxQueuedTokens, maxBatch: cfg.MaxBatchTokens, lanes: cfg.Pool.Size(), metrics: s.metrics}
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go s.dispatch(ctx)
@@ -172,12 +167,7 @@ type Load struct {
 func (s *Scheduler) AdmissionLoad() Load {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tpb := s.tokensPerByte
-	if tpb <= 0 {
-		tpb = defaultTokensPerByte
-	}
-	return Load{Ahead: s.timeFor(s.running + s.q.tokens + s.tokenizing), PerKB: s.timeFor(int(1024 * tpb)),
-		Queued: s.q.tokens + s.tokenizing, MaxQueued: s.cfg.MaxQueuedTokens, TokensPerKB: 1024 * tpb, Refusals: s.refusals}
+	return s.adm.load(&s.q, s.running)
 }
 
 // MaxBatchTokens is the batch budget in use (padded tokens).
@@ -187,30 +177,32 @@ func (s *Scheduler) MaxBatchTokens() int { return s.cfg.MaxBatchTokens }
 func (s *Scheduler) Pool() *Pool { return s.cfg.Pool }
 
 // Embed returns one embedding per text, in order, each the same as if the
-// text had been embedded alone. It refuses at once, with a *contracts.Error
-// of code overloaded, a request that the queue cannot hold or that could not
-// finish before ctx's deadline at the measured speed. When ctx ends first,
-// its texts not yet running are dropped, Embed returns ctx's error at once,
-// and the batches already running finish for their other requests.
-func (s *Scheduler) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+// text had been embedded alone, with each text's token count (from the
+// tokenizing it is batched by) and the call's Timing. It refuses at once,
+// with a *contracts.Error of code overloaded, a request that the queue cannot
+// hold or that could not finish before ctx's deadline at the measured speed
+// (admission). When ctx ends first, its texts not yet running are dropped,
+// Embed returns ctx's error at once, and the batches already running finish
+// for their other requests.
+func (s *Scheduler) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	if len(texts) == 0 {
-		return nil, nil
+		return embedding.Result{}, nil
 	}
 	arrived := time.Now()
 	est, err := s.precheck(ctx, texts, arrived)
 	if err != nil {
-		return nil, err
+		return embedding.Result{}, err
 	}
 	r, err := s.tokenize(ctx, texts)
 	s.mu.Lock()
-	s.tokenizing -= est
+	s.adm.release(est)
 	s.mu.Unlock()
 	if err != nil {
-		return nil, err
+		return embedding.Result{}, err
 	}
 	r.arrived = arrived
 	if err := s.admit(r, est); err != nil {
-		return nil, err
+		return embedding.Result{}, err
 	}
 	select {
 	case <-r.done:
@@ -222,14 +214,24 @@ func (s *Scheduler) Embed(ctx context.Context, texts []string) ([][]float32, err
 		s.mu.Unlock()
 		<-r.done
 	}
-	if t := timingFrom(ctx); t != nil && !r.started.IsZero() {
-		t.Queue = r.started.Sub(r.arrived)
-		t.Inference = time.Since(r.started)
-	}
 	if r.err != nil {
-		return nil, r.err
+		return embedding.Result{}, r.err
 	}
-	return r.out, nil
+	res := embedding.Result{Vectors: r.out, Tokens: make([]int, len(r.encs))}
+	for i := range r.encs {
+		res.Tokens[i] = r.tokens(i)
+	}
+	if !r.started.IsZero() {
+		res.Timing = embedding.Timing{Queue: r.started.Sub(r.arrived), Inference: time.Since(r.started)}
+	}
+	return res, nil
+}
+
+// precheck is admission's pre-check of texts, before they are tokenized.
+func (s *Scheduler) precheck(ctx context.Context, texts []string, arrived time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.adm.precheck(ctx, &s.q, s.running, texts, arrived, !s.closing)
 }
 
 func (s *Scheduler) tokenize(ctx context.Context, texts []string) (*request, error) {
@@ -253,31 +255,11 @@ func (s *Scheduler) tokenize(ctx context.Context, texts []string) (*request, err
 		r.pendingTokens += len(enc.IDs)
 	}
 	slices.SortStableFunc(r.pending, func(a, b int) int { return r.tokens(a) - r.tokens(b) })
-	s.calibrate(texts, r)
+	s.mu.Lock()
+	s.adm.calibrate(texts, r)
+	s.mu.Unlock()
 	span.SetAttributes(attribute.Int("simmatch.batch.size", len(texts)), attribute.Int("simmatch.tokens", r.pendingTokens))
 	return r, nil
-}
-
-// calibrate updates the tokens per byte and the longest encoding that
-// precheck estimates with, from r's freshly tokenized texts.
-func (s *Scheduler) calibrate(texts []string, r *request) {
-	bytes, longest := 0, 0
-	for i, t := range texts {
-		bytes += len(t)
-		longest = max(longest, len(r.encs[i].IDs))
-	}
-	if bytes == 0 {
-		return
-	}
-	tpb := float64(r.pendingTokens-2*len(texts)) / float64(bytes)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tokensPerByte == 0 {
-		s.tokensPerByte = tpb
-	} else {
-		s.tokensPerByte = 0.8*s.tokensPerByte + 0.2*tpb
-	}
-	s.longest = max(s.longest, longest)
 }
 
 // admit queues r, or refuses it with code overloaded. est is the estimate
@@ -288,19 +270,8 @@ func (s *Scheduler) admit(r *request, est int) error {
 	if s.closing {
 		return contracts.Errorf(contracts.CodeNoProcessor, "the processor is shutting down; retry on another one")
 	}
-	if s.q.tokens > 0 {
-		// A request the pre-check let through is judged on the estimate it
-		// passed with, unless its texts are denser than the estimate's
-		// margin allows: the estimate is then short by at most the margin,
-		// which admission's headroom absorbs, and a refusal now would
-		// waste the tokenizing (under overload, the cores of the admitted).
-		judged := r
-		if float64(r.pendingTokens)*precheckMargin <= float64(est) {
-			judged = &request{pendingTokens: est, deadline: r.deadline, arrived: r.arrived}
-		}
-		if err := s.judge(judged, s.q.tokens, time.Now()); err != nil {
-			return err
-		}
+	if err := s.adm.admit(&s.q, s.running, r, est); err != nil {
+		return err
 	}
 	s.q.push(r)
 	select {
@@ -308,141 +279,6 @@ func (s *Scheduler) admit(r *request, est int) error {
 	default:
 	}
 	return nil
-}
-
-// precheck's estimate of a request's tokens: bytes times the tokens per
-// byte measured on the texts tokenized so far, times precheckMargin, plus
-// [CLS] and [SEP], each text capped at the longest encoding seen. Before
-// anything is measured it assumes 8 bytes per token, under the real count
-// for nearly any text.
-const (
-	defaultTokensPerByte = 1.0 / 8
-	precheckMargin       = 0.85
-)
-
-// precheck refuses, before any tokenizing, a request that admit would
-// refuse even with a low estimate of its tokens. Under overload most
-// requests are refused, and tokenizing each of them first took the cores
-// that the admitted requests needed (a refusal then took up to a second).
-// The estimate is calibrated on the measured tokens per byte, so nearly
-// every refusal happens here; the margin keeps it under the real count for
-// texts denser than the average, which admit then judges exactly.
-//
-// A request that passes holds its estimate in s.tokenizing until admit has
-// judged it (Embed releases it), and precheck counts those as queued: when
-// the queue has just emptied into the lanes, one request is let through to
-// the tokenizer, not every request that arrives in the meantime.
-func (s *Scheduler) precheck(ctx context.Context, texts []string, arrived time.Time) (est int, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	defer func() {
-		if err == nil {
-			s.tokenizing += est
-		}
-	}()
-	tpb := s.tokensPerByte
-	if tpb <= 0 {
-		tpb = defaultTokensPerByte
-	}
-	sum := 0.0
-	for _, t := range texts {
-		n := float64(len(t))*tpb*precheckMargin + 2 // [CLS] and [SEP]
-		if s.longest > 0 {
-			n = min(n, float64(s.longest))
-		}
-		sum += n
-	}
-	est = int(sum)
-	if s.closing || s.q.tokens+s.tokenizing == 0 {
-		return est, nil // admit answers these
-	}
-	// The requests being tokenized count as this one's own tokens (they
-	// will be queued ahead of it or just after): that errs towards refusing.
-	r := &request{pendingTokens: est + s.tokenizing, arrived: arrived}
-	r.deadline, _ = ctx.Deadline()
-	if err := s.judge(r, s.q.tokens, arrived); err != nil {
-		return 0, err
-	}
-	return est, nil
-}
-
-// judge refuses r, with code overloaded and an estimate of when the same
-// request would fit, when adding it to the queued tokens would go over the
-// queue's budget or make a deadline miss; nil when r may be queued. s.mu is
-// held.
-func (s *Scheduler) judge(r *request, queued int, now time.Time) error {
-	if over := queued + r.pendingTokens - s.cfg.MaxQueuedTokens; over > 0 {
-		s.refusals++
-		s.metrics.refused("queue_full")
-		e := contracts.Errorf(contracts.CodeOverloaded,
-			"the processor's queue holds %d tokens and this request adds about %d, over its limit of %d; retry later or add processors",
-			queued, r.pendingTokens, s.cfg.MaxQueuedTokens)
-		e.RetryAfterMs = contracts.RetryAfterMs(s.timeFor(over))
-		return e
-	}
-	if msg, wait := s.wouldMiss(r, now); msg != "" {
-		s.refusals++
-		s.metrics.refused("deadline")
-		e := contracts.Errorf(contracts.CodeOverloaded, "%s; retry later or add processors", msg)
-		e.RetryAfterMs = contracts.RetryAfterMs(wait)
-		return e
-	}
-	return nil
-}
-
-// timeFor is how long the lanes take for tokens at the measured speed, with
-// admission's headroom; 0 before the speed is measured. s.mu is held.
-func (s *Scheduler) timeFor(tokens int) time.Duration {
-	if s.rate <= 0 {
-		return 0
-	}
-	// Plan on 1.5 times the measured time per token: the speed moves (other
-	// processes, longer texts) and a request admitted then late wastes its
-	// compute. The headroom costs no throughput: the lanes stay busy as long
-	// as a batch per lane is queued, far less than a third of any deadline.
-	return time.Duration(admissionHeadroom * float64(tokens) * float64(time.Second) / (s.rate * float64(s.cfg.Pool.Size())))
-}
-
-// admissionHeadroom is how many times the measured time admission plans for.
-const admissionHeadroom = 1.5
-
-// wouldMiss says why admitting r would make a request miss its deadline
-// (r itself, or one already queued that would make it otherwise), and how
-// long until it would not, or "" when every deadline still holds or the
-// speed is not measured yet. Batches
-// serve the earliest deadline first, so a queued request finishes once the
-// running batches and every request queued before it are done; r adds its
-// own tokens to that for each request it may delay (counted for all of
-// them, which errs towards refusing).
-func (s *Scheduler) wouldMiss(r *request, now time.Time) (msg string, wait time.Duration) {
-	if s.rate <= 0 {
-		return "", 0
-	}
-	dur := s.timeFor
-	own := r.pendingTokens
-	ahead := s.running
-	for _, o := range s.q.reqs[:s.q.position(r)] {
-		ahead += o.pendingTokens
-	}
-	if need := dur(ahead + own); !r.deadline.IsZero() && now.Add(need).After(r.deadline) {
-		left := r.deadline.Sub(now)
-		return fmt.Sprintf("the processor would need about %v to answer (%d tokens queued, %d running), more than the %v left before the request's deadline",
-			need.Round(time.Millisecond), s.q.tokens, s.running, left.Round(time.Millisecond)), need - max(left, 0)
-	}
-	ahead = s.running
-	for _, o := range s.q.reqs {
-		ahead += o.pendingTokens
-		if o.deadline.IsZero() {
-			continue
-		}
-		// Only protect a request that would make it now: one already late
-		// must not block every admission until it expires.
-		if fits := !now.Add(dur(ahead)).After(o.deadline); fits && now.Add(dur(ahead+own)).After(o.deadline) {
-			return fmt.Sprintf("admitting it would make a request already queued miss its deadline (%d tokens queued, %d running)",
-				s.q.tokens, s.running), dur(ahead)
-		}
-	}
-	return "", 0
 }
 
 // abandon answers r with err and drops its texts that are not running. A
@@ -597,17 +433,8 @@ func (s *Scheduler) run(b *batch) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.running -= b.tokens
-	// Small batches cost mostly fixed overhead per run: they would make the
-	// rate look low and admission refuse work the lanes could do. Under
-	// load, which is when admission matters, batches are full; until one
-	// has run, admission goes by the queue's token budget alone.
-	if err == nil && d > 0 && b.padded() >= s.cfg.MaxBatchTokens/4 {
-		r := float64(b.tokens) / d.Seconds()
-		if s.rate == 0 {
-			s.rate = r
-		} else {
-			s.rate = 0.8*s.rate + 0.2*r
-		}
+	if err == nil {
+		s.adm.measured(b.tokens, b.padded(), d)
 	}
 	for i, rw := range b.rows {
 		r := rw.req

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/internal/embed"
 )
 
@@ -44,7 +46,7 @@ func TestEmbeddingIndependentOfBatchNeighbours(t *testing.T) {
 	}
 	alone := make([][]float32, len(texts))
 	for i, tx := range texts {
-		v, err := s.Embed(context.Background(), []string{tx})
+		v, err := vectors(s.Embed(context.Background(), []string{tx}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,7 +62,7 @@ func TestEmbeddingIndependentOfBatchNeighbours(t *testing.T) {
 			}
 		}
 	}
-	all, err := s.Embed(context.Background(), texts)
+	all, err := vectors(s.Embed(context.Background(), texts))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func TestEmbeddingIndependentOfBatchNeighbours(t *testing.T) {
 				req = append(req, freshTexts(c*100+j, c%3+1)...)
 				idx = append(idx, make([]int, c%3+1)...) // placeholders, skipped below
 			}
-			got, err := s.Embed(context.Background(), req)
+			got, err := vectors(s.Embed(context.Background(), req))
 			if err != nil {
 				t.Error(err)
 				return
@@ -166,7 +168,7 @@ func TestCancelAndDeadlineInsideSharedBatch(t *testing.T) {
 			cm := &countingModel{Model: realModel(t, 1), started: make(chan int, 4)}
 			s := newScheduler(t, func(c *Config) { c.Model, c.Pool, c.MaxBatchTokens = cm, NewPool(1), 1<<16 })
 			big := freshTexts(7, 150)
-			want, err := realModel(t, 1).Embed(context.Background(), big)
+			want, err := vectors(realModel(t, 1).Embed(context.Background(), big))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +178,7 @@ func TestCancelAndDeadlineInsideSharedBatch(t *testing.T) {
 			var got [][]float32
 			go func() {
 				var err error
-				got, err = s.Embed(context.Background(), big)
+				got, err = vectors(s.Embed(context.Background(), big))
 				neighbour <- err
 			}()
 			waitQueued(t, s, len(big))
@@ -307,7 +309,7 @@ func TestAdmissionRefusesWhatCannotFinishInTime(t *testing.T) {
 	// When to retry: about when the 300 texts queued ahead will have run
 	// (the lane is held, so at least their time at the measured speed).
 	s.mu.Lock()
-	ahead := s.timeFor(s.q.tokens)
+	ahead := s.adm.timeFor(s.q.tokens)
 	s.mu.Unlock()
 	if wait := time.Duration(e.RetryAfterMs) * time.Millisecond; wait < ahead/2 || wait > 2*ahead+time.Second {
 		t.Errorf("retry after %v; want about the %v the queue ahead needs", wait, ahead)
@@ -335,7 +337,7 @@ func TestAdmissionRefusesWhatCannotFinishInTime(t *testing.T) {
 		real += len(enc.IDs)
 	}
 	s.mu.Lock()
-	s.cfg.MaxQueuedTokens = s.q.tokens + real*8/10
+	s.adm.maxQueued = s.q.tokens + real*8/10
 	s.mu.Unlock()
 	tokenized = tokenizeCount(t, s)
 	_, err = s.Embed(context.Background(), texts)
@@ -348,7 +350,7 @@ func TestAdmissionRefusesWhatCannotFinishInTime(t *testing.T) {
 	// Within the estimate's margin the request is judged on the estimate it
 	// passed the pre-check with: admitted, tokenized once.
 	s.mu.Lock()
-	s.cfg.MaxQueuedTokens = s.q.tokens + real - 1
+	s.adm.maxQueued = s.q.tokens + real - 1
 	s.mu.Unlock()
 	within := make(chan error, 1)
 	go func() { _, err := s.Embed(context.Background(), texts); within <- err }()
@@ -374,7 +376,7 @@ func TestAdmissionRefusesWhatCannotFinishInTime(t *testing.T) {
 		denseTokens += len(enc.IDs)
 	}
 	s.mu.Lock()
-	s.cfg.MaxQueuedTokens = s.q.tokens + denseTokens - 1
+	s.adm.maxQueued = s.q.tokens + denseTokens - 1
 	s.mu.Unlock()
 	tokenized = tokenizeCount(t, s)
 	if _, err = s.Embed(context.Background(), dense); !errors.As(err, &e) || e.Code != contracts.CodeOverloaded {
@@ -434,5 +436,51 @@ func TestCloseRunsQueuedTexts(t *testing.T) {
 	}
 	if _, err := s.Embed(context.Background(), []string{"late"}); !errors.Is(err, contracts.ErrNoProcessor) {
 		t.Fatalf("after Close: %v, want no_processor", err)
+	}
+}
+
+// Embed's token counts are the tokens the model read each text with (from
+// the scheduler's own tokenizing): exactly what the model's CountTokens
+// gives, special tokens included, after truncation. Its timing covers the
+// wait for a lane and the inference.
+func TestEmbedResultTokensAndTiming(t *testing.T) {
+	s := newScheduler(t, func(c *Config) { c.Pool = NewPool(1) })
+	texts := append(freshTexts(9, 3), "saw", strings.Repeat("wood saw blade ", 300), "日本語の説明", "")
+	res, err := s.Embed(context.Background(), texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := realModel(t, 1).CountTokens(texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Tokens, want) {
+		t.Fatalf("tokens %v, want CountTokens' %v", res.Tokens, want)
+	}
+	if len(res.Vectors) != len(texts) {
+		t.Fatalf("%d vectors for %d texts", len(res.Vectors), len(texts))
+	}
+	if res.Timing.Inference <= 0 || res.Timing.Queue < 0 {
+		t.Fatalf("timing %+v; want the inference measured", res.Timing)
+	}
+
+	// Held behind a lane, the wait shows as queue time.
+	release := holdLane(t, s)
+	done := make(chan error, 1)
+	var held embedding.Result
+	go func() {
+		var err error
+		held, err = s.Embed(context.Background(), []string{"a queued text"})
+		done <- err
+	}()
+	waitQueued(t, s, 1)
+	queuedAt := time.Now() // the request arrived before this
+	heldFor := time.Since(queuedAt)
+	release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if held.Timing.Queue < heldFor || held.Timing.Inference <= 0 {
+		t.Fatalf("timing %+v; want a queue time of at least the %v the lane was seen held", held.Timing, heldFor)
 	}
 }

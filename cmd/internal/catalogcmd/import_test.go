@@ -21,6 +21,7 @@ import (
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/catalog"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 type countingEmbedder struct {
@@ -28,7 +29,7 @@ type countingEmbedder struct {
 	texts atomic.Int64
 }
 
-func (c *countingEmbedder) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+func (c *countingEmbedder) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	c.texts.Add(int64(len(texts)))
 	return c.Embedder.Embed(ctx, texts)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // loadModel loads the real model that `make deps` fetched. The tests need the
@@ -54,11 +56,11 @@ func TestLayoutOfRealModel(t *testing.T) {
 
 func TestEmbedRanksSawAboveHammer(t *testing.T) {
 	m := loadModel(t)
-	v, err := m.Embed(context.Background(), []string{
+	v, err := vectors(m.Embed(context.Background(), []string{
 		"What can I use to cut wood?",
 		"Heavy-duty claw hammer with a non-slip grip handle.",
 		"High-performance circular saw with laser guide.",
-	})
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,12 +83,12 @@ func TestEmbedRanksSawAboveHammer(t *testing.T) {
 func TestEmbeddingIndependentOfBatch(t *testing.T) {
 	m := loadModel(t)
 	texts := []string{"saw", "A cordless drill with two 20V batteries, a charger and a carrying case; " + strings.Repeat("very ", 40) + "long.", "Garden hose 50 ft", "日本語の説明"}
-	together, err := m.Embed(context.Background(), texts)
+	together, err := vectors(m.Embed(context.Background(), texts))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, txt := range texts {
-		alone, err := m.Embed(context.Background(), []string{txt})
+		alone, err := vectors(m.Embed(context.Background(), []string{txt}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +120,7 @@ func TestNULIsDroppedLikeBERTNormalizer(t *testing.T) {
 
 func TestEmbedConcurrent(t *testing.T) {
 	m := loadModel(t)
-	want, err := m.Embed(context.Background(), []string{"circular saw"})
+	want, err := vectors(m.Embed(context.Background(), []string{"circular saw"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +128,7 @@ func TestEmbedConcurrent(t *testing.T) {
 	errs := make(chan error, 8)
 	for range 8 {
 		wg.Go(func() {
-			got, err := m.Embed(context.Background(), []string{"circular saw", "hammer"})
+			got, err := vectors(m.Embed(context.Background(), []string{"circular saw", "hammer"}))
 			if err != nil {
 				errs <- err
 				return
@@ -180,3 +182,6 @@ func mustEncode(t testing.TB, m *Model, text string) []int64 {
 	}
 	return e.IDs
 }
+
+// vectors is an Embed call's vectors, for tests about the vectors alone.
+func vectors(r embedding.Result, err error) ([][]float32, error) { return r.Vectors, err }

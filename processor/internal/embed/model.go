@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/embedding"
 	ort "github.com/yalue/onnxruntime_go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -173,7 +174,7 @@ func Load(opts Options) (m *Model, err error) {
 	if err != nil {
 		return m, fmt.Errorf("embed: warm-up run: %w", err)
 	}
-	m.dims = len(v[0])
+	m.dims = len(v.Vectors[0])
 	return m, nil
 }
 
@@ -209,16 +210,18 @@ func (m *Model) Layout() Layout { return m.layout }
 // Tokenizer is the model's tokenizer.
 func (m *Model) Tokenizer() *Tokenizer { return m.tok }
 
-// Embed returns one embedding per text, in order. Texts are grouped by
+// Embed returns one embedding and one token count per text, in order, and
+// its time as Inference (a Model has no queue). Texts are grouped by
 // length into batches of at most BatchSize so little compute goes to padding.
 // Cancelling ctx stops a running inference. The Observer attached to ctx
 // (WithObserver), if any, gets the stage timings and batch sizes. The
 // processor's scheduler does not call Embed: it tokenizes with Encode and
 // forms its own batches across requests for RunBatch.
-func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+func (m *Model) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	if len(texts) == 0 {
-		return nil, nil
+		return embedding.Result{}, nil
 	}
+	began := time.Now()
 	obs := observerFrom(ctx)
 	tracer := m.tracerFor(ctx)
 	_, span := tracer.Start(ctx, StageTokenize, trace.WithAttributes(m.attrs()...))
@@ -231,7 +234,7 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 			obs.ObserveStage(StageTokenize, time.Since(start))
 			span.SetStatus(codes.Error, err.Error())
 			span.End()
-			return nil, fmt.Errorf("text %d: %w", i, err)
+			return embedding.Result{}, fmt.Errorf("text %d: %w", i, err)
 		}
 		tokens += len(encs[i].IDs)
 	}
@@ -255,13 +258,17 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 		}
 		vecs, err := m.RunBatch(ctx, chunk)
 		if err != nil {
-			return nil, err
+			return embedding.Result{}, err
 		}
 		for j, i := range idx {
 			out[i] = vecs[j]
 		}
 	}
-	return out, nil
+	counts := make([]int, len(encs))
+	for i, e := range encs {
+		counts[i] = len(e.IDs)
+	}
+	return embedding.Result{Vectors: out, Tokens: counts, Timing: embedding.Timing{Inference: time.Since(began)}}, nil
 }
 
 // Encode tokenizes one text as the model expects it (special tokens,
