@@ -72,8 +72,8 @@ func matchDoor(c *contracts.Client) door {
 func embedDoor(c *contracts.Client) door {
 	return func(ctx context.Context, w, i int) error {
 		resp, err := c.Embed(ctx, &contracts.EmbedRequest{Input: faultDescs})
-		if err == nil && len(resp.Embeddings) != len(faultDescs) {
-			err = fmt.Errorf("%d embeddings for %d texts", len(resp.Embeddings), len(faultDescs))
+		if err == nil && (len(resp.Embeddings) != len(faultDescs) || len(resp.Tokens) != len(faultDescs)) {
+			err = fmt.Errorf("%d embeddings and %d token counts for %d texts", len(resp.Embeddings), len(resp.Tokens), len(faultDescs))
 		}
 		return err
 	}
