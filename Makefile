@@ -95,7 +95,7 @@ soak: deps ## steady load on the all-in-one for SOAK_DURATION, sampling its RSS:
 	SOAK_DURATION=$(SOAK_DURATION) deploy/bench/soak.sh
 JOB_QUERIES ?= 100000
 bench-jobs: deps ## a JOB_QUERIES-query job (default 100,000) against the 46-product catalog with 1 and 3 processors: prints the times
-	SIMMATCH_JOB_BENCH_QUERIES=$(JOB_QUERIES) go test -run '^$$' -bench '^BenchmarkJob$$' -benchtime 1x -timeout 3h ./processor/
+	SIMMATCH_JOB_BENCH_QUERIES=$(JOB_QUERIES) go test -run '^$$' -bench '^BenchmarkJob$$' -benchtime 1x -timeout 3h ./processor/jobs/
 
 SWITCH_CLIENTS ?= 16
 SWITCHES ?= 10

@@ -93,8 +93,6 @@ type Config struct {
 	// Catalogs, when not nil, serves the simmatch.catalog.* endpoints and
 	// requests that name a catalog; without it those are answered not_found.
 	Catalogs Catalogs
-	// Jobs, when Enabled, runs the asynchronous jobs worker (JetStream).
-	Jobs JobsConfig
 }
 
 func (c *Config) validate() error {
@@ -150,7 +148,6 @@ type Processor struct {
 	tracer   trace.Tracer
 	metrics  *metrics // nil when Config.Metrics is nil
 	rank     ranker
-	async    *jobsWorker    // nil when jobs are off
 	inflight sync.WaitGroup // received requests not yet answered
 	pending  atomic.Int64   // the same, as a number
 	// callers maps a request's reply subject to its *call while it is
@@ -190,12 +187,6 @@ func Start(cfg Config) (*Processor, error) {
 		_ = svc.Stop()
 		p.metrics.unregister(cfg.Metrics)
 		return nil, fmt.Errorf("processor: subscribe to %s: %w", contracts.SubjectCancel, err)
-	}
-	if err := p.startJobs(); err != nil {
-		_ = svc.Stop()
-		_ = p.cancelSub.Unsubscribe()
-		p.metrics.unregister(cfg.Metrics)
-		return nil, err
 	}
 	p.stopLoad = make(chan struct{})
 	go p.reportLoad(p.stopLoad)
@@ -255,10 +246,6 @@ func (p *Processor) Stop(ctx context.Context) error {
 
 func (p *Processor) stop(ctx context.Context) error {
 	close(p.stopLoad) // a draining processor must not be counted as refusing
-	// The chunk in hand is finished and stored first: it needs the connection.
-	if err := p.stopJobs(ctx); err != nil {
-		return err
-	}
 	if err := p.svc.Stop(); err != nil {
 		return fmt.Errorf("processor: stop service: %w", err)
 	}

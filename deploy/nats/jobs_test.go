@@ -10,6 +10,7 @@ import (
 	"github.com/simmatch/simmatch/internal/jobstore"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/embedding"
+	"github.com/simmatch/simmatch/processor/jobs"
 )
 
 // axisEmbedder embeds text i of a job as a unit vector on axis len(text)%4:
@@ -37,14 +38,22 @@ func TestJobsWithLeastPrivilege(t *testing.T) {
 	ns := startServer(t)
 	bridgeNC, bridgeErrs := connectAs(t, ns, "bridge", bridgePassword)
 	procNC, procErrs := connectAs(t, ns, "processor", processorPassword)
-	p, err := processor.Start(processor.Config{NATS: procNC, Embedder: axisEmbedder{},
-		Jobs: processor.JobsConfig{Enabled: true}})
+	p, err := processor.Start(processor.Config{NATS: procNC, Embedder: axisEmbedder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The worker on a connection of its own, as the processor node gives it.
+	jobsNC, jobsErrs := connectAs(t, ns, "processor", processorPassword)
+	w, err := jobs.Start(jobs.Config{NATS: jobsNC, Embedder: axisEmbedder{}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		if err := w.Stop(ctx); err != nil { // before the processor, as the node stops them
+			t.Error(err)
+		}
 		if err := p.Stop(ctx); err != nil {
 			t.Error(err)
 		}
@@ -81,7 +90,7 @@ func TestJobsWithLeastPrivilege(t *testing.T) {
 	if st, err := jobs.Cancel(ctx, st.ID); err != nil || st.State != contracts.JobDone {
 		t.Fatalf("cancel of a done job: %+v %v", st, err)
 	}
-	for name, errs := range map[string]<-chan error{"bridge": bridgeErrs, "processor": procErrs} {
+	for name, errs := range map[string]<-chan error{"bridge": bridgeErrs, "processor": procErrs, "processor (jobs)": jobsErrs} {
 		select {
 		case err := <-errs:
 			t.Errorf("%s: permission violation: %v", name, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/cache"
 	"github.com/simmatch/simmatch/processor/catalog"
+	"github.com/simmatch/simmatch/processor/jobs"
 	"github.com/simmatch/simmatch/processor/models"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
@@ -61,7 +62,7 @@ type Config struct {
 	ModelStore string
 	// Jobs: on (JetStream required), off, or auto (on when the NATS server
 	// has JetStream). JetStreamReplicas, JobRetention and JobAckWait
-	// configure the jobs' streams (processor.JobsConfig).
+	// configure the jobs' streams (processor/jobs.Config).
 	Jobs         string
 	JobRetention time.Duration
 	JobAckWait   time.Duration
@@ -156,46 +157,48 @@ func (s *Config) catalogs(nc *nats.Conn, emb processor.Embedder, logger *slog.Lo
 	return svc, nil
 }
 
-// jobs returns the jobs worker's configuration: enabled when -jobs is on,
-// or auto and the server has JetStream.
-func (s *Config) jobs(nc *nats.Conn, logger *slog.Logger) (processor.JobsConfig, error) {
-	cfg := processor.JobsConfig{Replicas: s.JetStreamReplicas, Retention: s.JobRetention, AckWait: s.JobAckWait}
+// jobsConn returns the jobs worker's connection, made with nc's options,
+// when -jobs is on, or auto and the server has JetStream; nil when jobs are
+// off. The caller closes it.
+func (s *Config) jobsConn(nc *nats.Conn, logger *slog.Logger) (*nats.Conn, error) {
 	switch s.Jobs {
 	case "off":
-		return cfg, nil
+		return nil, nil
 	case "on", "auto":
 	default:
-		return cfg, fmt.Errorf("-jobs %q: want on, off or auto", s.Jobs)
+		return nil, fmt.Errorf("-jobs %q: want on, off or auto", s.Jobs)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// A connection of its own: a JetStream call leaves a reply subscription
 	// on its connection, and the processor's Stop waits for nc to have none.
 	opts := nc.Opts
-	probe, err := opts.Connect()
+	opts.Name += " (jobs)"
+	jnc, err := opts.Connect()
 	if err != nil {
-		return cfg, fmt.Errorf("jobs: connect to NATS: %w", err)
+		return nil, fmt.Errorf("jobs: connect to NATS: %w", err)
 	}
-	defer probe.Close()
-	js, err := jetstream.New(probe)
+	js, err := jetstream.New(jnc)
 	if err == nil {
 		_, err = js.AccountInfo(ctx)
 	}
 	if err != nil {
+		jnc.Close()
 		if s.Jobs == "auto" {
 			logger.Warn("jobs are off: the NATS server has no JetStream (enable it, or set SIMMATCH_JOBS=off to silence this)", "err", err)
-			return cfg, nil
+			return nil, nil
 		}
-		return cfg, fmt.Errorf("jobs need JetStream on the NATS server: %w", err)
+		return nil, fmt.Errorf("jobs need JetStream on the NATS server: %w", err)
 	}
-	cfg.Enabled = true
-	return cfg, nil
+	return jnc, nil
 }
 
 // Node is a running processor with what it serves.
 type Node struct {
 	// Processor serves the requests.
 	Processor *processor.Processor
+	// Jobs works through the asynchronous jobs' chunks; nil when jobs are off.
+	Jobs *jobs.Worker
 	// closers stop what Start started, run last first by Stop.
 	closers []func(context.Context) error
 }
@@ -203,10 +206,11 @@ type Node struct {
 // onStop adds a closer: Stop runs them in the reverse order of Start.
 func (n *Node) onStop(f func(context.Context) error) { n.closers = append(n.closers, f) }
 
-// Stop stops everything Start started, last first: no new requests and
-// every received one answered (the processor stops the catalogs), then model
-// control, the cache's background writes, and each version's scheduler and
-// model. It returns the first error.
+// Stop stops everything Start started, last first: the jobs worker's chunks
+// in hand finished and stored, then no new requests and every received one
+// answered (the processor stops the catalogs), then model control, the
+// jobs' connection, the cache's background writes, and each version's
+// scheduler and model. It returns the first error.
 func (n *Node) Stop(ctx context.Context) error {
 	var err error
 	for i := len(n.closers) - 1; i >= 0; i-- {
@@ -274,12 +278,15 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 	if err != nil {
 		return nil, err
 	}
-	jobs, err := s.jobs(nc, logger)
+	jnc, err := s.jobsConn(nc, logger)
 	if err != nil {
 		if cats != nil {
 			_ = cats.Stop(context.Background())
 		}
 		return nil, err
+	}
+	if jnc != nil {
+		n.onStop(func(context.Context) error { jnc.Close(); return nil })
 	}
 	// $SRV.STATS data: the model versions as they are now, and the cache.
 	statsData := func() any {
@@ -290,7 +297,6 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 		return d
 	}
 	pcfg := processor.Config{
-		Jobs: jobs,
 		NATS: nc, Embedder: registry, Models: registry, QueueGroup: s.QueueGroup, Limits: s.Limits, Logger: logger,
 		Metrics: reg, SimilarityThreshold: &s.SimilarityThreshold, MetricsTopK: s.MetricsTopK,
 		StatsData: statsData,
@@ -316,6 +322,17 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 	}
 	n.onStop(func(context.Context) error { ctl.Stop(); return nil })
 	n.onStop(p.Stop) // stops the catalogs too
+	// The jobs worker after the processor, so it stops first: the chunks in
+	// hand are finished and stored while the models still serve them.
+	if jnc != nil {
+		w, err := jobs.Start(jobs.Config{NATS: jnc, Embedder: registry, Logger: logger,
+			Replicas: s.JetStreamReplicas, Retention: s.JobRetention, AckWait: s.JobAckWait})
+		if err != nil {
+			return nil, err
+		}
+		n.Jobs = w
+		n.onStop(w.Stop)
+	}
 	if cats != nil {
 		// Catalogs follow the desired default version: re-embedded in the
 		// background when it changes.

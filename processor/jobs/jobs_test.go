@@ -1,4 +1,4 @@
-package processor_test
+package jobs_test
 
 import (
 	"bufio"
@@ -17,6 +17,7 @@ import (
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/jobs"
 )
 
 var jobProducts = []string{hammer, saw, "Cordless drill with two batteries.", "Garden hose, 25 m, with spray nozzle.", "Wood chisel set, four sizes."}
@@ -34,11 +35,6 @@ func jobQueries(n int) []string {
 func startJobsNATS(t *testing.T) *server.Server {
 	t.Helper()
 	return testenv.StartNATS(t, testenv.WithJetStream(t, ""))
-}
-
-func withJobs(cfg processor.JobsConfig) func(*processor.Config) {
-	cfg.Enabled = true
-	return func(c *processor.Config) { c.Jobs = cfg }
 }
 
 func submitJob(t *testing.T, url string, queries []string, extra string) contracts.JobStatus {
@@ -110,7 +106,7 @@ func jobResults(t *testing.T, url, id string, queries []string) []contracts.JobR
 // streams results equal to /predict's, one line per query in order.
 func TestJobLifecycle(t *testing.T) {
 	ns := startJobsNATS(t)
-	startProcessor(t, ns, withJobs(processor.JobsConfig{}))
+	startProcessor(t, ns, nil, jobs.Config{})
 	b := startBridge(t, ns, func(c *bridge.Config) { c.JobChunkSize = 40 })
 	nc := connect(t, ns)
 	notices, err := nc.SubscribeSync(contracts.SubjectJobDonePrefix + ">")
@@ -179,15 +175,17 @@ func TestJobLifecycle(t *testing.T) {
 // processor, and every query's result is there exactly once.
 func TestJobSurvivesKilledProcessor(t *testing.T) {
 	ns := startJobsNATS(t)
-	jc := processor.JobsConfig{AckWait: 1500 * time.Millisecond}
-	survivor := startProcessor(t, ns, withJobs(jc))
-	// The victim's connection is closed without a drain: a crash, as far
+	jc := jobs.Config{AckWait: 1500 * time.Millisecond}
+	survivor := startProcessor(t, ns, nil, jc)
+	// The victim's connections are closed without a drain: a crash, as far
 	// as NATS and JetStream can tell.
 	vnc, vjobs := testenv.Connect(t, ns), testenv.Connect(t, ns)
-	cfg := processor.Config{NATS: vnc, Embedder: realModel(t)}
-	jc.NATS = vjobs
-	withJobs(jc)(&cfg)
-	victim, err := processor.Start(cfg)
+	victimProc, err := processor.Start(processor.Config{NATS: vnc, Embedder: realModel(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jc.NATS, jc.Embedder = vjobs, realModel(t)
+	victim, err := jobs.Start(jc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +194,7 @@ func TestJobSurvivesKilledProcessor(t *testing.T) {
 	queries := jobQueries(400)
 	st := submitJob(t, b.URL, queries, `, "top_k": 2`)
 	testenv.WaitFor(t, time.Minute, "the victim works on a chunk after finishing one", func() bool {
-		s := victim.JobStats()
+		s := victim.Stats()
 		return s.Chunks >= 1 && s.Busy >= 1
 	})
 	vjobs.Close()
@@ -204,12 +202,13 @@ func TestJobSurvivesKilledProcessor(t *testing.T) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = victim.Stop(ctx) // its connection is gone: only its goroutines end
+		_ = victim.Stop(ctx) // its connections are gone: only its goroutines end
+		_ = victimProc.Stop(ctx)
 	})
 
 	waitJob(t, b.URL, st.ID, contracts.JobDone, 3*time.Minute)
 	jobResults(t, b.URL, st.ID, queries)
-	if s := survivor.JobStats(); s.Redelivered < 1 {
+	if s := survivor.Stats(); s.Redelivered < 1 {
 		t.Errorf("survivor stats %+v: want at least one redelivered chunk", s)
 	}
 	// One result message per chunk, whatever was redelivered.
@@ -241,7 +240,7 @@ func jetStreamInfo(t *testing.T, ns *server.Server, filter string) int {
 // and its results are refused.
 func TestJobCancel(t *testing.T) {
 	ns := startJobsNATS(t)
-	p := startProcessor(t, ns, withJobs(processor.JobsConfig{}))
+	p := startProcessor(t, ns, nil, jobs.Config{})
 	b := startBridge(t, ns, func(c *bridge.Config) { c.JobChunkSize = 10 })
 	queries := jobQueries(2000)
 	st := submitJob(t, b.URL, queries, `, "top_k": 1`)
@@ -257,9 +256,9 @@ func TestJobCancel(t *testing.T) {
 	if err := json.Unmarshal(data, &cst); err != nil || resp.StatusCode != 200 || cst.State != contracts.JobCancelled {
 		t.Fatalf("cancel: %d %s", resp.StatusCode, data)
 	}
-	testenv.WaitFor(t, 30*time.Second, "the processor lets go of the job", func() bool { return p.JobStats().Busy == 0 })
+	testenv.WaitFor(t, 30*time.Second, "the processor lets go of the job", func() bool { return p.Stats().Busy == 0 })
 	_, before := jobStatus(t, b.URL, st.ID)
-	chunks := p.JobStats().Chunks
+	chunks := p.Stats().Chunks
 	// A queued chunk would be picked up within a fetch: give it a few.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -270,8 +269,8 @@ func TestJobCancel(t *testing.T) {
 		case <-ctx.Done():
 		case <-tick.C:
 		}
-		if p.JobStats().Chunks != chunks {
-			t.Fatalf("chunks still finish after the cancel: %d -> %d", chunks, p.JobStats().Chunks)
+		if p.Stats().Chunks != chunks {
+			t.Fatalf("chunks still finish after the cancel: %d -> %d", chunks, p.Stats().Chunks)
 		}
 	}
 	_, after := jobStatus(t, b.URL, st.ID)
@@ -287,7 +286,7 @@ func TestJobCancel(t *testing.T) {
 // Jobs and their results are deleted when the retention ends.
 func TestJobRetention(t *testing.T) {
 	ns := startJobsNATS(t)
-	startProcessor(t, ns, withJobs(processor.JobsConfig{Retention: 3 * time.Second}))
+	startProcessor(t, ns, nil, jobs.Config{Retention: 3 * time.Second})
 	b := startBridge(t, ns, nil)
 	queries := jobQueries(5)
 	st := submitJob(t, b.URL, queries, "")

@@ -1,4 +1,4 @@
-package processor_test
+package jobs_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/simmatch/simmatch/internal/jobstore"
 	"github.com/simmatch/simmatch/internal/loadgen"
 	"github.com/simmatch/simmatch/internal/testenv"
-	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/jobs"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
@@ -53,9 +53,9 @@ func BenchmarkJob(b *testing.B) {
 			// oversubscribe what 1 uses. Across machines each has its own.
 			share := max(1, runtime.GOMAXPROCS(0)/procs)
 			for range procs {
-				startProcessorWith(b, ns, func(c *scheduler.Config) { c.Pool = scheduler.NewPool(share) }, withJobs(processor.JobsConfig{}))
+				startProcessor(b, ns, func(c *scheduler.Config) { c.Pool = scheduler.NewPool(share) }, jobs.Config{})
 			}
-			jobs, err := jobstore.NewJobs(connect(b, ns), 0)
+			store, err := jobstore.NewJobs(connect(b, ns), 0)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -63,12 +63,12 @@ func BenchmarkJob(b *testing.B) {
 			var elapsed time.Duration
 			for b.Loop() {
 				start := time.Now()
-				st, err := jobs.Submit(ctx, &contracts.JobRequest{Query: queries, ProductDescriptions: catalog, TopK: &topK})
+				st, err := store.Submit(ctx, &contracts.JobRequest{Query: queries, ProductDescriptions: catalog, TopK: &topK})
 				if err != nil {
 					b.Fatal(err)
 				}
 				wctx, cancel := context.WithTimeout(ctx, 2*time.Hour)
-				st, err = jobs.Wait(wctx, st.ID, 200*time.Millisecond, nil)
+				st, err = store.Wait(wctx, st.ID, 200*time.Millisecond, nil)
 				cancel()
 				if err != nil || st.State != contracts.JobDone {
 					b.Fatalf("job %+v: %v", st, err)

@@ -1,10 +1,16 @@
-package processor
+// Package jobs is a processor's asynchronous jobs worker: it pulls job chunks
+// from JetStream (contracts.JobChunksStream), embeds their queries and the
+// job's descriptions, ranks them as the similarity endpoint does
+// (processor.Rank) and stores each chunk's results. The store's layout and
+// its clients are in internal/jobstore; the wire types in contracts.
+package jobs
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,44 +19,61 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/jobstore"
+	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/embedding"
+	"github.com/simmatch/simmatch/processor/internal/vecmath"
 )
 
-// JobsConfig turns on the asynchronous jobs worker: the processor pulls job
-// chunks from JetStream (contracts.JobChunksStream), ranks them and stores
-// their results. The NATS server must have JetStream.
-type JobsConfig struct {
-	// Enabled starts the worker.
-	Enabled bool
+// Config configures a Worker. NATS and Embedder are required; the NATS
+// server must have JetStream.
+type Config struct {
+	// NATS is the connection the worker uses; the caller closes it after
+	// Stop. Give the worker a connection of its own, not the processor's:
+	// JetStream calls keep reply subscriptions on their connection.
+	NATS *nats.Conn
+	// Embedder embeds the chunks' queries and the jobs' descriptions,
+	// normally the processor's (the scheduler serves interactive requests
+	// first: their deadlines are earlier).
+	Embedder embedding.Embedder
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
 	// Replicas of the streams and the bucket; default 1.
 	Replicas int
-	// Retention is how long jobs and their results are kept; default 24h.
+	// Retention is how long jobs and their results are kept; default
+	// jobstore.DefaultRetention (24h).
 	Retention time.Duration
 	// AckWait is how long a chunk may go without a sign of life from the
-	// processor holding it before it is given to another; default 30s.
-	// The worker signals progress every AckWait/3 while it works.
+	// processor holding it before it is given to another; default
+	// jobstore.DefaultAckWait (30s). The worker signals progress every
+	// AckWait/3 while it works.
 	AckWait time.Duration
 	// MaxDeliver is how many times a chunk may fail (other than by the
 	// processors being overloaded) before its job fails; default 5.
 	MaxDeliver int
-	// Workers is how many chunks the processor works on at once; default 1
+	// Workers is how many chunks the worker works on at once; default 1
 	// (one chunk already fills the model's batches).
 	Workers int
-	// NATS is the connection the worker uses; nil means a new one made with
-	// Config.NATS's options (and closed by Stop). It must not be
-	// Config.NATS: JetStream calls keep reply subscriptions on a connection,
-	// and Stop waits for the processor's own connection to have none.
-	NATS *nats.Conn
 }
 
-func (c *JobsConfig) defaults() {
+func (c *Config) validate() error {
+	if c.NATS == nil {
+		return errors.New("jobs: Config.NATS is required")
+	}
+	if c.Embedder == nil {
+		return errors.New("jobs: Config.Embedder is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
 	if c.Retention <= 0 {
-		c.Retention = 24 * time.Hour
+		c.Retention = jobstore.DefaultRetention
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = jobstore.DefaultAckWait
 	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 5
@@ -58,10 +81,11 @@ func (c *JobsConfig) defaults() {
 	if c.Workers <= 0 {
 		c.Workers = 1
 	}
+	return nil
 }
 
-// JobStats count the chunks a processor's jobs worker has handled.
-type JobStats struct {
+// Stats count the chunks a worker has handled.
+type Stats struct {
 	// Chunks is how many chunks it stored results for.
 	Chunks int64
 	// Redelivered is how many of the chunks it received had been given to
@@ -71,16 +95,13 @@ type JobStats struct {
 	Busy int64
 }
 
-// jobsWorker pulls job chunks and stores their results.
-type jobsWorker struct {
-	p         *Processor
-	cfg       JobsConfig
-	nc        *nats.Conn
-	closeConn func() // closes nc if the worker made it
-	js        jetstream.JetStream
-	kv        jetstream.KeyValue
-	res       jetstream.Stream
-	cons      jetstream.Consumer
+// Worker pulls job chunks and stores their results until Stop.
+type Worker struct {
+	cfg  Config
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue
+	res  jetstream.Stream
+	cons jetstream.Consumer
 
 	stop context.CancelFunc
 	ctx  context.Context
@@ -98,116 +119,53 @@ type jobDescs struct {
 	norms []float64
 }
 
-// SetupJobs makes (or updates) the streams, bucket and consumer of jobs.
-func SetupJobs(ctx context.Context, js jetstream.JetStream, cfg JobsConfig) (jetstream.KeyValue, jetstream.Stream, jetstream.Consumer, error) {
-	cfg.defaults()
-	// The duplicate window may not outlast the messages.
-	dedup := min(2*time.Minute, cfg.Retention)
-	chunks, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: contracts.JobChunksStream, Description: "simmatch job chunks waiting for a processor",
-		Subjects: []string{contracts.SubjectJobChunkPrefix + "*"}, Retention: jetstream.WorkQueuePolicy,
-		Replicas: cfg.Replicas, MaxAge: cfg.Retention, Duplicates: dedup,
-	})
+// Start sets up the jobs' streams, bucket and consumer (jobstore.Setup)
+// and starts pulling chunks.
+func Start(cfg Config) (*Worker, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(cfg.NATS)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("processor: jobs stream %s: %w", contracts.JobChunksStream, err)
-	}
-	res, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: contracts.JobResultsStream, Description: "simmatch job results, one message per chunk",
-		Subjects: []string{contracts.SubjectJobResultPrefix + "*.*"}, MaxMsgsPerSubject: 1,
-		Replicas: cfg.Replicas, MaxAge: cfg.Retention, Duplicates: dedup,
-	})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("processor: jobs stream %s: %w", contracts.JobResultsStream, err)
-	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: contracts.JobsBucket, Description: "simmatch jobs", TTL: cfg.Retention, Replicas: cfg.Replicas,
-	})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("processor: jobs bucket %s: %w", contracts.JobsBucket, err)
-	}
-	cons, err := chunks.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable: contracts.JobsConsumer, AckPolicy: jetstream.AckExplicitPolicy,
-		// Chunks refused as overloaded come back as often as needed; the
-		// worker counts real failures against Config.MaxDeliver itself.
-		AckWait: cfg.AckWait, MaxDeliver: -1,
-	})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("processor: jobs consumer: %w", err)
-	}
-	return kv, res, cons, nil
-}
-
-// startJobs starts the jobs worker when Config.Jobs.Enabled.
-func (p *Processor) startJobs() error {
-	cfg := p.cfg.Jobs
-	if !cfg.Enabled {
-		return nil
-	}
-	cfg.defaults()
-	nc, owned := cfg.NATS, false
-	if nc == nil {
-		opts := p.cfg.NATS.Opts
-		opts.Name += " (jobs)"
-		var err error
-		if nc, err = opts.Connect(); err != nil {
-			return fmt.Errorf("processor: jobs: connect: %w", err)
-		}
-		owned = true
-	}
-	closeOwned := func() {
-		if owned {
-			nc.Close()
-		}
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		closeOwned()
-		return fmt.Errorf("processor: jobs: %w", err)
+		return nil, fmt.Errorf("jobs: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	kv, res, cons, err := SetupJobs(ctx, js, cfg)
+	a, err := jobstore.Setup(ctx, js, jobstore.SetupConfig{Replicas: cfg.Replicas, Retention: cfg.Retention, AckWait: cfg.AckWait})
 	if err != nil {
-		closeOwned()
-		return err
+		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	w := &jobsWorker{p: p, cfg: cfg, nc: nc, closeConn: closeOwned, js: js, kv: kv, res: res, cons: cons, descs: map[string]*jobDescs{}}
+	w := &Worker{cfg: cfg, js: js, kv: a.Bucket, res: a.Results, cons: a.Chunks, descs: map[string]*jobDescs{}}
 	w.ctx, w.stop = context.WithCancel(context.Background())
 	for range cfg.Workers {
 		w.wg.Go(w.loop)
 	}
-	p.async = w
-	return nil
+	return w, nil
 }
 
-// JobStats reports the jobs worker's counters (zero when jobs are off).
-func (p *Processor) JobStats() JobStats {
-	w := p.async
+// Stats reports the worker's counters; a nil Worker (jobs off) has none.
+func (w *Worker) Stats() Stats {
 	if w == nil {
-		return JobStats{}
+		return Stats{}
 	}
-	return JobStats{Chunks: w.chunks.Load(), Redelivered: w.redelivered.Load(), Busy: w.busy.Load()}
+	return Stats{Chunks: w.chunks.Load(), Redelivered: w.redelivered.Load(), Busy: w.busy.Load()}
 }
 
-// stopJobs stops pulling chunks and waits for the chunks in hand.
-func (p *Processor) stopJobs(ctx context.Context) error {
-	w := p.async
-	if w == nil {
-		return nil
-	}
+// Stop stops pulling chunks and waits for the chunks in hand to be finished
+// and stored; it gives up when ctx ends. It does not close Config.NATS.
+func (w *Worker) Stop(ctx context.Context) error {
 	w.stop()
 	done := make(chan struct{})
 	go func() { w.wg.Wait(); close(done) }()
 	select {
 	case <-done:
-		w.closeConn()
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("processor: wait for job chunks: %w", ctx.Err())
+		return fmt.Errorf("jobs: wait for job chunks: %w", ctx.Err())
 	}
 }
 
-func (w *jobsWorker) loop() {
+func (w *Worker) loop() {
 	for w.ctx.Err() == nil {
 		// Short fetches, so Stop is seen within a second.
 		fctx, cancel := context.WithTimeout(w.ctx, time.Second)
@@ -217,11 +175,11 @@ func (w *jobsWorker) loop() {
 			if errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || w.ctx.Err() != nil {
 				continue
 			}
-			if w.nc.IsClosed() {
-				w.p.cfg.Logger.Error("processor: jobs worker stops: its NATS connection is closed")
+			if w.cfg.NATS.IsClosed() {
+				w.cfg.Logger.Error("jobs: worker stops: its NATS connection is closed")
 				return
 			}
-			w.p.cfg.Logger.Warn("processor: fetch job chunk", "err", err)
+			w.cfg.Logger.Warn("jobs: fetch job chunk", "err", err)
 			select { // do not spin on a broken connection
 			case <-w.ctx.Done():
 			case <-time.After(time.Second):
@@ -232,7 +190,7 @@ func (w *jobsWorker) loop() {
 	}
 }
 
-func (w *jobsWorker) handle(msg jetstream.Msg) {
+func (w *Worker) handle(msg jetstream.Msg) {
 	w.busy.Add(1)
 	defer w.busy.Add(-1)
 	md, err := msg.Metadata()
@@ -245,7 +203,7 @@ func (w *jobsWorker) handle(msg jetstream.Msg) {
 	}
 	var c contracts.JobChunk
 	if err := json.Unmarshal(msg.Data(), &c); err != nil {
-		w.p.cfg.Logger.Error("processor: undecodable job chunk dropped", "err", err, "subject", msg.Subject())
+		w.cfg.Logger.Error("jobs: undecodable job chunk dropped", "err", err, "subject", msg.Subject())
 		_ = msg.Term()
 		return
 	}
@@ -289,13 +247,13 @@ func (w *jobsWorker) handle(msg jetstream.Msg) {
 			_ = msg.Term()
 			return
 		}
-		w.p.cfg.Logger.Warn("processor: job chunk failed; it will be retried", "job", c.Job, "chunk", c.Index, "err", err)
+		w.cfg.Logger.Warn("jobs: job chunk failed; it will be retried", "job", c.Job, "chunk", c.Index, "err", err)
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
 	if err := msg.DoubleAck(ctx); err != nil {
 		// The result is stored; a redelivery rewrites the same result.
-		w.p.cfg.Logger.Warn("processor: ack job chunk", "job", c.Job, "chunk", c.Index, "err", err)
+		w.cfg.Logger.Warn("jobs: ack job chunk", "job", c.Job, "chunk", c.Index, "err", err)
 	}
 	w.chunks.Add(1)
 	if meta.Notify {
@@ -303,7 +261,7 @@ func (w *jobsWorker) handle(msg jetstream.Msg) {
 	}
 }
 
-func (w *jobsWorker) meta(ctx context.Context, id string) (*contracts.JobMeta, error) {
+func (w *Worker) meta(ctx context.Context, id string) (*contracts.JobMeta, error) {
 	e, err := w.kv.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -317,7 +275,7 @@ func (w *jobsWorker) meta(ctx context.Context, id string) (*contracts.JobMeta, e
 
 // rank embeds the chunk's queries and ranks the job's descriptions, whose
 // embeddings are computed once per job and kept for its next chunks.
-func (w *jobsWorker) rank(ctx context.Context, meta *contracts.JobMeta, c *contracts.JobChunk) (*contracts.JobChunkResult, error) {
+func (w *Worker) rank(ctx context.Context, meta *contracts.JobMeta, c *contracts.JobChunk) (*contracts.JobChunkResult, error) {
 	d, err := w.descriptions(ctx, meta)
 	if err != nil {
 		return nil, err
@@ -326,7 +284,7 @@ func (w *jobsWorker) rank(ctx context.Context, meta *contracts.JobMeta, c *contr
 	// the earliest first), yet one the chunk meets at the model's speed.
 	ectx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	res, err := w.p.cfg.Embedder.Embed(ectx, c.Query)
+	res, err := w.cfg.Embedder.Embed(ectx, c.Query)
 	if err != nil {
 		return nil, fmt.Errorf("embed queries: %w", err)
 	}
@@ -336,7 +294,7 @@ func (w *jobsWorker) rank(ctx context.Context, meta *contracts.JobMeta, c *contr
 	}
 	out := &contracts.JobChunkResult{Query: c.Query, Matches: make([][][2]float64, len(c.Query))}
 	for i, v := range vecs {
-		ms := rankScores(scoreAll(v, d.vecs, d.norms), meta.ProductDescriptions, meta.TopK, meta.Threshold)
+		ms := processor.Rank(v, d.vecs, d.norms, meta.ProductDescriptions, meta.TopK, meta.Threshold)
 		pairs := make([][2]float64, len(ms))
 		for k, m := range ms {
 			pairs[k] = [2]float64{float64(m.Index), m.Score}
@@ -346,7 +304,7 @@ func (w *jobsWorker) rank(ctx context.Context, meta *contracts.JobMeta, c *contr
 	return out, nil
 }
 
-func (w *jobsWorker) descriptions(ctx context.Context, meta *contracts.JobMeta) (*jobDescs, error) {
+func (w *Worker) descriptions(ctx context.Context, meta *contracts.JobMeta) (*jobDescs, error) {
 	w.mu.Lock()
 	d := w.descs[meta.ID]
 	w.mu.Unlock()
@@ -355,14 +313,14 @@ func (w *jobsWorker) descriptions(ctx context.Context, meta *contracts.JobMeta) 
 	}
 	ectx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	res, err := w.p.cfg.Embedder.Embed(ectx, meta.ProductDescriptions)
+	res, err := w.cfg.Embedder.Embed(ectx, meta.ProductDescriptions)
 	if err != nil {
 		return nil, fmt.Errorf("embed descriptions: %w", err)
 	}
 	vecs := res.Vectors
 	d = &jobDescs{vecs: vecs, norms: make([]float64, len(vecs))}
 	for i, v := range vecs {
-		d.norms[i] = norm(v)
+		d.norms[i] = vecmath.Norm(v)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -378,7 +336,7 @@ func (w *jobsWorker) descriptions(ctx context.Context, meta *contracts.JobMeta) 
 }
 
 // fail marks a job failed, unless it already ended.
-func (w *jobsWorker) fail(id, reason string) {
+func (w *Worker) fail(id, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for range 5 {
@@ -393,7 +351,7 @@ func (w *jobsWorker) fail(id, reason string) {
 		m.State, m.Error = contracts.JobFailed, reason
 		data, _ := json.Marshal(m)
 		if _, err := w.kv.Update(ctx, id, data, e.Revision()); err == nil {
-			w.p.cfg.Logger.Error("processor: job failed", "job", id, "reason", reason)
+			w.cfg.Logger.Error("jobs: job failed", "job", id, "reason", reason)
 			return
 		}
 	}
@@ -401,7 +359,7 @@ func (w *jobsWorker) fail(id, reason string) {
 
 // notifyIfDone publishes the job's status on its done subject once, when
 // every chunk's result is stored.
-func (w *jobsWorker) notifyIfDone(ctx context.Context, meta *contracts.JobMeta) {
+func (w *Worker) notifyIfDone(ctx context.Context, meta *contracts.JobMeta) {
 	info, err := w.res.Info(ctx, jetstream.WithSubjectFilter(contracts.SubjectJobResultPrefix+meta.ID+".*"))
 	if err != nil || len(info.State.Subjects) < meta.Chunks {
 		return
@@ -413,5 +371,5 @@ func (w *jobsWorker) notifyIfDone(ctx context.Context, meta *contracts.JobMeta) 
 	st := contracts.JobStatus{ID: meta.ID, State: contracts.JobDone, Done: meta.Total, Total: meta.Total,
 		Chunks: meta.Chunks, Created: meta.Created, Expires: meta.Expires}
 	data, _ := json.Marshal(st)
-	_ = w.nc.Publish(contracts.SubjectJobDonePrefix+meta.ID, data)
+	_ = w.cfg.NATS.Publish(contracts.SubjectJobDonePrefix+meta.ID, data)
 }
