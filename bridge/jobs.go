@@ -11,7 +11,7 @@ import (
 	"github.com/simmatch/simmatch/contracts"
 )
 
-// jobRoutes adds the asynchronous jobs API (jobs live in JetStream; see internal/jobstore).
+// jobRoutes adds the asynchronous jobs API (jobs live in JetStream; see processor/jobs/jobstore).
 func (s *Server) jobRoutes(r chi.Router) {
 	r.Post("/v1/jobs", s.submitJob)
 	r.Get("/v1/jobs/{id}", s.jobStatus)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/simmatch/simmatch/bridge/security"
 	"github.com/simmatch/simmatch/contracts"
-	"github.com/simmatch/simmatch/internal/jobstore"
+	"github.com/simmatch/simmatch/processor/jobs/jobstore"
 )
 
 // serverName names the HTTP server in the spans' attributes.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/contracts"
-	"github.com/simmatch/simmatch/internal/jobstore"
+	"github.com/simmatch/simmatch/processor/jobs/jobstore"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/jobs"

@@ -2,7 +2,7 @@
 // from JetStream (contracts.JobChunksStream), embeds their queries and the
 // job's descriptions, ranks them as the similarity endpoint does
 // (processor.Rank) and stores each chunk's results. The store's layout and
-// its clients are in internal/jobstore; the wire types in contracts.
+// its clients are in processor/jobs/jobstore; the wire types in contracts.
 package jobs
 
 import (
@@ -19,7 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simmatch/simmatch/contracts"
-	"github.com/simmatch/simmatch/internal/jobstore"
+	"github.com/simmatch/simmatch/processor/jobs/jobstore"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/internal/vecmath"

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/contracts"
-	"github.com/simmatch/simmatch/internal/jobstore"
+	"github.com/simmatch/simmatch/processor/jobs/jobstore"
 	"github.com/simmatch/simmatch/internal/loadgen"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor/jobs"
