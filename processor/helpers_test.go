@@ -1,7 +1,6 @@
 package processor_test
 
 import (
-	"context"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -62,13 +61,7 @@ func startProcessorWith(t testing.TB, ns *server.Server, smod func(*scheduler.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := p.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	testenv.StopAtEnd(t, p.Stop)
 	return p
 }
 
@@ -84,13 +77,7 @@ func startScheduler(t testing.TB, mod func(*scheduler.Config)) *scheduler.Schedu
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	testenv.StopAtEnd(t, s.Close)
 	return s
 }
 

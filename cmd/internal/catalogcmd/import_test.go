@@ -55,13 +55,7 @@ func startStack(t *testing.T) (*contracts.Client, jetstream.JetStream, *counting
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := p.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	testenv.StopAtEnd(t, p.Stop)
 	nc := testenv.Connect(t, ns, nats.MaxReconnects(-1))
 	c, err := contracts.NewClient(nc, contracts.WithTimeout(time.Minute))
 	if err != nil {
