@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -22,11 +23,14 @@ import (
 func TestProcessorServesMetrics(t *testing.T) {
 	ns := testenv.StartNATS(t)
 	args := []string{"-nats-url", ns.ClientURL(), "-metrics-addr", "127.0.0.1:0", "-log-level", "warn", "-workers", "1"}
-	base, stop := runProcessor(t, args, func(k string) string {
+	getenv := func(k string) string {
 		if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
 			return os.Getenv(k)
 		}
 		return ""
+	}
+	base, stop := testenv.RunCommand(t, func(ctx context.Context, ready func(string)) error {
+		return run(ctx, args, getenv, io.Discard, ready)
 	})
 
 	nc, err := nats.Connect(ns.ClientURL())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -47,7 +48,9 @@ func TestProcessorWithDeployNATSConfig(t *testing.T) {
 		t.Fatalf("err %v, want a clear credentials error without the password", err)
 	}
 
-	_, stop := runProcessor(t, args, func(k string) string { return env[k] })
+	_, stop := testenv.RunCommand(t, func(ctx context.Context, ready func(string)) error {
+		return run(ctx, args, func(k string) string { return env[k] }, io.Discard, ready)
+	})
 
 	logger := slog.New(slog.DiscardHandler)
 	nc, err := cli.ConnectNATS(cli.Common{NATSURL: ns.ClientURL(), NATS: cli.NATSAuth{User: "bridge", Password: bridgePW}}, "bridge", logger)
