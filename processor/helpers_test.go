@@ -13,6 +13,7 @@ import (
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/scheduler"
@@ -21,12 +22,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // realModel is the real all-MiniLM-L6-v2, loaded once per test binary.
-func realModel(t testing.TB) *processor.Model {
-	t.Helper()
-	return testenv.SharedModel(t, "fp32", func(dir, lib string) (*processor.Model, error) {
-		return processor.LoadModel(processor.ModelOptions{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1"})
-	})
-}
+func realModel(t testing.TB) *processor.Model { t.Helper(); return proctest.RealModel(t) }
 
 // startNATS runs a real NATS server in-process on a random loopback port.
 func startNATS(t testing.TB) *server.Server { t.Helper(); return testenv.StartNATS(t) }
