@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv"
 )
 
 // Test keys: long random-looking strings that must never show up in a log.
@@ -145,12 +146,12 @@ func TestAuth(t *testing.T) {
 		}
 	}
 	// The key's name is a metric label, counted per outcome.
-	fams := scrape(t, b.URL)
+	fams := testenv.Families(t, b.URL)
 	for _, w := range []struct {
 		key, outcome string
 		n            float64
 	}{{"reader", "ok", 3}, {"root", "ok", 1}, {"ops", "forbidden", 1}, {"ops", "not_found", 1}} {
-		if got := value(t, fams, "simmatch_http_key_requests_total", map[string]string{"key": w.key, "outcome": w.outcome}); got != w.n {
+		if got := testenv.MetricValue(t, fams, "simmatch_http_key_requests_total", map[string]string{"key": w.key, "outcome": w.outcome}); got != w.n {
 			t.Errorf("simmatch_http_key_requests_total{key=%s,outcome=%s} = %v, want %v", w.key, w.outcome, got, w.n)
 		}
 	}

@@ -15,7 +15,7 @@ import (
 // predict): REST over the catalog operations of contracts.Client.
 func (s *Server) catalogReadRoutes(r chi.Router) {
 	r.Get("/v1/catalogs", s.listCatalogs)
-	r.Get("/v1/catalogs/{catalog}/products/{id}", s.getProduct)
+	r.Get("/v1/catalogs/{catalog}/products/{id}", productCall(s, s.client.GetProduct))
 	r.Post("/v1/catalogs/{catalog}/search", s.searchCatalog)
 }
 
@@ -25,7 +25,7 @@ func (s *Server) catalogWriteRoutes(r chi.Router) {
 	r.Delete("/v1/catalogs/{catalog}", s.dropCatalog)
 	r.Post("/v1/catalogs/{catalog}/products", s.bulkUpsert)
 	r.Put("/v1/catalogs/{catalog}/products/{id}", s.putProduct)
-	r.Delete("/v1/catalogs/{catalog}/products/{id}", s.deleteProduct)
+	r.Delete("/v1/catalogs/{catalog}/products/{id}", productCall(s, s.client.DeleteProduct))
 }
 
 // pathParam is a path parameter, percent-decoded: chi matches on the raw
@@ -101,26 +101,19 @@ func (s *Server) bulkUpsert(w http.ResponseWriter, r *http.Request) {
 	}, asIs, writeError)
 }
 
-func (s *Server) getProduct(w http.ResponseWriter, r *http.Request) {
-	cat, id, ok := s.productPath(w, r)
-	if !ok {
-		return
+// productCall serves GET and DELETE of one product: both relay the path's
+// product to call.
+func productCall[Resp any](s *Server, call func(context.Context, *contracts.ProductRequest) (Resp, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		cat, id, ok := s.productPath(w, r)
+		if !ok {
+			return
+		}
+		req := &contracts.ProductRequest{Catalog: cat, ID: id, RequestID: infoFrom(r.Context()).id}
+		relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (Resp, error) {
+			return call(ctx, req)
+		}, asIs, writeError)
 	}
-	req := &contracts.ProductRequest{Catalog: cat, ID: id, RequestID: infoFrom(r.Context()).id}
-	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.ProductResponse, error) {
-		return s.client.GetProduct(ctx, req)
-	}, asIs, writeError)
-}
-
-func (s *Server) deleteProduct(w http.ResponseWriter, r *http.Request) {
-	cat, id, ok := s.productPath(w, r)
-	if !ok {
-		return
-	}
-	req := &contracts.ProductRequest{Catalog: cat, ID: id, RequestID: infoFrom(r.Context()).id}
-	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.DeleteResponse, error) {
-		return s.client.DeleteProduct(ctx, req)
-	}, asIs, writeError)
 }
 
 func (s *Server) listCatalogs(w http.ResponseWriter, r *http.Request) {

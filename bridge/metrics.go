@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/promreg"
 )
 
 // routeUnmatched is the route label of requests that match no route, so that
@@ -60,14 +61,8 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	for _, r := range []contracts.RetryReason{contracts.RetryNoAck, contracts.RetrySilent, contracts.RetryNoProcessor} {
 		m.retries.WithLabelValues(string(r))
 	}
-	all := []prometheus.Collector{m.requests, m.byKey, m.duration, m.inFlight, m.retries}
-	for i, c := range all {
-		if err := reg.Register(c); err != nil {
-			for _, done := range all[:i] {
-				reg.Unregister(done)
-			}
-			return nil, fmt.Errorf("bridge: register metrics: %w", err)
-		}
+	if err := promreg.RegisterAll(reg, m.requests, m.byKey, m.duration, m.inFlight, m.retries); err != nil {
+		return nil, fmt.Errorf("bridge: register metrics: %w", err)
 	}
 	return m, nil
 }

@@ -15,10 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv"
 )
 
 // Known traffic gives exact counts on /metrics, labelled by route pattern,
@@ -55,7 +54,7 @@ func TestMetricsCountRequestsByRoute(t *testing.T) {
 	}
 	do(t, brew)
 
-	fams := scrape(t, b.URL)
+	fams := testenv.Families(t, b.URL)
 	want := []struct {
 		labels map[string]string
 		n      float64
@@ -71,7 +70,7 @@ func TestMetricsCountRequestsByRoute(t *testing.T) {
 	}
 	total := 0.0
 	for _, w := range want {
-		if got := value(t, fams, "simmatch_http_requests_total", w.labels); got != w.n {
+		if got := testenv.MetricValue(t, fams, "simmatch_http_requests_total", w.labels); got != w.n {
 			t.Errorf("simmatch_http_requests_total%v = %v, want %v", w.labels, got, w.n)
 		}
 		total += w.n
@@ -79,17 +78,17 @@ func TestMetricsCountRequestsByRoute(t *testing.T) {
 	if got := sum(fams["simmatch_http_requests_total"]); got != total {
 		t.Errorf("simmatch_http_requests_total sums to %v, want %v: a request counted under unexpected labels", got, total)
 	}
-	if got := value(t, fams, "simmatch_http_request_duration_seconds", map[string]string{"route": "/predict", "method": "POST"}); got != 4 {
+	if got := testenv.MetricValue(t, fams, "simmatch_http_request_duration_seconds", map[string]string{"route": "/predict", "method": "POST"}); got != 4 {
 		t.Errorf("duration count for POST /predict = %v, want 4", got)
 	}
 	// The scrape itself is the one request in flight while it is gathered.
-	if got := value(t, fams, "simmatch_http_requests_in_flight", nil); got != 1 {
+	if got := testenv.MetricValue(t, fams, "simmatch_http_requests_in_flight", nil); got != 1 {
 		t.Errorf("in flight during the scrape = %v, want 1", got)
 	}
 
 	// The first scrape is counted once answered.
-	fams = scrape(t, b.URL)
-	if got := value(t, fams, "simmatch_http_requests_total", map[string]string{"route": "/metrics", "method": "GET", "status": "200", "outcome": "ok"}); got != 1 {
+	fams = testenv.Families(t, b.URL)
+	if got := testenv.MetricValue(t, fams, "simmatch_http_requests_total", map[string]string{"route": "/metrics", "method": "GET", "status": "200", "outcome": "ok"}); got != 1 {
 		t.Errorf("GET /metrics counted %v times, want 1", got)
 	}
 }
@@ -107,18 +106,11 @@ func TestMetricsCountPanics(t *testing.T) {
 	r.Get("/boom/{id}", func(http.ResponseWriter, *http.Request) { panic("boom") })
 	r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/boom/7", nil))
 
-	fams, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	byName := map[string]*dto.MetricFamily{}
-	for _, f := range fams {
-		byName[f.GetName()] = f
-	}
-	if got := value(t, byName, "simmatch_http_requests_total", map[string]string{"route": "/boom/{id}", "method": "GET", "status": "500", "outcome": "internal"}); got != 1 {
+	byName := testenv.Gather(t, reg)
+	if got := testenv.MetricValue(t, byName, "simmatch_http_requests_total", map[string]string{"route": "/boom/{id}", "method": "GET", "status": "500", "outcome": "internal"}); got != 1 {
 		t.Errorf("panic counted %v times as 500 internal on /boom/{id}, want 1", got)
 	}
-	if got := value(t, byName, "simmatch_http_requests_in_flight", nil); got != 0 {
+	if got := testenv.MetricValue(t, byName, "simmatch_http_requests_in_flight", nil); got != 0 {
 		t.Errorf("in flight = %v after the request, want 0", got)
 	}
 }
@@ -136,7 +128,7 @@ func TestMetricsConfig(t *testing.T) {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "other_total", Help: "another component's"}))
 		b := startBridge(t, ns, func(c *Config) { c.Gatherer = reg })
-		fams := scrape(t, b.URL)
+		fams := testenv.Families(t, b.URL)
 		if _, ok := fams["other_total"]; !ok || len(fams) != 1 {
 			t.Fatalf("served %v, want only other_total", keys(fams))
 		}
@@ -150,64 +142,6 @@ func TestMetricsConfig(t *testing.T) {
 			t.Fatalf("err = %v, want a bridge error wrapping AlreadyRegisteredError", err)
 		}
 	})
-}
-
-// scrape GETs base/metrics and parses the text exposition.
-func scrape(t testing.TB, base string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET /metrics: status %d", resp.StatusCode)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	return fams
-}
-
-// value returns the value of the series of name whose labels include want: a
-// counter's or gauge's value, a histogram's count. It is 0 when no series matches.
-func value(t testing.TB, fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
-	t.Helper()
-	f, ok := fams[name]
-	if !ok {
-		t.Errorf("metric %s is not exposed", name)
-		return 0
-	}
-	var v float64
-	for _, m := range f.GetMetric() {
-		if !hasLabels(m, want) {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			v += m.Counter.GetValue()
-		case m.Gauge != nil:
-			v += m.Gauge.GetValue()
-		case m.Histogram != nil:
-			v += float64(m.Histogram.GetSampleCount())
-		}
-	}
-	return v
-}
-
-func hasLabels(m *dto.Metric, want map[string]string) bool {
-	n := 0
-	for _, l := range m.GetLabel() {
-		if v, ok := want[l.GetName()]; ok {
-			if v != l.GetValue() {
-				return false
-			}
-			n++
-		}
-	}
-	return n == len(want)
 }
 
 // sum adds up every series of a counter family.
@@ -244,9 +178,9 @@ func TestMetricsCountRetries(t *testing.T) {
 	if resp, body := b.post(t, "/predict", "application/json", `{"query": ["saw"], "product_descriptions": ["a", "b"]}`); resp.StatusCode != 200 {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
-	fams := scrape(t, b.URL)
+	fams := testenv.Families(t, b.URL)
 	for reason, want := range map[string]float64{"no_ack": 1, "silent": 0, "no_processor": 0} {
-		if got := value(t, fams, "simmatch_bridge_nats_retries_total", map[string]string{"reason": reason}); got != want {
+		if got := testenv.MetricValue(t, fams, "simmatch_bridge_nats_retries_total", map[string]string{"reason": reason}); got != want {
 			t.Errorf("retries{reason=%q} = %v, want %v", reason, got, want)
 		}
 	}

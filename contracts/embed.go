@@ -40,20 +40,13 @@ func (lim Limits) MaxEmbedInputs() int {
 // DecodeEmbedRequest decodes and validates a JSON embed request. Every error
 // is an *Error naming the field and, where one applies, the limit.
 func DecodeEmbedRequest(data []byte, lim Limits) (*EmbedRequest, error) {
-	var r EmbedRequest
-	if e := decodeStrict(data, lim.MaxBodyBytes, "the limit", &r, func(err error) *Error {
+	return decodeValid(data, lim.MaxBodyBytes, "the limit", func(err error) *Error {
 		e := decodeError(err)
 		if e.Field == "query" {
 			e = FieldError("input", 0, "%s", errWantStrings)
 		}
 		return e
-	}); e != nil {
-		return nil, e
-	}
-	if err := r.Validate(lim); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	}, func(r *EmbedRequest) error { return r.Validate(lim) })
 }
 
 // Validate checks r against lim: a non-empty list of at most

@@ -134,20 +134,13 @@ var DefaultJobLimits = JobLimits{Limits: DefaultLimits, MaxQueries: DefaultJobMa
 
 // DecodeJobRequest decodes and validates a job.
 func DecodeJobRequest(data []byte, lim JobLimits) (*JobRequest, error) {
-	var r JobRequest
-	if e := decodeStrict(data, lim.MaxBodyBytes, "the limit for a job", &r, func(err error) *Error {
+	return decodeValid(data, lim.MaxBodyBytes, "the limit for a job", func(err error) *Error {
 		e := decodeError(err)
 		if strings.Contains(e.Message, "unknown field") {
 			e.Message = e.Field + ": unknown field; known fields are query, product_descriptions, top_k, threshold, notify"
 		}
 		return e
-	}); e != nil {
-		return nil, e
-	}
-	if err := r.Validate(lim); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	}, func(r *JobRequest) error { return r.Validate(lim) })
 }
 
 // Validate checks r against lim.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -49,6 +50,21 @@ func flush(t testing.TB, nc *nats.Conn) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// standIn starts a server and a stand-in processor on the similarity subject,
+// ready when it returns: serve gets every request with its attempt number
+// (from 1) and the processor's connection. attempts counts the requests.
+func standIn(t testing.TB, serve func(pnc *nats.Conn, m *nats.Msg, attempt int32)) (ns *server.Server, pnc *nats.Conn, attempts *atomic.Int32) {
+	t.Helper()
+	ns = startServer(t)
+	pnc = connect(t, ns)
+	attempts = new(atomic.Int32)
+	if _, err := pnc.Subscribe(contracts.SubjectSimilarity, func(m *nats.Msg) { serve(pnc, m, attempts.Add(1)) }); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, pnc)
+	return ns, pnc, attempts
 }
 
 // heartbeats watches reply, on a connection of its own, and closes the
@@ -110,11 +126,8 @@ func TestClientRetriesAndTakesFirstFinalAnswer(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ns := startServer(t)
-			pnc := connect(t, ns)
-			var attempts atomic.Int32
-			if _, err := pnc.Subscribe(contracts.SubjectSimilarity, func(m *nats.Msg) {
-				switch attempts.Add(1) {
+			ns, _, attempts := standIn(t, func(pnc *nats.Conn, m *nats.Msg, attempt int32) {
+				switch attempt {
 				case 1:
 					tc.first(t, pnc, m)
 				default:
@@ -122,10 +135,7 @@ func TestClientRetriesAndTakesFirstFinalAnswer(t *testing.T) {
 					stop()
 					answer(t, m, "second")
 				}
-			}); err != nil {
-				t.Fatal(err)
-			}
-			flush(t, pnc)
+			})
 			var rs reasons
 			rec := tracetest.NewSpanRecorder()
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
@@ -154,11 +164,7 @@ func TestClientRetriesAndTakesFirstFinalAnswer(t *testing.T) {
 // A processor that keeps sending heartbeats is waited for, however long it
 // takes: the request is not sent again.
 func TestClientWaitsForWorkingProcessor(t *testing.T) {
-	ns := startServer(t)
-	pnc := connect(t, ns)
-	var attempts atomic.Int32
-	if _, err := pnc.Subscribe(contracts.SubjectSimilarity, func(m *nats.Msg) {
-		attempts.Add(1)
+	ns, _, attempts := standIn(t, func(pnc *nats.Conn, m *nats.Msg, _ int32) {
 		// Works for 12 heartbeats: 3 ack timeouts, 3 silence windows.
 		beats := heartbeats(t, pnc, m.Reply, 12)
 		stop := contracts.StartProgress(pnc, m.Reply, m.Header)
@@ -167,10 +173,7 @@ func TestClientWaitsForWorkingProcessor(t *testing.T) {
 			stop()
 			answer(t, m, "slow")
 		}()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	flush(t, pnc)
+	})
 	var rs reasons
 	c, err := contracts.NewClient(connect(t, ns), fastRetry(rs.add)...)
 	if err != nil {
@@ -187,11 +190,7 @@ func TestClientWaitsForWorkingProcessor(t *testing.T) {
 // Error answers are final: invalid_request (and every other code) is never
 // sent again.
 func TestClientDoesNotRetryErrorAnswers(t *testing.T) {
-	ns := startServer(t)
-	pnc := connect(t, ns)
-	var attempts atomic.Int32
-	if _, err := pnc.Subscribe(contracts.SubjectSimilarity, func(m *nats.Msg) {
-		attempts.Add(1)
+	ns, _, attempts := standIn(t, func(pnc *nats.Conn, m *nats.Msg, _ int32) {
 		e := contracts.FieldError("query", 1, "too many")
 		reply := nats.NewMsg(m.Reply)
 		reply.Header.Set(contracts.HeaderErrorCode, string(e.Code))
@@ -200,10 +199,7 @@ func TestClientDoesNotRetryErrorAnswers(t *testing.T) {
 		if err := pnc.PublishMsg(reply); err != nil {
 			t.Error(err)
 		}
-	}); err != nil {
-		t.Fatal(err)
-	}
-	flush(t, pnc)
+	})
 	var rs reasons
 	c, err := contracts.NewClient(connect(t, ns), fastRetry(rs.add)...)
 	if err != nil {
@@ -273,13 +269,7 @@ func TestClientNoProcessorIsBounded(t *testing.T) {
 // A silent processor is replaced at most MaxAttempts-1 times; then the call
 // waits for its deadline and reports a timeout.
 func TestClientLostRequestsAreBounded(t *testing.T) {
-	ns := startServer(t)
-	pnc := connect(t, ns)
-	var attempts atomic.Int32
-	if _, err := pnc.Subscribe(contracts.SubjectSimilarity, func(*nats.Msg) { attempts.Add(1) }); err != nil {
-		t.Fatal(err)
-	}
-	flush(t, pnc)
+	ns, pnc, attempts := standIn(t, func(*nats.Conn, *nats.Msg, int32) {})
 	c, err := contracts.NewClient(connect(t, ns), append(fastRetry(nil), contracts.WithMaxAttempts(3))...)
 	if err != nil {
 		t.Fatal(err)
@@ -302,22 +292,16 @@ func TestClientLostRequestsAreBounded(t *testing.T) {
 // A late answer to an attempt that was given up is dropped: it never
 // reaches another call.
 func TestClientDropsLateDuplicate(t *testing.T) {
-	ns := startServer(t)
-	pnc := connect(t, ns)
-	var attempts atomic.Int32
 	first := make(chan *nats.Msg, 1)
-	if _, err := pnc.Subscribe(contracts.SubjectSimilarity, func(m *nats.Msg) {
-		if attempts.Add(1) == 1 {
+	ns, pnc, _ := standIn(t, func(_ *nats.Conn, m *nats.Msg, attempt int32) {
+		if attempt == 1 {
 			first <- m // swallowed for now
 			return
 		}
 		var req contracts.Request
 		_ = json.Unmarshal(m.Data, &req)
 		answer(t, m, req.RequestID)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	flush(t, pnc)
+	})
 	c, err := contracts.NewClient(connect(t, ns), fastRetry(nil)...)
 	if err != nil {
 		t.Fatal(err)

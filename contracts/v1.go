@@ -113,11 +113,17 @@ var DefaultLimits = Limits{
 // DecodeRequest decodes and validates a JSON request. Every error is an
 // *Error naming the field and, where one applies, the limit.
 func DecodeRequest(data []byte, lim Limits) (*Request, error) {
-	var r Request
-	if e := decodeStrict(data, lim.MaxBodyBytes, "the limit", &r, decodeError); e != nil {
+	return decodeValid(data, lim.MaxBodyBytes, "the limit", decodeError, func(r *Request) error { return r.Validate(lim) })
+}
+
+// decodeValid decodes data into a new T with decodeStrict, then validates it:
+// the body of every typed Decode*Request.
+func decodeValid[T any](data []byte, maxBytes int, limitName string, decErr func(error) *Error, validate func(*T) error) (*T, error) {
+	var r T
+	if e := decodeStrict(data, maxBytes, limitName, &r, decErr); e != nil {
 		return nil, e
 	}
-	if err := r.Validate(lim); err != nil {
+	if err := validate(&r); err != nil {
 		return nil, err
 	}
 	return &r, nil

@@ -1,7 +1,6 @@
 package processor_test
 
 import (
-	"context"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/scheduler"
@@ -22,12 +22,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // realModel is the real all-MiniLM-L6-v2, loaded once per test binary.
-func realModel(t testing.TB) *processor.Model {
-	t.Helper()
-	return testenv.SharedModel(t, "fp32", func(dir, lib string) (*processor.Model, error) {
-		return processor.LoadModel(processor.ModelOptions{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1"})
-	})
-}
+func realModel(t testing.TB) *processor.Model { t.Helper(); return proctest.RealModel(t) }
 
 // startNATS runs a real NATS server in-process on a random loopback port.
 func startNATS(t testing.TB) *server.Server { t.Helper(); return testenv.StartNATS(t) }
@@ -62,13 +57,7 @@ func startProcessorWith(t testing.TB, ns *server.Server, smod func(*scheduler.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := p.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	testenv.StopAtEnd(t, p.Stop)
 	return p
 }
 
@@ -84,13 +73,7 @@ func startScheduler(t testing.TB, mod func(*scheduler.Config)) *scheduler.Schedu
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	testenv.StopAtEnd(t, s.Close)
 	return s
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/promreg"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
 
@@ -119,13 +120,10 @@ func newMetrics(reg prometheus.Registerer, p *Processor, info contracts.ModelInf
 			Help: "Requests received and not yet answered (queued or running).",
 		}, func() float64 { return float64(p.InFlight()) }),
 	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			m.unregister(reg)
-			return nil, fmt.Errorf("processor: register metrics: %w", err)
-		}
-		m.collectors = append(m.collectors, c)
+	if err := promreg.RegisterAll(reg, cs...); err != nil {
+		return nil, fmt.Errorf("processor: register metrics: %w", err)
 	}
+	m.collectors = cs
 	stage, registered, err := scheduler.StageHistogram(reg)
 	if err != nil {
 		m.unregister(reg)

@@ -16,14 +16,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	pmodel "github.com/prometheus/common/model"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/scheduler"
@@ -86,7 +85,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		t.Fatalf("without a processor: status %d: %s", resp.StatusCode, body)
 	}
 
-	fams := scrape(t, srv.URL)
+	fams := testenv.Families(t, srv.URL)
 	httpLabels := func(status, outcome string) map[string]string {
 		return map[string]string{"route": "/predict", "method": "POST", "status": status, "outcome": outcome}
 	}
@@ -132,7 +131,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		{"simmatch_model_similarity_threshold", modelLabels, processor.DefaultSimilarityThreshold},
 	}
 	for _, w := range want {
-		if got := metricValue(t, fams, w.name, w.labels); got != w.value {
+		if got := testenv.MetricValue(t, fams, w.name, w.labels); got != w.value {
 			t.Errorf("%s%v = %v, want %v", w.name, w.labels, got, w.value)
 		}
 	}
@@ -188,10 +187,10 @@ func TestMetricsCountWorkerErrors(t *testing.T) {
 		bigDone <- err
 	}()
 	waitFor(t, 30*time.Second, "the big request to run", func() bool {
-		fams := gather(t, reg)
-		return metricValue(t, fams, "simmatch_processor_in_flight", nil) == 1 &&
-			metricValue(t, fams, "simmatch_processor_lanes_busy", nil) == 1 &&
-			metricValue(t, fams, "simmatch_processor_queue_depth", nil) == 0
+		fams := testenv.Gather(t, reg)
+		return testenv.MetricValue(t, fams, "simmatch_processor_in_flight", nil) == 1 &&
+			testenv.MetricValue(t, fams, "simmatch_processor_lanes_busy", nil) == 1 &&
+			testenv.MetricValue(t, fams, "simmatch_processor_queue_depth", nil) == 0
 	})
 	// 1 ms of budget: it passes while the request waits behind the big one.
 	msg := nats.NewMsg(contracts.SubjectSimilarity)
@@ -208,7 +207,7 @@ func TestMetricsCountWorkerErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	fams := gather(t, reg)
+	fams := testenv.Gather(t, reg)
 	subject := func(outcome string) map[string]string {
 		return map[string]string{"subject": contracts.SubjectSimilarity, "outcome": outcome}
 	}
@@ -225,7 +224,7 @@ func TestMetricsCountWorkerErrors(t *testing.T) {
 		{"simmatch_processor_texts_total", nil, 201},
 		{"simmatch_processor_in_flight", nil, 0},
 	} {
-		if got := metricValue(t, fams, w.name, w.labels); got != w.value {
+		if got := testenv.MetricValue(t, fams, w.name, w.labels); got != w.value {
 			t.Errorf("%s%v = %v, want %v", w.name, w.labels, got, w.value)
 		}
 	}
@@ -263,7 +262,7 @@ func TestMetricsConfig(t *testing.T) {
 		if !errors.As(err, &are) {
 			t.Fatalf("err = %v, want AlreadyRegisteredError", err)
 		}
-		if got := metricValue(t, gather(t, reg), "simmatch_model_similarity_threshold", nil); got != custom {
+		if got := testenv.MetricValue(t, testenv.Gather(t, reg), "simmatch_model_similarity_threshold", nil); got != custom {
 			t.Fatalf("threshold gauge %v, want %v: the failed Start must leave the registry as it was", got, custom)
 		}
 	})
@@ -366,65 +365,6 @@ func countAtLeast(scores [][]float64, th float64) int {
 	return n
 }
 
-// scrape GETs base/metrics and parses the text exposition.
-func scrape(t testing.TB, base string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: status %d", resp.StatusCode)
-	}
-	p := expfmt.NewTextParser(pmodel.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	return fams
-}
-
-// gather reads reg directly.
-func gather(t testing.TB, reg *prometheus.Registry) map[string]*dto.MetricFamily {
-	t.Helper()
-	fs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fams := make(map[string]*dto.MetricFamily, len(fs))
-	for _, f := range fs {
-		fams[f.GetName()] = f
-	}
-	return fams
-}
-
-// metricValue adds up the series of name whose labels include want: counter
-// and gauge values, histogram counts.
-func metricValue(t testing.TB, fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
-	t.Helper()
-	f, ok := fams[name]
-	if !ok {
-		t.Errorf("metric %s is not exposed", name)
-		return 0
-	}
-	var v float64
-	for _, m := range f.GetMetric() {
-		if !hasLabels(m, want) {
-			continue
-		}
-		switch {
-		case m.Counter != nil:
-			v += m.Counter.GetValue()
-		case m.Gauge != nil:
-			v += m.Gauge.GetValue()
-		case m.Histogram != nil:
-			v += float64(m.Histogram.GetSampleCount())
-		}
-	}
-	return v
-}
-
 // histSum is the sum of every observation of a histogram family.
 func histSum(fams map[string]*dto.MetricFamily, name string) float64 {
 	var s float64
@@ -432,17 +372,4 @@ func histSum(fams map[string]*dto.MetricFamily, name string) float64 {
 		s += m.GetHistogram().GetSampleSum()
 	}
 	return s
-}
-
-func hasLabels(m *dto.Metric, want map[string]string) bool {
-	n := 0
-	for _, l := range m.GetLabel() {
-		if v, ok := want[l.GetName()]; ok {
-			if v != l.GetValue() {
-				return false
-			}
-			n++
-		}
-	}
-	return n == len(want)
 }

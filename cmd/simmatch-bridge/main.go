@@ -51,15 +51,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if hashKey {
 		return printKeyHash(stdin, stdout)
 	}
-	logger, err := cli.NewLogger(common, stdout)
+	logger, stopTracing, err := cli.Observe(ctx, common, "simmatch-bridge", getenv, stdout)
 	if err != nil {
 		return err
 	}
-	shutdownTracing, err := cli.SetupTracing(ctx, "simmatch-bridge", getenv)
-	if err != nil {
-		return err
-	}
-	defer shutdownTracing(context.Background())
+	defer stopTracing()
 
 	sec, err := bs.Security(ctx, logger)
 	if err != nil {

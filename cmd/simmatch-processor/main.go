@@ -47,15 +47,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := f.Parse(args); err != nil {
 		return err
 	}
-	logger, err := cli.NewLogger(common, stdout)
+	logger, stopTracing, err := cli.Observe(ctx, common, "simmatch-processor", getenv, stdout)
 	if err != nil {
 		return err
 	}
-	shutdownTracing, err := cli.SetupTracing(ctx, "simmatch-processor", getenv)
-	if err != nil {
-		return err
-	}
-	defer shutdownTracing(context.Background())
+	defer stopTracing()
 
 	reg := cli.NewRegistry("processor")
 	// Ready: the model is loaded, the processor subscribed, NATS connected,

@@ -10,48 +10,28 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor/cache"
 )
 
 // The processor command serves its metrics and a liveness probe on
 // -metrics-addr, counts what it answers there, and stops both cleanly.
 func TestProcessorServesMetrics(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
+	ns := testenv.StartNATS(t)
 	args := []string{"-nats-url", ns.ClientURL(), "-metrics-addr", "127.0.0.1:0", "-log-level", "warn", "-workers", "1"}
-	go func() {
-		done <- run(ctx, args, func(k string) string {
-			if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
-				return os.Getenv(k)
-			}
-			return ""
-		}, io.Discard, func(metricsURL string) { ready <- metricsURL })
-	}()
-	var base string
-	select {
-	case base = <-ready:
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("not ready after 60s")
+	getenv := func(k string) string {
+		if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
+			return os.Getenv(k)
+		}
+		return ""
 	}
+	base, stop := testenv.RunCommand(t, func(ctx context.Context, ready func(string)) error {
+		return run(ctx, args, getenv, io.Discard, ready)
+	})
 
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -64,7 +44,7 @@ func TestProcessorServesMetrics(t *testing.T) {
 	}
 	// The second request is answered from the embedding cache.
 	for range 2 {
-		if _, err := c.Match(ctx, &contracts.Request{Query: contracts.Queries{"cut wood"}, ProductDescriptions: []string{"a saw"}}); err != nil {
+		if _, err := c.Match(t.Context(), &contracts.Request{Query: contracts.Queries{"cut wood"}, ProductDescriptions: []string{"a saw"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,15 +103,7 @@ func TestProcessorServesMetrics(t *testing.T) {
 		}
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	stop()
 	if _, err := http.Get(base + "/health"); err == nil {
 		t.Error("the metrics server still answers after run returned")
 	}

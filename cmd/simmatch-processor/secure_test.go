@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/cmd/internal/cli"
@@ -49,20 +48,9 @@ func TestProcessorWithDeployNATSConfig(t *testing.T) {
 		t.Fatalf("err %v, want a clear credentials error without the password", err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan struct{}, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, args, func(k string) string { return env[k] }, io.Discard, func(string) { ready <- struct{}{} })
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("not ready after 60s")
-	}
+	_, stop := testenv.RunCommand(t, func(ctx context.Context, ready func(string)) error {
+		return run(ctx, args, func(k string) string { return env[k] }, io.Discard, ready)
+	})
 
 	logger := slog.New(slog.DiscardHandler)
 	nc, err := cli.ConnectNATS(cli.Common{NATSURL: ns.ClientURL(), NATS: cli.NATSAuth{User: "bridge", Password: bridgePW}}, "bridge", logger)
@@ -107,8 +95,5 @@ func TestProcessorWithDeployNATSConfig(t *testing.T) {
 	if got.Results[0].Matches[0].Index != 1 {
 		t.Fatalf("matches %+v, want the saw first", got.Results[0].Matches)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("run: %v", err)
-	}
+	stop()
 }

@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -152,7 +151,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case <-timer.C:
 	case <-ctx.Done():
 	}
-	rssOne := rss()
+	rssOne := models.RSS()
 	t0end := mark()
 
 	t1 := mark()
@@ -163,7 +162,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	t1end := mark()
 	loadTime := t1end.Sub(t1)
-	rssTwo := rss()
+	rssTwo := models.RSS()
 
 	t2 := mark()
 	for i := range *switches {
@@ -282,18 +281,3 @@ func ratio(a, b time.Duration) float64 {
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
-
-// rss is the process's resident memory from /proc (0 where there is none).
-func rss() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}

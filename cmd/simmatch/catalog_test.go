@@ -1,50 +1,24 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"os"
 	"strings"
 	"testing"
-	"time"
 )
 
 // startWithData runs the all-in-one on dataDir until the returned stop is called.
 func startWithData(t *testing.T, dataDir string) (base string, stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "", "-log-level", "warn", "-data-dir", dataDir}
-	go func() {
-		done <- serve(ctx, args, func(k string) string {
-			if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
-				return os.Getenv(k)
-			}
-			return ""
-		}, io.Discard, func(httpURL, _ string) { ready <- httpURL })
-	}()
-	select {
-	case base = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("not ready after 60s")
-	}
-	return base, func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("run did not return after cancel")
+	base, _, stop = runServe(t, args, func(k string) string {
+		if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
+			return os.Getenv(k)
 		}
-	}
+		return ""
+	}, io.Discard)
+	return base, stop
 }
 
 func httpDo(t *testing.T, method, url, body string) (int, string) {

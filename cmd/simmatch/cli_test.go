@@ -21,33 +21,9 @@ import (
 // dir and returns its HTTP base URL; it stops when the test ends.
 func startServe(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "", "-log-level", "warn", "-data-dir", t.TempDir()}
-	go func() { done <- serve(ctx, args, modelEnv, io.Discard, func(u, _ string) { ready <- u }) }()
-	select {
-	case u := <-ready:
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("serve did not return after cancel")
-			}
-		})
-		return u
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve returned early: %v", err)
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("not ready after 60s")
-	}
-	return ""
+	u, _, _ := runServe(t, args, modelEnv, io.Discard)
+	return u
 }
 
 func modelEnv(k string) string {

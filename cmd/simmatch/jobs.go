@@ -77,17 +77,11 @@ func jobsSubmit(ctx context.Context, args []string, getenv func(string) string, 
 	if len(queries) == 0 {
 		return usageError(errors.New("jobs submit: no queries; give -queries-file FILE or QUERY arguments"))
 	}
-	descs, topK, th, err := df.load()
-	if err != nil {
-		return err
-	}
-	a, err := newAPI(af.url)
-	if err != nil {
-		return err
-	}
 	var st contracts.JobStatus
-	req := contracts.JobRequest{Query: queries, ProductDescriptions: descs, TopK: topK, Threshold: th}
-	if err := a.do(ctx, "POST", "/v1/jobs", req, &st); err != nil {
+	a, err := postRanking(ctx, af, &df, "/v1/jobs", func(descs []string, topK *int, th *float64) any {
+		return contracts.JobRequest{Query: queries, ProductDescriptions: descs, TopK: topK, Threshold: th}
+	}, &st)
+	if err != nil {
 		return err
 	}
 	if wait {
@@ -100,31 +94,40 @@ func jobsSubmit(ctx context.Context, args []string, getenv func(string) string, 
 	return err
 }
 
-func jobID(f *cli.Flags, args []string, cmd string) (string, error) {
+// openJob parses the flags of a command that takes one job ID (more adds
+// the command's own flags) and opens the API.
+func openJob(cmd, usage string, args []string, getenv func(string) string, stdout io.Writer, more func(*cli.Flags)) (a *api, id string, af apiFlags, err error) {
+	f := cli.NewFlags("simmatch jobs "+cmd, getenv, stdout)
+	af.register(f)
+	if more != nil {
+		more(f)
+	}
+	f.SetUsage(usage)
 	pos, err := f.ParseInterleaved(args)
 	if err != nil {
-		return "", err
+		return nil, "", af, err
 	}
 	if len(pos) != 1 {
-		return "", usageError(fmt.Errorf("jobs %s: want one job ID, got %d arguments", cmd, len(pos)))
+		return nil, "", af, usageError(fmt.Errorf("jobs %s: want one job ID, got %d arguments", cmd, len(pos)))
 	}
-	return pos[0], nil
+	a, err = newAPI(af.url)
+	return a, pos[0], af, err
+}
+
+// printStatus prints st as JSON or as its status line.
+func printStatus(stdout io.Writer, st *contracts.JobStatus, asJSON bool) error {
+	if asJSON {
+		return writeJSON(stdout, st)
+	}
+	_, err := fmt.Fprintln(stdout, statusLine(st))
+	return err
 }
 
 func jobsStatus(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	var (
-		af   apiFlags
-		wait bool
-	)
-	f := cli.NewFlags("simmatch jobs status", getenv, stdout)
-	af.register(f)
-	f.Bool(&wait, "wait", "", false, "wait for the job to finish, showing its progress")
-	f.SetUsage("Usage: simmatch jobs status [flags] ID\n\nPrints the job's state and progress.\n")
-	id, err := jobID(f, args, "status")
-	if err != nil {
-		return err
-	}
-	a, err := newAPI(af.url)
+	var wait bool
+	a, id, af, err := openJob("status", "Usage: simmatch jobs status [flags] ID\n\nPrints the job's state and progress.\n", args, getenv, stdout, func(f *cli.Flags) {
+		f.Bool(&wait, "wait", "", false, "wait for the job to finish, showing its progress")
+	})
 	if err != nil {
 		return err
 	}
@@ -135,11 +138,7 @@ func jobsStatus(ctx context.Context, args []string, getenv func(string) string, 
 	if err := a.do(ctx, "GET", "/v1/jobs/"+id, nil, &st); err != nil {
 		return err
 	}
-	if af.json {
-		return writeJSON(stdout, st)
-	}
-	_, err = fmt.Fprintln(stdout, statusLine(&st))
-	return err
+	return printStatus(stdout, &st, af.json)
 }
 
 func statusLine(st *contracts.JobStatus) string {
@@ -201,15 +200,7 @@ func waitJob(ctx context.Context, a *api, id string, asJSON bool, stdout io.Writ
 }
 
 func jobsResults(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	var af apiFlags
-	f := cli.NewFlags("simmatch jobs results", getenv, stdout)
-	af.register(f)
-	f.SetUsage("Usage: simmatch jobs results [flags] ID\n\nPrints a finished job's results: one JSON line {\"query\", \"matches\"} per query, in order.\n")
-	id, err := jobID(f, args, "results")
-	if err != nil {
-		return err
-	}
-	a, err := newAPI(af.url)
+	a, id, _, err := openJob("results", "Usage: simmatch jobs results [flags] ID\n\nPrints a finished job's results: one JSON line {\"query\", \"matches\"} per query, in order.\n", args, getenv, stdout, nil)
 	if err != nil {
 		return err
 	}
@@ -225,15 +216,7 @@ func jobsResults(ctx context.Context, args []string, getenv func(string) string,
 }
 
 func jobsCancel(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	var af apiFlags
-	f := cli.NewFlags("simmatch jobs cancel", getenv, stdout)
-	af.register(f)
-	f.SetUsage("Usage: simmatch jobs cancel [flags] ID\n\nCancels a job; its finished chunks' progress stays visible.\n")
-	id, err := jobID(f, args, "cancel")
-	if err != nil {
-		return err
-	}
-	a, err := newAPI(af.url)
+	a, id, af, err := openJob("cancel", "Usage: simmatch jobs cancel [flags] ID\n\nCancels a job; its finished chunks' progress stays visible.\n", args, getenv, stdout, nil)
 	if err != nil {
 		return err
 	}
@@ -241,9 +224,5 @@ func jobsCancel(ctx context.Context, args []string, getenv func(string) string, 
 	if err := a.do(ctx, http.MethodDelete, "/v1/jobs/"+id, nil, &st); err != nil {
 		return err
 	}
-	if af.json {
-		return writeJSON(stdout, st)
-	}
-	_, err = fmt.Fprintln(stdout, statusLine(&st))
-	return err
+	return printStatus(stdout, &st, af.json)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/simmatch/simmatch/cmd/internal/loadcmd"
 	"github.com/simmatch/simmatch/contracts"
@@ -23,34 +21,10 @@ import (
 func startListeningAllInOne(t *testing.T, dir string) (httpURL, natsURL string) {
 	t.Helper()
 	_, lib := testenv.ModelPaths(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	type urls struct{ h, n string }
-	ready, done := make(chan urls, 1), make(chan error, 1)
 	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0", "-log-level", "warn", "-data-dir", t.TempDir()}
 	env := map[string]string{"SIMMATCH_MODEL_DIR": dir, "SIMMATCH_ORT_LIB": lib}
-	go func() {
-		done <- serve(ctx, args, func(k string) string { return env[k] }, io.Discard, func(h, n string) { ready <- urls{h, n} })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("run did not return after cancel")
-		}
-	})
-	select {
-	case u := <-ready:
-		return u.h, u.n
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("not ready after 60s")
-	}
-	return "", ""
+	httpURL, natsURL, _ = runServe(t, args, func(k string) string { return env[k] }, io.Discard)
+	return httpURL, natsURL
 }
 
 // The int8 version of the model store serves as all-MiniLM-L6-v2@int8, and

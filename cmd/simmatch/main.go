@@ -64,15 +64,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	ps.OwnDefault = modelGiven(f)
-	logger, err := cli.NewLogger(common, stdout)
+	logger, stopTracing, err := cli.Observe(ctx, common, "simmatch", getenv, stdout)
 	if err != nil {
 		return err
 	}
-	shutdownTracing, err := cli.SetupTracing(ctx, "simmatch", getenv)
-	if err != nil {
-		return err
-	}
-	defer shutdownTracing(context.Background())
+	defer stopTracing()
 
 	// Keys and certificates first: a broken file fails before the model loads.
 	sec, err := bs.Security(ctx, logger)

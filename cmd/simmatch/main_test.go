@@ -8,7 +8,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/simmatch/simmatch/contracts"
 )
@@ -16,27 +15,13 @@ import (
 // The all-in-one starts embedded NATS, a processor with the real model and
 // the bridge, answers /predict, and shuts down cleanly when its context ends.
 func TestAllInOne(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0", "-log-level", "warn", "-data-dir", t.TempDir()}
-	go func() {
-		done <- serve(ctx, args, func(k string) string {
-			if strings.HasPrefix(k, "SIMMATCH_MODEL_DIR") || k == "SIMMATCH_ORT_LIB" {
-				return os.Getenv(k)
-			}
-			return ""
-		}, io.Discard, func(httpURL, natsURL string) { ready <- httpURL })
-	}()
-	var base string
-	select {
-	case base = <-ready:
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("not ready after 60s")
-	}
+	base, _, stop := runServe(t, args, func(k string) string {
+		if strings.HasPrefix(k, "SIMMATCH_MODEL_DIR") || k == "SIMMATCH_ORT_LIB" {
+			return os.Getenv(k)
+		}
+		return ""
+	}, io.Discard)
 
 	resp, err := http.Get(base + "/health")
 	if err != nil || resp.StatusCode != 200 {
@@ -57,15 +42,7 @@ func TestAllInOne(t *testing.T) {
 		t.Fatalf("matches = %+v, want the saw (index 1) first", got.Results[0].Matches)
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	stop()
 }
 
 // Through run, as main calls it: arguments that start with a flag run the

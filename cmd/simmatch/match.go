@@ -52,6 +52,21 @@ func (d *descFlags) load() ([]string, *int, *float64, error) {
 	return descs, topK, th, nil
 }
 
+// postRanking loads the product descriptions, opens the API and POSTs to
+// path the request req makes of them, decoding the answer into out; match
+// and jobs submit send their queries this way.
+func postRanking(ctx context.Context, af apiFlags, df *descFlags, path string, req func(descs []string, topK *int, th *float64) any, out any) (*api, error) {
+	descs, topK, th, err := df.load()
+	if err != nil {
+		return nil, err
+	}
+	a, err := newAPI(af.url)
+	if err != nil {
+		return nil, err
+	}
+	return a, a.do(ctx, "POST", path, req(descs, topK, th), out)
+}
+
 const matchUsage = `Usage: simmatch match [flags] QUERY...
 
 Ranks the product descriptions for each query, best first, with their cosine
@@ -76,17 +91,10 @@ func runMatch(ctx context.Context, args []string, getenv func(string) string, st
 	if len(queries) == 0 {
 		return usageError(errors.New("match: no query; give one or more QUERY arguments"))
 	}
-	descs, topK, th, err := df.load()
-	if err != nil {
-		return err
-	}
-	a, err := newAPI(af.url)
-	if err != nil {
-		return err
-	}
 	var resp contracts.Response
-	req := contracts.Request{Query: queries, ProductDescriptions: descs, TopK: topK, Threshold: th}
-	if err := a.do(ctx, "POST", "/v1/predict", req, &resp); err != nil {
+	if _, err := postRanking(ctx, af, &df, "/v1/predict", func(descs []string, topK *int, th *float64) any {
+		return contracts.Request{Query: queries, ProductDescriptions: descs, TopK: topK, Threshold: th}
+	}, &resp); err != nil {
 		return err
 	}
 	if af.json {

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -13,15 +12,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/internal/testenv"
-	"go.yaml.in/yaml/v3"
 )
 
 // repoRoot is where deploy/ is, seen from this package's directory.
@@ -48,7 +45,7 @@ func TestAllInOneMetrics(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("/predict: status %d", resp.StatusCode)
 	}
-	fams := scrape(t, base)
+	fams := testenv.Families(t, base)
 
 	t.Run("build info", func(t *testing.T) {
 		f := fams["simmatch_build_info"]
@@ -178,60 +175,18 @@ func startAllInOne(t *testing.T) (string, *testenv.LogBuffer) {
 	if err := os.WriteFile(keys, []byte("metrics-test "+bridge.HashKey(metricsTestKey)+" predict\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	logs := &testenv.LogBuffer{}
 	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "", "-log-level", "info", "-data-dir", t.TempDir()}
-	go func() {
-		done <- serve(ctx, args, func(k string) string {
-			if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
-				return os.Getenv(k)
-			}
-			if k == "SIMMATCH_API_KEYS_FILE" {
-				return keys
-			}
-			return ""
-		}, logs, func(httpURL, _ string) { ready <- httpURL })
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("run did not return after cancel")
+	base, _, _ := runServe(t, args, func(k string) string {
+		if k == "SIMMATCH_MODEL_DIR" || k == "SIMMATCH_ORT_LIB" {
+			return os.Getenv(k)
 		}
-	})
-	select {
-	case base := <-ready:
-		return base, logs
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("not ready after 60s")
-	}
-	return "", nil
-}
-
-func scrape(t testing.TB, base string) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: status %d", resp.StatusCode)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	return fams
+		if k == "SIMMATCH_API_KEYS_FILE" {
+			return keys
+		}
+		return ""
+	}, logs)
+	return base, logs
 }
 
 func label(m *dto.Metric, name string) string {

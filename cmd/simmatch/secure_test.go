@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -33,22 +32,8 @@ func TestAllInOneSecured(t *testing.T) {
 		"SIMMATCH_MODEL_DIR":     os.Getenv("SIMMATCH_MODEL_DIR"),
 		"SIMMATCH_ORT_LIB":       os.Getenv("SIMMATCH_ORT_LIB"),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
 	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "127.0.0.1:0", "-log-level", "warn", "-workers", "1", "-data-dir", t.TempDir()}
-	go func() {
-		done <- serve(ctx, args, func(k string) string { return env[k] }, io.Discard, func(httpURL, _ string) { ready <- httpURL })
-	}()
-	var base string
-	select {
-	case base = <-ready:
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("not ready after 60s")
-	}
+	base, _, stop := runServe(t, args, func(k string) string { return env[k] }, io.Discard)
 	if !strings.HasPrefix(base, "https://") {
 		t.Fatalf("base URL %s, want https", base)
 	}
@@ -79,13 +64,5 @@ func TestAllInOneSecured(t *testing.T) {
 	if status != 200 || len(got.Results) != 1 || got.Results[0].Matches[0].Index != 1 {
 		t.Fatalf("with the key: %d %+v, want 200 with the saw first", status, got)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	stop()
 }

@@ -1,11 +1,13 @@
 package testenv
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Loading the real model takes a second and hundreds of MB, so a test binary
@@ -47,4 +49,17 @@ func Main(m *testing.M) {
 	}
 	sharedMu.Unlock()
 	os.Exit(code)
+}
+
+// StopAtEnd calls stop (a Stop, Close or Drain taking a context) with a 30s
+// deadline when the test ends; an error fails the test.
+func StopAtEnd(t testing.TB, stop func(context.Context) error) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := stop(ctx); err != nil {
+			t.Error(err)
+		}
+	})
 }

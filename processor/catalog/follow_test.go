@@ -69,7 +69,7 @@ func TestJoiningProcessorLoadsWithoutInference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := b.emb.texts.Load(); n != 1 {
+	if n := b.emb.Texts.Load(); n != 1 {
 		t.Fatalf("the joining processor embedded %d texts; want 1 (the query only)", n)
 	}
 	if !slices.EqualFunc(want.Results[0].Matches, got.Results[0].Matches, sameMatch) {
@@ -110,7 +110,7 @@ func TestRestartPersistence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := b.emb.texts.Load(); n != 1 {
+	if n := b.emb.Texts.Load(); n != 1 {
 		t.Fatalf("after the restart the processor embedded %d texts; want 1 (the query)", n)
 	}
 	if len(got.Results[0].Matches) != len(shop)-1 || !slices.EqualFunc(want.Results[0].Matches, got.Results[0].Matches, sameMatch) {

@@ -3,7 +3,6 @@ package catalog_test
 import (
 	"context"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/catalog"
 	"github.com/simmatch/simmatch/processor/embedding"
@@ -19,31 +19,12 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// realModel is the real all-MiniLM-L6-v2, loaded once per test binary.
-func realModel(t testing.TB) *processor.Model {
-	t.Helper()
-	return testenv.SharedModel(t, "fp32", func(dir, lib string) (*processor.Model, error) {
-		return processor.LoadModel(processor.ModelOptions{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1"})
-	})
-}
-
-// countingEmbedder counts the texts it embeds with the real model.
-type countingEmbedder struct {
-	processor.Embedder
-	texts atomic.Int64
-}
-
-func (c *countingEmbedder) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
-	c.texts.Add(int64(len(texts)))
-	return c.Embedder.Embed(ctx, texts)
-}
-
 // node is one processor with catalogs on its own connection, and a client
 // on another.
 type node struct {
 	svc    *catalog.Service
 	proc   *processor.Processor
-	emb    *countingEmbedder
+	emb    *proctest.CountingEmbedder
 	client *contracts.Client
 }
 
@@ -57,7 +38,7 @@ func startNode(t testing.TB, url string, mod func(*catalog.Config)) *node {
 	}
 	t.Cleanup(nc.Close)
 	// The processors' own path: the model behind the scheduler.
-	sched, err := scheduler.New(scheduler.Config{Model: realModel(t), Pool: scheduler.NewPool(runtime.GOMAXPROCS(0))})
+	sched, err := scheduler.New(scheduler.Config{Model: proctest.RealModel(t), Pool: scheduler.NewPool(runtime.GOMAXPROCS(0))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +49,7 @@ func startNode(t testing.TB, url string, mod func(*catalog.Config)) *node {
 			t.Error(err)
 		}
 	})
-	emb := &countingEmbedder{Embedder: sched}
+	emb := &proctest.CountingEmbedder{Embedder: sched}
 	cfg := catalog.Config{NATS: nc, Embedder: emb}
 	if mod != nil {
 		mod(&cfg)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 )
 
 // catalog46 is a 46-product catalog, the size of the original service's example use.
@@ -124,7 +125,7 @@ func BenchmarkUpsert(b *testing.B) {
 			for i := range texts {
 				texts[i] = mk(round, i).Description
 			}
-			if _, err := realModel(b).Embed(ctx, texts); err != nil {
+			if _, err := proctest.RealModel(b).Embed(ctx, texts); err != nil {
 				b.Fatal(err)
 			}
 		}

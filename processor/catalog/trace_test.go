@@ -18,6 +18,7 @@ import (
 
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/catalog"
 	"github.com/simmatch/simmatch/processor/scheduler"
@@ -36,7 +37,7 @@ func TestOneTracePerDoor(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	sched, err := scheduler.New(scheduler.Config{Model: realModel(t), Pool: scheduler.NewPool(runtime.GOMAXPROCS(0)), TracerProvider: tp})
+	sched, err := scheduler.New(scheduler.Config{Model: proctest.RealModel(t), Pool: scheduler.NewPool(runtime.GOMAXPROCS(0)), TracerProvider: tp})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -390,7 +390,7 @@ func (c *Control) Status() contracts.ProcessorModels {
 	if c.kv != nil {
 		mode = "jetstream"
 	}
-	return contracts.ProcessorModels{Processor: c.cfg.Processor.Info().ID, RSSBytes: rss(), DesiredState: mode, Models: c.cfg.Registry.Status()}
+	return contracts.ProcessorModels{Processor: c.cfg.Processor.Info().ID, RSSBytes: RSS(), DesiredState: mode, Models: c.cfg.Registry.Status()}
 }
 
 // Stop ends the watch of the desired state. Stop the processor first: its
@@ -447,8 +447,9 @@ func controlError(err error) *contracts.Error {
 	return contracts.AsError(err)
 }
 
-// rss is the process's resident memory from /proc (0 where there is none).
-func rss() int64 {
+// RSS is the process's resident memory in bytes, from /proc (0 where there
+// is none).
+func RSS() int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return 0

@@ -1,10 +1,8 @@
 package scheduler
 
 import (
-	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor/embedding"
@@ -34,13 +32,7 @@ func newScheduler(t testing.TB, mod func(*Config)) *Scheduler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	testenv.StopAtEnd(t, s.Close)
 	return s
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/simmatch/simmatch/internal/promreg"
 	"github.com/simmatch/simmatch/processor/internal/embed"
 )
 
@@ -110,13 +111,10 @@ func newMetrics(reg prometheus.Registerer, s *Scheduler) (*metrics, error) {
 			Help: "Lanes running a batch now.",
 		}, func() float64 { return float64(s.cfg.Pool.Busy()) }),
 	}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			m.unregister(reg)
-			return nil, fmt.Errorf("scheduler: register metrics: %w", err)
-		}
-		m.collectors = append(m.collectors, c)
+	if err := promreg.RegisterAll(reg, cs...); err != nil {
+		return nil, fmt.Errorf("scheduler: register metrics: %w", err)
 	}
+	m.collectors = cs
 	stage, registered, err := StageHistogram(reg)
 	if err != nil {
 		m.unregister(reg)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,33 +18,19 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/catalog"
-	"github.com/simmatch/simmatch/processor/embedding"
 )
 
-type countingEmbedder struct {
-	processor.Embedder
-	texts atomic.Int64
-}
-
-func (c *countingEmbedder) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
-	c.texts.Add(int64(len(texts)))
-	return c.Embedder.Embed(ctx, texts)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // startStack runs JetStream and one processor with catalogs and the real
 // model; it returns a client, a JetStream handle and the embedder's counter.
-func startStack(t *testing.T) (*contracts.Client, jetstream.JetStream, *countingEmbedder) {
+func startStack(t *testing.T) (*contracts.Client, jetstream.JetStream, *proctest.CountingEmbedder) {
 	t.Helper()
 	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
-	dir, lib := testenv.ModelPaths(t)
-	m, err := processor.LoadModel(processor.ModelOptions{Dir: dir, Library: lib, Name: "all-MiniLM-L6-v2", Version: "1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	emb := &countingEmbedder{Embedder: m}
+	emb := &proctest.CountingEmbedder{Embedder: proctest.RealModel(t)}
 	pnc := testenv.Connect(t, ns)
 	svc, err := catalog.New(catalog.Config{NATS: pnc, Embedder: emb})
 	if err != nil {
@@ -55,13 +40,7 @@ func startStack(t *testing.T) (*contracts.Client, jetstream.JetStream, *counting
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := p.Stop(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	testenv.StopAtEnd(t, p.Stop)
 	nc := testenv.Connect(t, ns, nats.MaxReconnects(-1))
 	c, err := contracts.NewClient(nc, contracts.WithTimeout(time.Minute))
 	if err != nil {
@@ -111,7 +90,7 @@ func TestImportResumesAfterInterrupt(t *testing.T) {
 	if err != nil || n != 7 {
 		t.Fatalf("resumed run: %d, %v; want the 7 products left", n, err)
 	}
-	if got := emb.texts.Load(); got != 10 {
+	if got := emb.Texts.Load(); got != 10 {
 		t.Errorf("embedded %d texts for 10 products", got)
 	}
 	if !strings.Contains(out.String(), "resuming at line 4") || !strings.Contains(out.String(), "ETA") {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -43,4 +45,17 @@ func SetupTracing(ctx context.Context, service string, getenv func(string) strin
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return tp.Shutdown, nil
+}
+
+// Observe builds a service's logger (NewLogger) and then installs its tracing
+// (SetupTracing); the caller defers stop, which flushes the spans.
+func Observe(ctx context.Context, c Common, service string, getenv func(string) string, w io.Writer) (logger *slog.Logger, stop func(), err error) {
+	if logger, err = NewLogger(c, w); err != nil {
+		return nil, nil, err
+	}
+	shutdown, err := SetupTracing(ctx, service, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return logger, func() { shutdown(context.Background()) }, nil
 }
