@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/simmatch/simmatch/bridge"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 )
 
@@ -40,7 +41,7 @@ func BenchmarkBaseline(b *testing.B) {
 	b.Run("e2e/clients=16", func(b *testing.B) {
 		ns := startNATS(b)
 		startProcessor(b, ns, nil)
-		srv := startBridge(b, ns, func(c *bridge.Config) {})
+		srv := proctest.StartBridge(b, ns, func(c *bridge.Config) {})
 		body := `{"query": ["What can I use to cut wood?"], "product_descriptions": ["` + hammer + `", "` + saw + `"]}`
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 		// RunParallel runs parallelism x GOMAXPROCS goroutines: 16 clients in all.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
@@ -47,7 +48,7 @@ func postJSON(t testing.TB, url, body string) (*http.Response, []byte) {
 func TestRESTRanksSawAboveHammer(t *testing.T) {
 	ns := startNATS(t)
 	startProcessor(t, ns, nil)
-	srv := startBridge(t, ns, nil)
+	srv := proctest.StartBridge(t, ns, nil)
 
 	resp, body := postJSON(t, srv.URL, `{"query": ["What can I use to cut wood?"], "product_descriptions": ["`+hammer+`", "`+saw+`"]}`)
 	if resp.StatusCode != http.StatusOK {
@@ -199,7 +200,7 @@ func TestBadInputs(t *testing.T) {
 	startProcessor(t, ns, func(c *processor.Config) {
 		c.Limits = contracts.Limits{MaxQueries: 2, MaxDescriptions: 3, MaxTextChars: 80, MaxBodyBytes: 4096}
 	})
-	srv := startBridge(t, ns, func(c *bridge.Config) {
+	srv := proctest.StartBridge(t, ns, func(c *bridge.Config) {
 		c.Limits = contracts.Limits{MaxQueries: 2, MaxDescriptions: 3, MaxTextChars: 80, MaxBodyBytes: 4096}
 	})
 	nc := connect(t, ns)
@@ -274,7 +275,7 @@ func TestBadInputs(t *testing.T) {
 
 func TestNoProcessorIs503AtOnce(t *testing.T) {
 	ns := startNATS(t)
-	srv := startBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = 20 * time.Second })
+	srv := proctest.StartBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = 20 * time.Second })
 	start := time.Now()
 	resp, body := postJSON(t, srv.URL, `{"query": "cut wood", "product_descriptions": ["saw"]}`)
 	if resp.StatusCode != 503 || !strings.Contains(string(body), `"no_processor"`) || resp.Header.Get("Retry-After") == "" {
@@ -288,7 +289,7 @@ func TestNoProcessorIs503AtOnce(t *testing.T) {
 func TestSlowerThanDeadlineIs504(t *testing.T) {
 	ns := startNATS(t)
 	p := startProcessorWith(t, ns, func(c *scheduler.Config) { c.Pool = scheduler.NewPool(1) }, nil)
-	srv := startBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = 50 * time.Millisecond })
+	srv := proctest.StartBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = 50 * time.Millisecond })
 	descs := make([]string, 600)
 	for i := range descs {
 		descs[i] = fmt.Sprintf("Product %d: a long description of a cordless drill with many features, batteries, a case and a charger, model %d", i, i*7)
@@ -365,7 +366,7 @@ func TestTraceEndToEnd(t *testing.T) {
 	startProcessor(t, ns, func(c *processor.Config) { c.TracerProvider, c.Propagator = tp, prop })
 	// One attempt: on a loaded machine a late acknowledgement would make the
 	// bridge send the request again, and the trace would hold two processor spans.
-	srv := startBridge(t, ns, func(c *bridge.Config) { c.TracerProvider, c.Propagator, c.MaxAttempts = tp, prop, 1 })
+	srv := proctest.StartBridge(t, ns, func(c *bridge.Config) { c.TracerProvider, c.Propagator, c.MaxAttempts = tp, prop, 1 })
 
 	resp, body := postJSON(t, srv.URL, `{"query": "cut wood", "product_descriptions": ["`+saw+`"]}`)
 	if resp.StatusCode != 200 {

@@ -1,7 +1,6 @@
 package processor_test
 
 import (
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/internal/testenv/proctest"
@@ -75,22 +73,6 @@ func startScheduler(t testing.TB, mod func(*scheduler.Config)) *scheduler.Schedu
 	}
 	testenv.StopAtEnd(t, s.Close)
 	return s
-}
-
-// startBridge serves the real bridge over a real HTTP listener on loopback.
-func startBridge(t testing.TB, ns *server.Server, mod func(*bridge.Config)) *httptest.Server {
-	t.Helper()
-	cfg := bridge.Config{NATS: connect(t, ns)}
-	if mod != nil {
-		mod(&cfg)
-	}
-	h, err := bridge.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
 }
 
 func newClient(t testing.TB, nc *nats.Conn, tp trace.TracerProvider) *contracts.Client {

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 )
 
 var interfaceTexts = []string{
@@ -56,7 +56,7 @@ func TestOpenAIEmbeddings(t *testing.T) {
 	ns := startNATS(t)
 	m := realModel(t)
 	startProcessor(t, ns, nil)
-	b := startBridge(t, ns, nil)
+	b := proctest.StartBridge(t, ns, nil)
 	want, err := vectors(m.Embed(context.Background(), interfaceTexts))
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestOpenAIEmbeddings(t *testing.T) {
 			if format != "" {
 				body += `, "encoding_format": "` + format + `"`
 			}
-			resp, data := postTo(t, b.URL+"/v1/embeddings", body+"}")
+			resp, data := proctest.Post(t, b.URL+"/v1/embeddings", body+"}")
 			if resp.StatusCode != 200 {
 				t.Fatalf("status %d: %s", resp.StatusCode, data)
 			}
@@ -135,7 +135,7 @@ func TestOpenAIEmbeddings(t *testing.T) {
 func TestOpenAIEmbeddingsErrors(t *testing.T) {
 	ns := startNATS(t)
 	startProcessor(t, ns, nil)
-	b := startBridge(t, ns, nil)
+	b := proctest.StartBridge(t, ns, nil)
 	tests := []struct {
 		name, body string
 		status     int
@@ -155,7 +155,7 @@ func TestOpenAIEmbeddingsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, data := postTo(t, b.URL+"/v1/embeddings", tt.body)
+			resp, data := proctest.Post(t, b.URL+"/v1/embeddings", tt.body)
 			var got struct {
 				Error struct {
 					Code    contracts.Code `json:"code"`
@@ -183,13 +183,13 @@ func TestTEIRoutes(t *testing.T) {
 	ns := startNATS(t)
 	m := realModel(t)
 	startProcessor(t, ns, nil)
-	b := startBridge(t, ns, nil)
+	b := proctest.StartBridge(t, ns, nil)
 	want, err := vectors(m.Embed(context.Background(), interfaceTexts))
 	if err != nil {
 		t.Fatal(err)
 	}
 	in, _ := json.Marshal(interfaceTexts)
-	resp, data := postTo(t, b.URL+"/embed", `{"inputs": `+string(in)+`, "normalize": true, "truncate": true}`)
+	resp, data := proctest.Post(t, b.URL+"/embed", `{"inputs": `+string(in)+`, "normalize": true, "truncate": true}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("/embed: %d %s", resp.StatusCode, data)
 	}
@@ -205,7 +205,7 @@ func TestTEIRoutes(t *testing.T) {
 	}
 
 	sents, _ := json.Marshal(interfaceTexts[1:])
-	resp, data = postTo(t, b.URL+"/similarity", `{"inputs": {"source_sentence": "`+interfaceTexts[0]+`", "sentences": `+string(sents)+`}}`)
+	resp, data = proctest.Post(t, b.URL+"/similarity", `{"inputs": {"source_sentence": "`+interfaceTexts[0]+`", "sentences": `+string(sents)+`}}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("/similarity: %d %s", resp.StatusCode, data)
 	}
@@ -214,7 +214,7 @@ func TestTEIRoutes(t *testing.T) {
 	if err := json.Unmarshal(data, &scores); err != nil || len(scores) != len(interfaceTexts)-1 {
 		t.Fatalf("/similarity: %v %s", err, data)
 	}
-	resp, data = postTo(t, b.URL+"/predict", `{"query": "`+interfaceTexts[0]+`", "product_descriptions": `+string(sents)+`}`)
+	resp, data = proctest.Post(t, b.URL+"/predict", `{"query": "`+interfaceTexts[0]+`", "product_descriptions": `+string(sents)+`}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("/predict: %d %s", resp.StatusCode, data)
 	}
@@ -241,7 +241,7 @@ func TestTEIRoutes(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, data := postTo(t, b.URL+tt.path, tt.body)
+			resp, data := proctest.Post(t, b.URL+tt.path, tt.body)
 			var e contracts.ErrorBody
 			if err := json.Unmarshal(data, &e); err != nil || e.Error == nil {
 				t.Fatalf("%d %s", resp.StatusCode, data)
@@ -257,14 +257,14 @@ func TestTEIRoutes(t *testing.T) {
 // number of processors serving it.
 func TestModelsList(t *testing.T) {
 	ns := startNATS(t)
-	b := startBridge(t, ns, nil)
-	resp, data := getURL(t, b.URL+"/v1/models")
+	b := proctest.StartBridge(t, ns, nil)
+	resp, data := proctest.Get(t, b.URL+"/v1/models")
 	if resp.StatusCode != 503 {
 		t.Fatalf("no processor: %d %s", resp.StatusCode, data)
 	}
 	startProcessor(t, ns, nil)
 	startProcessor(t, ns, nil)
-	resp, data = getURL(t, b.URL+"/v1/models")
+	resp, data = proctest.Get(t, b.URL+"/v1/models")
 	var got struct {
 		Object string `json:"object"`
 		Data   []struct {
@@ -306,30 +306,4 @@ func TestClientEmbed(t *testing.T) {
 	if !errors.As(err, &e) || !errors.Is(err, contracts.ErrInvalidRequest) || e.Field != "input[0]" || e.Limit != 8192 {
 		t.Fatalf("got %v", err)
 	}
-}
-
-// postTo posts a JSON body to url and returns the answer with its body read.
-func postTo(t testing.TB, url, body string) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	return readAnswer(t, resp, err)
-}
-
-func getURL(t testing.TB, url string) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := http.Get(url)
-	return readAnswer(t, resp, err)
-}
-
-func readAnswer(t testing.TB, resp *http.Response, err error) (*http.Response, []byte) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
 }

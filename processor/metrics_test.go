@@ -23,6 +23,7 @@ import (
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/scheduler"
@@ -36,7 +37,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	p := startProcessorWith(t, ns, func(c *scheduler.Config) { c.Pool, c.MaxQueuedTokens = scheduler.NewPool(1), 4096 },
 		func(c *processor.Config) { c.Metrics = reg })
-	srv := startBridge(t, ns, func(c *bridge.Config) { c.Metrics, c.Gatherer = reg, reg })
+	srv := proctest.StartBridge(t, ns, func(c *bridge.Config) { c.Metrics, c.Gatherer = reg, reg })
 
 	// Five distinct texts per request: 2 queries x 3 descriptions.
 	const good = `{"query": ["What can I use to cut wood?", "I need to drive nails into a board"],

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 )
 
 // The official OpenAI Python SDK (pinned in clients/requirements.txt, in a
@@ -28,7 +29,7 @@ func TestOpenAISDK(t *testing.T) {
 	}
 	ns := startNATS(t)
 	startProcessor(t, ns, nil)
-	b := startBridge(t, ns, nil)
+	b := proctest.StartBridge(t, ns, nil)
 	m := realModel(t)
 
 	texts := []string{"What can I use to cut wood?", hammer, saw, "A cordless drill 🔩 with two batteries"}
@@ -114,7 +115,7 @@ func TestOpenAISDK(t *testing.T) {
 	}
 
 	// The SDK's vectors are the ones /predict ranks with.
-	resp, data := postTo(t, b.URL+"/predict", `{"query": "`+texts[0]+`", "product_descriptions": `+mustJSON(texts[1:])+`}`)
+	resp, data := proctest.Post(t, b.URL+"/predict", `{"query": "`+texts[0]+`", "product_descriptions": `+mustJSON(texts[1:])+`}`)
 	if resp.StatusCode != 200 {
 		t.Fatalf("/predict: %d %s", resp.StatusCode, data)
 	}

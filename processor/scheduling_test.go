@@ -19,6 +19,7 @@ import (
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
@@ -41,7 +42,7 @@ func TestOverloadIs429FastAndRecovers(t *testing.T) {
 	startProcessorWith(t, ns, func(c *scheduler.Config) { c.Pool = scheduler.NewPool(1) }, nil)
 	// Measure this machine's speed (the processor measures it too): the
 	// second of two fresh 32-text requests, so set-up costs are left out.
-	warm := startBridge(t, ns, nil)
+	warm := proctest.StartBridge(t, ns, nil)
 	var perRequest time.Duration
 	for i := range 2 {
 		start := time.Now()
@@ -56,7 +57,7 @@ func TestOverloadIs429FastAndRecovers(t *testing.T) {
 	// speed: some must be refused, the rest fit.
 	deadline := max(41*perRequest/3, 4*perRequest, time.Second)
 	t.Logf("32 texts in %v; request deadline %v", perRequest, deadline)
-	srv := startBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = deadline })
+	srv := proctest.StartBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = deadline })
 	reports := make(chan *nats.Msg, 1024)
 	if _, err := connect(t, ns).ChanSubscribe(contracts.SubjectLoad, reports); err != nil {
 		t.Fatal(err)

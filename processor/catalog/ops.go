@@ -17,38 +17,42 @@ import (
 // Endpoints are the catalog operations, served through the processor's
 // pipeline; at most Config.Concurrency of them run at once.
 func (s *Service) Endpoints() []processor.Endpoint {
-	eps := []struct {
-		name, subject string
-		op            func(context.Context, []byte) (any, error)
-	}{
-		{"catalog-upsert", contracts.SubjectCatalogUpsert, s.upsert},
-		{"catalog-get", contracts.SubjectCatalogGet, s.get},
-		{"catalog-delete", contracts.SubjectCatalogDelete, s.delete},
-		{"catalog-list", contracts.SubjectCatalogList, s.list},
-		{"catalog-drop", contracts.SubjectCatalogDrop, s.drop},
-		{"catalog-search", contracts.SubjectCatalogSearch, s.search},
+	lim, tl := s.cfg.Limits, s.cfg.TextLimits
+	eps := []processor.Endpoint{
+		processor.Handle("catalog-upsert", contracts.SubjectCatalogUpsert,
+			decoder(s, func(r *contracts.UpsertRequest) error { return r.Validate(lim, tl) }), s.Upsert),
+		processor.Handle("catalog-get", contracts.SubjectCatalogGet,
+			decoder(s, func(r *contracts.ProductRequest) error { return r.Validate(lim) }), s.Get),
+		processor.Handle("catalog-delete", contracts.SubjectCatalogDelete,
+			decoder(s, func(r *contracts.ProductRequest) error { return r.Validate(lim) }), s.Delete),
+		processor.Handle("catalog-list", contracts.SubjectCatalogList,
+			decoder(s, func(*contracts.ListRequest) error { return nil }), s.List),
+		processor.Handle("catalog-drop", contracts.SubjectCatalogDrop,
+			decoder(s, func(r *contracts.DropRequest) error { return contracts.ValidateCatalogName(r.Catalog) }), s.Drop),
+		processor.Handle("catalog-search", contracts.SubjectCatalogSearch,
+			decoder(s, func(r *contracts.SearchRequest) error { return r.Validate(lim, tl) }), s.Search),
 	}
-	out := make([]processor.Endpoint, len(eps))
-	for i, ep := range eps {
-		out[i] = processor.Endpoint{Name: ep.name, Subject: ep.subject, Timeout: s.cfg.DefaultTimeout, Slots: s.sem,
-			Serve: func(ctx context.Context, r processor.Request) (any, error) { return ep.op(ctx, r.Data) }}
+	for i := range eps {
+		eps[i].Timeout, eps[i].Slots = s.cfg.DefaultTimeout, s.sem
 	}
-	return out
+	return eps
 }
 
-func (s *Service) decode(data []byte, v any) error {
-	return contracts.DecodeCatalog(data, s.cfg.Limits.MaxBodyBytes, v)
-}
-
-func (s *Service) upsert(ctx context.Context, data []byte) (any, error) {
-	var req contracts.UpsertRequest
-	if err := s.decode(data, &req); err != nil {
-		return nil, err
+// decoder decodes a catalog request strictly within the body limit (an
+// empty body is an empty request) and validates it.
+func decoder[T any](s *Service, validate func(*T) error) func([]byte) (*T, error) {
+	return func(data []byte) (*T, error) {
+		v := new(T)
+		if len(data) > 0 {
+			if err := contracts.DecodeCatalog(data, s.cfg.Limits.MaxBodyBytes, v); err != nil {
+				return nil, err
+			}
+		}
+		if err := validate(v); err != nil {
+			return nil, err
+		}
+		return v, nil
 	}
-	if err := req.Validate(s.cfg.Limits, s.cfg.TextLimits); err != nil {
-		return nil, err
-	}
-	return s.Upsert(ctx, &req)
 }
 
 // Upsert embeds the products' descriptions and stores each product with its
@@ -215,14 +219,9 @@ func (s *Service) create(ctx context.Context, name string) error {
 	return nil
 }
 
-func (s *Service) get(ctx context.Context, data []byte) (any, error) {
-	var req contracts.ProductRequest
-	if err := s.decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := req.Validate(s.cfg.Limits); err != nil {
-		return nil, err
-	}
+// Get returns one product once this processor has applied every write
+// answered before the call began.
+func (s *Service) Get(ctx context.Context, req *contracts.ProductRequest) (*contracts.ProductResponse, error) {
 	f, seq, err := s.sync(ctx, req.Catalog)
 	if err != nil {
 		return nil, err
@@ -235,14 +234,9 @@ func (s *Service) get(ctx context.Context, data []byte) (any, error) {
 	return &contracts.ProductResponse{Catalog: req.Catalog, Product: p, Sequence: seq, RequestID: req.RequestID}, nil
 }
 
-func (s *Service) delete(ctx context.Context, data []byte) (any, error) {
-	var req contracts.ProductRequest
-	if err := s.decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := req.Validate(s.cfg.Limits); err != nil {
-		return nil, err
-	}
+// Delete removes one product; deleting one that is not there is not an
+// error (Deleted is false), so retries are safe.
+func (s *Service) Delete(ctx context.Context, req *contracts.ProductRequest) (*contracts.DeleteResponse, error) {
 	f, seq, err := s.sync(ctx, req.Catalog)
 	if err != nil {
 		return nil, err
@@ -259,13 +253,8 @@ func (s *Service) delete(ctx context.Context, data []byte) (any, error) {
 	return resp, nil
 }
 
-func (s *Service) list(ctx context.Context, data []byte) (any, error) {
-	var req contracts.ListRequest
-	if len(data) > 0 {
-		if err := s.decode(data, &req); err != nil {
-			return nil, err
-		}
-	}
+// List describes every catalog, sorted by name.
+func (s *Service) List(ctx context.Context, req *contracts.ListRequest) (*contracts.ListResponse, error) {
 	names, err := s.catalogNames(ctx)
 	if err != nil {
 		return nil, contracts.Errorf(contracts.CodeInternal, "list catalog streams: %v", err)
@@ -289,14 +278,8 @@ func (s *Service) list(ctx context.Context, data []byte) (any, error) {
 	return resp, nil
 }
 
-func (s *Service) drop(ctx context.Context, data []byte) (any, error) {
-	var req contracts.DropRequest
-	if err := s.decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := contracts.ValidateCatalogName(req.Catalog); err != nil {
-		return nil, err
-	}
+// Drop deletes a catalog with all its products and embeddings.
+func (s *Service) Drop(ctx context.Context, req *contracts.DropRequest) (*contracts.DropResponse, error) {
 	if err := s.js.DeleteStream(ctx, streamName(req.Catalog)); err != nil {
 		return nil, s.streamError(req.Catalog, err)
 	}
@@ -307,17 +290,6 @@ func (s *Service) drop(ctx context.Context, data []byte) (any, error) {
 		s.unfollow(req.Catalog, f)
 	}
 	return &contracts.DropResponse{Catalog: req.Catalog, Dropped: true, RequestID: req.RequestID}, nil
-}
-
-func (s *Service) search(ctx context.Context, data []byte) (any, error) {
-	var req contracts.SearchRequest
-	if err := s.decode(data, &req); err != nil {
-		return nil, err
-	}
-	if err := req.Validate(s.cfg.Limits, s.cfg.TextLimits); err != nil {
-		return nil, err
-	}
-	return s.Search(ctx, &req)
 }
 
 // Search ranks the catalog's products for each query once this processor

@@ -2,17 +2,12 @@ package jobs_test
 
 import (
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
-	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/jobs"
@@ -78,46 +73,4 @@ func stopWith(t testing.TB, stop func(context.Context) error) {
 			t.Error(err)
 		}
 	})
-}
-
-// startBridge serves the real bridge over a real HTTP listener on loopback.
-func startBridge(t testing.TB, ns *server.Server, mod func(*bridge.Config)) *httptest.Server {
-	t.Helper()
-	cfg := bridge.Config{NATS: connect(t, ns)}
-	if mod != nil {
-		mod(&cfg)
-	}
-	h, err := bridge.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-// postTo posts a JSON body to url and returns the answer with its body read.
-func postTo(t testing.TB, url, body string) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := http.Post(url, "application/json", strings.NewReader(body))
-	return readAnswer(t, resp, err)
-}
-
-func getURL(t testing.TB, url string) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := http.Get(url)
-	return readAnswer(t, resp, err)
-}
-
-func readAnswer(t testing.TB, resp *http.Response, err error) (*http.Response, []byte) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/jobs"
 )
@@ -41,7 +42,7 @@ func submitJob(t *testing.T, url string, queries []string, extra string) contrac
 	t.Helper()
 	q, _ := json.Marshal(queries)
 	d, _ := json.Marshal(jobProducts)
-	resp, data := postTo(t, url+"/v1/jobs", `{"query": `+string(q)+`, "product_descriptions": `+string(d)+extra+`}`)
+	resp, data := proctest.Post(t, url+"/v1/jobs", `{"query": `+string(q)+`, "product_descriptions": `+string(d)+extra+`}`)
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("submit: %d %s", resp.StatusCode, data)
 	}
@@ -57,7 +58,7 @@ func submitJob(t *testing.T, url string, queries []string, extra string) contrac
 
 func jobStatus(t *testing.T, url, id string) (int, contracts.JobStatus) {
 	t.Helper()
-	resp, data := getURL(t, url+"/v1/jobs/"+id)
+	resp, data := proctest.Get(t, url+"/v1/jobs/"+id)
 	var st contracts.JobStatus
 	_ = json.Unmarshal(data, &st)
 	return resp.StatusCode, st
@@ -77,7 +78,7 @@ func waitJob(t *testing.T, url, id string, state contracts.JobState, timeout tim
 // query, in request order.
 func jobResults(t *testing.T, url, id string, queries []string) []contracts.JobResult {
 	t.Helper()
-	resp, data := getURL(t, url+"/v1/jobs/"+id+"/results")
+	resp, data := proctest.Get(t, url+"/v1/jobs/"+id+"/results")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("results: %d %q %.200s", resp.StatusCode, resp.Header.Get("Content-Type"), data)
 	}
@@ -107,7 +108,7 @@ func jobResults(t *testing.T, url, id string, queries []string) []contracts.JobR
 func TestJobLifecycle(t *testing.T) {
 	ns := startJobsNATS(t)
 	startProcessor(t, ns, nil, jobs.Config{})
-	b := startBridge(t, ns, func(c *bridge.Config) { c.JobChunkSize = 40 })
+	b := proctest.StartBridge(t, ns, func(c *bridge.Config) { c.JobChunkSize = 40 })
 	nc := connect(t, ns)
 	notices, err := nc.SubscribeSync(contracts.SubjectJobDonePrefix + ">")
 	if err != nil {
@@ -134,7 +135,7 @@ func TestJobLifecycle(t *testing.T) {
 	res := jobResults(t, b.URL, st.ID, queries)
 	for _, i := range []int{0, 117, 229} {
 		body, _ := json.Marshal(contracts.Request{Query: contracts.Queries{queries[i]}, ProductDescriptions: jobProducts, TopK: ptr(3)})
-		resp, data := postTo(t, b.URL+"/predict", string(body))
+		resp, data := proctest.Post(t, b.URL+"/predict", string(body))
 		var pr contracts.Response
 		if err := json.Unmarshal(data, &pr); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("/predict: %d %s", resp.StatusCode, data)
@@ -159,13 +160,13 @@ func TestJobLifecycle(t *testing.T) {
 		{"malformed id", "/v1/jobs/nope", 404, contracts.CodeNotFound},
 		{"unknown results", "/v1/jobs/0123456789abcdef/results", 404, contracts.CodeNotFound},
 	} {
-		resp, data := getURL(t, b.URL+tt.path)
+		resp, data := proctest.Get(t, b.URL+tt.path)
 		var e contracts.ErrorBody
 		if json.Unmarshal(data, &e) != nil || e.Error == nil || resp.StatusCode != tt.status || e.Error.Code != tt.code {
 			t.Errorf("%s: %d %s", tt.name, resp.StatusCode, data)
 		}
 	}
-	resp, data := postTo(t, b.URL+"/v1/jobs", `{"query": ["a", " "], "product_descriptions": ["x"]}`)
+	resp, data := proctest.Post(t, b.URL+"/v1/jobs", `{"query": ["a", " "], "product_descriptions": ["x"]}`)
 	if resp.StatusCode != 422 || !bytes.Contains(data, []byte(`"field":"query[1]"`)) {
 		t.Errorf("blank query: %d %s", resp.StatusCode, data)
 	}
@@ -189,7 +190,7 @@ func TestJobSurvivesKilledProcessor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := startBridge(t, ns, func(c *bridge.Config) { c.JobChunkSize = 10 })
+	b := proctest.StartBridge(t, ns, func(c *bridge.Config) { c.JobChunkSize = 10 })
 
 	queries := jobQueries(400)
 	st := submitJob(t, b.URL, queries, `, "top_k": 2`)
@@ -241,17 +242,13 @@ func jetStreamInfo(t *testing.T, ns *server.Server, filter string) int {
 func TestJobCancel(t *testing.T) {
 	ns := startJobsNATS(t)
 	p := startProcessor(t, ns, nil, jobs.Config{})
-	b := startBridge(t, ns, func(c *bridge.Config) { c.JobChunkSize = 10 })
+	b := proctest.StartBridge(t, ns, func(c *bridge.Config) { c.JobChunkSize = 10 })
 	queries := jobQueries(2000)
 	st := submitJob(t, b.URL, queries, `, "top_k": 1`)
 	waitJob(t, b.URL, st.ID, contracts.JobRunning, time.Minute)
 
 	req, _ := http.NewRequest(http.MethodDelete, b.URL+"/v1/jobs/"+st.ID, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, data := readAnswer(t, resp, nil)
+	resp, data := proctest.Do(t, req)
 	var cst contracts.JobStatus
 	if err := json.Unmarshal(data, &cst); err != nil || resp.StatusCode != 200 || cst.State != contracts.JobCancelled {
 		t.Fatalf("cancel: %d %s", resp.StatusCode, data)
@@ -277,7 +274,7 @@ func TestJobCancel(t *testing.T) {
 	if after.State != contracts.JobCancelled || after.Done != before.Done || after.Done >= after.Total {
 		t.Errorf("after cancel: %+v (before %+v)", after, before)
 	}
-	resp2, data := getURL(t, b.URL+"/v1/jobs/"+st.ID+"/results")
+	resp2, data := proctest.Get(t, b.URL+"/v1/jobs/"+st.ID+"/results")
 	if resp2.StatusCode != http.StatusConflict || !bytes.Contains(data, []byte(contracts.CodeJobNotDone)) {
 		t.Errorf("results of a cancelled job: %d %s", resp2.StatusCode, data)
 	}
@@ -287,7 +284,7 @@ func TestJobCancel(t *testing.T) {
 func TestJobRetention(t *testing.T) {
 	ns := startJobsNATS(t)
 	startProcessor(t, ns, nil, jobs.Config{Retention: 3 * time.Second})
-	b := startBridge(t, ns, nil)
+	b := proctest.StartBridge(t, ns, nil)
 	queries := jobQueries(5)
 	st := submitJob(t, b.URL, queries, "")
 	if !st.Expires.After(st.Created) || st.Expires.Sub(st.Created) > 4*time.Second {

@@ -6,9 +6,15 @@ package proctest
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/simmatch/simmatch/bridge"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/embedding"
@@ -34,4 +40,55 @@ type CountingEmbedder struct {
 func (c *CountingEmbedder) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	c.Texts.Add(int64(len(texts)))
 	return c.Embedder.Embed(ctx, texts)
+}
+
+// StartBridge serves the real bridge on a connection to ns over a real HTTP
+// listener on loopback; mod, when not nil, edits its configuration.
+func StartBridge(t testing.TB, ns *server.Server, mod func(*bridge.Config)) *httptest.Server {
+	t.Helper()
+	cfg := bridge.Config{NATS: testenv.Connect(t, ns)}
+	if mod != nil {
+		mod(&cfg)
+	}
+	h, err := bridge.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Post posts a JSON body to url and returns the answer with its body read.
+func Post(t testing.TB, url, body string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	return readAnswer(t, resp, err)
+}
+
+// Get gets url and returns the answer with its body read.
+func Get(t testing.TB, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	return readAnswer(t, resp, err)
+}
+
+// Do sends req and returns the answer with its body read.
+func Do(t testing.TB, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	return readAnswer(t, resp, err)
+}
+
+func readAnswer(t testing.TB, resp *http.Response, err error) (*http.Response, []byte) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
 }
