@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/simmatch/simmatch/contracts"
-	"github.com/simmatch/simmatch/processor/jobs/jobstore"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/jobs"
+	"github.com/simmatch/simmatch/processor/jobs/jobstore"
 )
 
 // axisEmbedder embeds text i of a job as a unit vector on axis len(text)%4:

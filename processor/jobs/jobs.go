@@ -19,10 +19,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simmatch/simmatch/contracts"
-	"github.com/simmatch/simmatch/processor/jobs/jobstore"
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/internal/vecmath"
+	"github.com/simmatch/simmatch/processor/jobs/jobstore"
 )
 
 // Config configures a Worker. NATS and Embedder are required; the NATS
