@@ -123,7 +123,7 @@ func (p *Processor) Add(eps ...Endpoint) error {
 func (p *Processor) receive(ep *Endpoint, r micro.Request) {
 	received := time.Now()
 	hdr := nats.Header(r.Headers())
-	ctx, span := p.startSpan(r, hdr)
+	ctx, span := p.startSpan(ep, r, hdr)
 	p.inflight.Add(1)
 	p.pending.Add(1)
 	c := &call{ep: ep, span: span, req: r, received: received, requestID: hdr.Get(contracts.HeaderRequestID)}
@@ -302,15 +302,17 @@ func (p *Processor) finish(c *call, code contracts.Code) {
 
 // startSpan starts the SERVER span of a request, as a child of the trace
 // context its headers carry.
-func (p *Processor) startSpan(r micro.Request, hdr nats.Header) (context.Context, trace.Span) {
+func (p *Processor) startSpan(ep *Endpoint, r micro.Request, hdr nats.Header) (context.Context, trace.Span) {
 	ctx := p.cfg.Propagator.Extract(context.Background(), contracts.HeaderCarrier(hdr))
-	return p.tracer.Start(ctx, "process "+r.Subject(), trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.operation.name", "process"),
-			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", r.Subject()),
-			attribute.String("messaging.consumer.group.name", p.cfg.QueueGroup),
-			attribute.Int("messaging.message.body.size", len(r.Data())),
-		))
+	attrs := []attribute.KeyValue{
+		attribute.String("messaging.system", "nats"),
+		attribute.String("messaging.operation.name", "process"),
+		attribute.String("messaging.operation.type", "process"),
+		attribute.String("messaging.destination.name", r.Subject()),
+		attribute.Int("messaging.message.body.size", len(r.Data())),
+	}
+	if !ep.Broadcast {
+		attrs = append(attrs, attribute.String("messaging.consumer.group.name", p.cfg.QueueGroup))
+	}
+	return p.tracer.Start(ctx, "process "+r.Subject(), trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...))
 }
