@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/simmatch/simmatch/bridge"
+	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
@@ -105,5 +106,31 @@ func TestOneTracePerDoor(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Every subject of the pipeline refuses a body that is not valid UTF-8 with
+// the same malformed_json naming the byte, as the bridge's routes do.
+func TestInvalidUTF8OnEverySubject(t *testing.T) {
+	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
+	startNode(t, ns.ClientURL(), nil)
+	nc := testenv.Connect(t, ns)
+	for subject, body := range map[string]string{
+		contracts.SubjectSimilarity:    `{"query": ["BAD"], "product_descriptions": ["a saw"]}`,
+		contracts.SubjectEmbed:         `{"input": ["BAD"]}`,
+		contracts.SubjectCatalogUpsert: `{"catalog": "shop", "products": [{"id": "a", "description": "BAD"}]}`,
+		contracts.SubjectCatalogGet:    `{"catalog": "shop", "id": "BAD"}`,
+		contracts.SubjectCatalogDelete: `{"catalog": "shop", "id": "BAD"}`,
+		contracts.SubjectCatalogList:   `{"request_id": "BAD"}`,
+		contracts.SubjectCatalogDrop:   `{"catalog": "BAD"}`,
+		contracts.SubjectCatalogSearch: `{"catalog": "shop", "query": ["BAD"]}`,
+	} {
+		m, err := nc.Request(subject, []byte(strings.ReplaceAll(body, "BAD", "\xff")), 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+		if code := m.Header.Get(contracts.HeaderErrorCode); code != string(contracts.CodeMalformedJSON) || !strings.Contains(m.Header.Get(contracts.HeaderError), "UTF-8") {
+			t.Errorf("%s: %q %q, want malformed_json naming UTF-8", subject, code, m.Header.Get(contracts.HeaderError))
+		}
 	}
 }

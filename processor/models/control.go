@@ -425,12 +425,12 @@ func (c *Control) endpoints() []processor.Endpoint {
 	}
 }
 
+// decodeModelRequest decodes {"model": "name@version"} with the strict
+// decoder every door uses (UTF-8, unknown fields, trailing data).
 func decodeModelRequest(b []byte) (contracts.ModelRequest, error) {
 	var req contracts.ModelRequest
-	if err := json.Unmarshal(b, &req); err != nil {
-		return req, contracts.Errorf(contracts.CodeMalformedJSON, "request body: want {\"model\": \"name@version\"}: %v", err)
-	}
-	return req, nil
+	err := contracts.DecodeStrict(b, 4<<10, &req)
+	return req, err
 }
 
 // controlError maps a control error to the wire.

@@ -228,3 +228,22 @@ func isCode(err error, code contracts.Code) bool {
 	var e *contracts.Error
 	return errors.As(err, &e) && e.Code == code
 }
+
+// The control subjects decode as strictly as every other door: a body that
+// is not valid UTF-8 is malformed_json naming it, never a model name with
+// its bytes replaced.
+func TestControlRefusesInvalidUTF8(t *testing.T) {
+	ns := testenv.StartNATS(t)
+	r, _ := newRegistry(t, prometheus.NewRegistry(), "fp32")
+	startControl(t, ns, r, startProcessor(t, ns, r))
+	nc := testenv.Connect(t, ns)
+	for _, subject := range []string{contracts.SubjectModelsLoad, contracts.SubjectModelsSwitch, contracts.SubjectModelsUnload} {
+		m, err := nc.Request(subject, []byte("{\"model\": \"all-MiniLM-L6-v2@\xff\"}"), 10*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+		if code := m.Header.Get(contracts.HeaderErrorCode); code != string(contracts.CodeMalformedJSON) || !strings.Contains(m.Header.Get(contracts.HeaderError), "UTF-8") {
+			t.Errorf("%s: %q %q, want malformed_json naming UTF-8", subject, code, m.Header.Get(contracts.HeaderError))
+		}
+	}
+}
