@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/simmatch/simmatch/contracts"
 )
 
 // Scenario is one fault under load.
@@ -374,7 +376,9 @@ func request(base, door string, c, n, descs int) (string, []byte) {
 	switch door {
 	case DoorSearch:
 		path = "/v1/catalogs/" + chaosCatalog + "/search"
-		qs := make([]string, descs) // as many texts to embed as the other doors
+		// As many texts to embed as the other doors, within a search's
+		// query limit (contracts.DefaultLimits.MaxQueries).
+		qs := make([]string, min(descs, contracts.DefaultLimits.MaxQueries))
 		for i := range qs {
 			qs[i] = fmt.Sprintf("%s, item %d", query, i)
 		}
