@@ -286,7 +286,7 @@ func (s *Service) follow(ctx context.Context, name string) (*followed, error) {
 }
 
 func (s *Service) start(ctx context.Context, name string, f *followed) error {
-	st, err := s.js.Stream(ctx, streamName(name))
+	st, err := s.stream(ctx, name)
 	if err != nil {
 		return s.streamError(name, err)
 	}
@@ -316,7 +316,12 @@ func (s *Service) start(ctx context.Context, name string, f *followed) error {
 			return
 		}
 		f.apply(md.Sequence.Stream, rec)
-	}, jetstream.PullMaxMessages(4096), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	}, jetstream.PullMaxMessages(4096),
+		// Heartbeats every second: a consumer lost with its server (a NATS
+		// restart, a cluster node gone) is noticed after two, and reset,
+		// well within a search's deadline (the default is 5 s, so 10 s).
+		jetstream.PullHeartbeat(followHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		if s.ctx.Err() != nil {
 			return
 		}
@@ -332,6 +337,44 @@ func (s *Service) start(ctx context.Context, name string, f *followed) error {
 		return s.streamError(name, err)
 	}
 	return nil
+}
+
+// followHeartbeat is the idle heartbeat of the consumers that follow catalogs.
+const followHeartbeat = time.Second
+
+// jsTry bounds one JetStream API call of a request, so that a call lost in
+// a reconnect or a leader election is made again within the deadline.
+const jsTry = 2 * time.Second
+
+// stream asks JetStream for the catalog's stream, again while JetStream is
+// unreachable (a reconnect, a restarting server, a cluster electing a leader)
+// and ctx allows: an accepted search waits for JetStream to come back rather
+// than fail.
+func (s *Service) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	for {
+		tctx, cancel := context.WithTimeout(ctx, jsTry)
+		st, err := s.js.Stream(tctx, streamName(name))
+		cancel()
+		if err == nil || ctx.Err() != nil || !unreachable(err) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// unreachable reports whether err says JetStream did not answer or is not
+// up yet, rather than answering about the stream.
+func unreachable(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 // JetStream not enabled yet, or temporarily unavailable
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }
 
 func (s *Service) streamError(name string, err error) error {
@@ -390,7 +433,7 @@ func (s *Service) sync(ctx context.Context, name string) (*followed, uint64, err
 		if err != nil {
 			return nil, 0, err
 		}
-		st, err := s.js.Stream(ctx, streamName(name))
+		st, err := s.stream(ctx, name)
 		if err != nil {
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
 				s.unfollow(name, f)
