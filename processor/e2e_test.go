@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -31,18 +30,10 @@ const (
 	saw    = "High-performance circular saw with laser guide."
 )
 
+// postJSON posts a /predict body to the bridge at url.
 func postJSON(t testing.TB, url, body string) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := http.Post(url+"/predict", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return proctest.Post(t, url+"/predict", body)
 }
 
 func TestRESTRanksSawAboveHammer(t *testing.T) {

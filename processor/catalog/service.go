@@ -322,17 +322,17 @@ func (s *Service) start(ctx context.Context, name string, f *followed) error {
 		// well within a search's deadline (the default is 5 s, so 10 s).
 		jetstream.PullHeartbeat(followHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		if s.ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
-			// Dropped by another processor? Then stop following it now
-			// rather than at its next request.
-			go s.forgetIfDropped(name, f)
-			return
-		}
-		s.cfg.Logger.Debug("catalog: follow stream", "catalog", name, "err", err)
-	}))
+			if s.ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				// Dropped by another processor? Then stop following it now
+				// rather than at its next request.
+				go s.forgetIfDropped(name, f)
+				return
+			}
+			s.cfg.Logger.Debug("catalog: follow stream", "catalog", name, "err", err)
+		}))
 	if err != nil {
 		return s.streamError(name, err)
 	}
