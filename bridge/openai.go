@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -100,10 +99,11 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, r, e)
 		return
 	}
-	s.embed(w, r, texts, func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
-		if e := checkModel(in.Model, resp.Model); e != nil {
-			return 0, nil, e
-		}
+	// The processor resolves the model before any work: a name it does not
+	// serve is not_found on field model. An organisation prefix
+	// ("sentence-transformers/all-MiniLM-L6-v2") is dropped.
+	model := in.Model[strings.LastIndex(in.Model, "/")+1:]
+	s.embed(w, r, texts, model, func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
 		if in.Dimensions != nil && *in.Dimensions != resp.Model.Dimensions {
 			return 0, nil, contracts.FieldError("dimensions", 0,
 				"%s makes %d-dimensional embeddings and cannot shorten them; omit dimensions or send %d",
@@ -127,9 +127,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 
 // embed relays texts to a processor's embed endpoint and answers with present
 // (errors with writeErr). Every door's embeddings come through here.
-func (s *Server) embed(w http.ResponseWriter, r *http.Request, texts []string,
+func (s *Server) embed(w http.ResponseWriter, r *http.Request, texts []string, model string,
 	present presenter[*contracts.EmbedResponse], writeErr errorWriter) {
-	req := &contracts.EmbedRequest{Input: texts, RequestID: infoFrom(r.Context()).id}
+	req := &contracts.EmbedRequest{Input: texts, Model: model, RequestID: infoFrom(r.Context()).id}
 	if err := req.Validate(s.cfg.Limits); err != nil {
 		writeErr(w, r, contracts.AsError(err))
 		return
@@ -142,17 +142,6 @@ func (s *Server) embed(w http.ResponseWriter, r *http.Request, texts []string,
 		}
 		return present(h, resp)
 	}, writeErr)
-}
-
-// checkModel accepts the served model's name, with or without an
-// organisation prefix ("sentence-transformers/all-MiniLM-L6-v2"), in any case.
-func checkModel(name string, served contracts.ModelInfo) *contracts.Error {
-	base := name[strings.LastIndex(name, "/")+1:]
-	if strings.EqualFold(base, served.Name) {
-		return nil
-	}
-	return &contracts.Error{Code: contracts.CodeNotFound, Field: "model",
-		Message: fmt.Sprintf("model: %q is not served here; the served model is %q (GET /v1/models lists it)", name, served.Name)}
 }
 
 // check validates a decoded embeddings request and returns its texts.

@@ -50,7 +50,7 @@ func (s *Server) teiEmbed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, contracts.FieldError("prompt_name", 0, "this model has no prompts; omit prompt_name"))
 		return
 	}
-	s.embed(w, r, in.Inputs, func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
+	s.embed(w, r, in.Inputs, "", func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
 		return http.StatusOK, resp.Embeddings, nil
 	}, renamedWriter("input", "inputs"))
 }

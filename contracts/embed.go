@@ -13,6 +13,9 @@ type EmbedRequest struct {
 	Input Queries `json:"input"`
 	// RequestID is echoed in the response and in logs.
 	RequestID string `json:"request_id,omitempty"`
+	// Model names the model to embed with, "name" (its default version) or
+	// "name@version", as for a similarity Request; empty means the default.
+	Model string `json:"model,omitempty"`
 }
 
 // EmbedResponse holds one embedding per input text, in request order.
@@ -63,6 +66,11 @@ func (r *EmbedRequest) Validate(lim Limits) error {
 	}
 	if len(r.RequestID) > 128 {
 		return FieldError("request_id", 128, "is %d bytes; the limit is 128", len(r.RequestID))
+	}
+	if r.Model != "" {
+		if _, _, err := ParseModelRef(r.Model); err != nil {
+			return FieldError("model", 0, "%v", err)
+		}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv/proctest"
+	"github.com/simmatch/simmatch/processor"
 )
 
 var interfaceTexts = []string{
@@ -305,5 +306,23 @@ func TestClientEmbed(t *testing.T) {
 	var e *contracts.Error
 	if !errors.As(err, &e) || !errors.Is(err, contracts.ErrInvalidRequest) || e.Field != "input[0]" || e.Limit != 8192 {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// An embed request that names a model is served by that model, and one the
+// processor does not serve is refused before any text is embedded.
+func TestEmbedNamesItsModel(t *testing.T) {
+	ns := startNATS(t)
+	emb := &proctest.CountingEmbedder{Embedder: startScheduler(t, nil)}
+	startProcessor(t, ns, func(cfg *processor.Config) { cfg.Embedder = emb })
+	c := newClient(t, connect(t, ns), nil)
+	_, err := c.Embed(context.Background(), &contracts.EmbedRequest{Input: contracts.Queries{"hello"}, Model: "text-embedding-3-small"})
+	var e *contracts.Error
+	if !errors.As(err, &e) || !errors.Is(err, contracts.ErrNotFound) || e.Field != "model" || emb.Texts.Load() != 0 {
+		t.Fatalf("unknown model: %v after %d texts embedded; want not_found on field model before any", err, emb.Texts.Load())
+	}
+	resp, err := c.Embed(context.Background(), &contracts.EmbedRequest{Input: contracts.Queries{"hello"}, Model: "all-MiniLM-L6-v2"})
+	if err != nil || resp.Model.Name != "all-MiniLM-L6-v2" || emb.Texts.Load() != 1 {
+		t.Fatalf("served model: %v, %+v after %d texts", err, resp, emb.Texts.Load())
 	}
 }

@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -67,7 +68,7 @@ func (p *Processor) Similarity(ctx context.Context, req *contracts.Request) (*co
 // ones the model read them with).
 func (p *Processor) Embed(ctx context.Context, req *contracts.EmbedRequest) (*contracts.EmbedResponse, error) {
 	trace.SpanFromContext(ctx).SetAttributes(attribute.Int("simmatch.texts", len(req.Input)))
-	e, release, err := p.resolve("")
+	e, release, err := p.resolve(req.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -82,14 +83,21 @@ func (p *Processor) Embed(ctx context.Context, req *contracts.EmbedRequest) (*co
 }
 
 // resolve picks the Embedder of the model a request names and holds it
-// until release.
+// until release; a model that is not served is not_found on field model.
 func (p *Processor) resolve(model string) (Embedder, func(), error) {
 	if p.cfg.Models != nil {
-		return p.cfg.Models.Resolve(model)
+		e, release, err := p.cfg.Models.Resolve(model)
+		if ce := contracts.AsError(err); err != nil && ce.Code == contracts.CodeNotFound && ce.Field == "" && model != "" {
+			c := *ce
+			c.Field = "model"
+			return nil, nil, &c
+		}
+		return e, release, err
 	}
 	e := p.cfg.Embedder
 	if info := e.Info(); model != "" && model != info.Name && model != contracts.ModelRef(info.Name, info.Version) {
-		return nil, nil, contracts.Errorf(contracts.CodeNotFound, "model %q is not served; available: %s", model, contracts.ModelRef(info.Name, info.Version))
+		return nil, nil, &contracts.Error{Code: contracts.CodeNotFound, Field: "model",
+			Message: fmt.Sprintf("model %q is not served; available: %s", model, contracts.ModelRef(info.Name, info.Version))}
 	}
 	return e, func() {}, nil
 }
