@@ -367,8 +367,15 @@ func (m *Model) infer(ctx context.Context, b batch) ([]float32, ort.Shape, error
 		return nil, nil, fmt.Errorf("embed: run options: %w", err)
 	}
 	defer ro.Destroy()
-	stop := context.AfterFunc(ctx, func() { _ = ro.Terminate() })
-	defer stop()
+	// A cancellation ends the run at once (Terminate). Destroy must wait for
+	// a Terminate already started: they race on the run options otherwise.
+	terminated := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { defer close(terminated); _ = ro.Terminate() })
+	defer func() {
+		if !stop() {
+			<-terminated
+		}
+	}()
 
 	outputs := []ort.Value{nil}
 	err = m.sess.RunWithOptions(inputs, outputs, ro)
