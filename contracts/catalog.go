@@ -205,8 +205,10 @@ type CatalogInfo struct {
 	// StoredBytes is the size of the catalog in JetStream.
 	StoredBytes uint64 `json:"stored_bytes"`
 	// MatrixBytes is the memory the embedding matrix takes in each processor.
-	MatrixBytes int64  `json:"matrix_bytes"`
-	Sequence    uint64 `json:"sequence"`
+	MatrixBytes int64 `json:"matrix_bytes"`
+	// KeywordBytes is the memory the keyword index takes in each processor.
+	KeywordBytes int64  `json:"keyword_bytes"`
+	Sequence     uint64 `json:"sequence"`
 }
 
 // ListResponse answers a ListRequest, catalogs sorted by name.
@@ -236,12 +238,11 @@ type SearchRequest struct {
 	Query   Queries `json:"query"`
 	// TopK keeps the K best matches per query; nil means DefaultCatalogTopK.
 	TopK *int `json:"top_k,omitempty"`
-	// Threshold drops matches that score below it.
+	// Threshold drops matches whose cosine similarity is below it (modes
+	// dense and hybrid).
 	Threshold *float64 `json:"threshold,omitempty"`
-	// Filter keeps only products whose metadata has every key with exactly
-	// the given value.
-	Filter    map[string]string `json:"filter,omitempty"`
-	RequestID string            `json:"request_id,omitempty"`
+	SearchOptions
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Validate checks r against lim and the query limits of tl.
@@ -264,7 +265,7 @@ func (r *SearchRequest) Validate(lim CatalogLimits, tl Limits) error {
 	if r.Threshold != nil && (math.IsNaN(*r.Threshold) || *r.Threshold < -1 || *r.Threshold > 1) {
 		return FieldError("threshold", 0, "must be a cosine similarity between -1 and 1, got %v", *r.Threshold)
 	}
-	if err := checkMetadata("filter", r.Filter, lim); err != nil {
+	if err := r.SearchOptions.Validate(derefOr(r.TopK, DefaultCatalogTopK), r.Threshold, lim); err != nil {
 		return err
 	}
 	if len(r.RequestID) > 128 {
@@ -300,14 +301,26 @@ type SearchResponse struct {
 type CatalogResult struct {
 	Query   string         `json:"query"`
 	Matches []CatalogMatch `json:"matches"`
+	// Total counts the matches left after the filter and the threshold
+	// (keyword mode: those holding a query term), when count was asked.
+	Total *int `json:"total,omitempty"`
+	// Facets counts, over the same matches as Total, the products per value
+	// of each requested key, the MaxFacetValues most frequent values.
+	Facets map[string]map[string]int `json:"facets,omitempty"`
 }
 
-// CatalogMatch is one product and its cosine similarity to the query.
+// CatalogMatch is one product and its score: the cosine similarity in mode
+// dense, BM25 in mode keyword, the fused score in mode hybrid.
 type CatalogMatch struct {
 	ID          string            `json:"id"`
 	Description string            `json:"description"`
 	Score       float64           `json:"score"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// Explain gives the match's score and rank in each list, when asked.
+	Explain *Explain `json:"explain,omitempty"`
+	// GroupSize counts the matches that share this match's group_by value
+	// (this one included), when group_by was asked.
+	GroupSize int `json:"group_size,omitempty"`
 }
 
 // DecodeCatalog decodes a JSON catalog request into v (a pointer to one of

@@ -71,7 +71,7 @@ func TestSearchAndPredictWithCatalog(t *testing.T) {
 		{"no query", contracts.SearchRequest{Catalog: "c"}, "query"},
 		{"top_k zero", contracts.SearchRequest{Catalog: "c", Query: contracts.Queries{"q"}, TopK: new(0)}, "top_k"},
 		{"top_k over", contracts.SearchRequest{Catalog: "c", Query: contracts.Queries{"q"}, TopK: new(1001)}, "top_k"},
-		{"bad filter", contracts.SearchRequest{Catalog: "c", Query: contracts.Queries{"q"}, Filter: map[string]string{"": "x"}}, "filter"},
+		{"bad filter", contracts.SearchRequest{Catalog: "c", Query: contracts.Queries{"q"}, SearchOptions: contracts.SearchOptions{Filter: contracts.Filter{"": contracts.Equals("x")}}}, "filter"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -31,6 +31,9 @@ type Request struct {
 	// Model names the model that serves the request, "name" (its default
 	// version) or "name@version"; empty means the default model.
 	Model string `json:"model,omitempty"`
+	// SearchOptions apply when the request names a catalog: modes, filters,
+	// pages, counts, facets, groups, explanations.
+	SearchOptions
 }
 
 // Queries is a list of query texts that also decodes from a single JSON string.
@@ -73,6 +76,9 @@ type Result struct {
 	Query string `json:"query"`
 	// Matches are sorted by score, highest first; equal scores keep catalog order.
 	Matches []Match `json:"matches"`
+	// Total and Facets answer a catalog request's count and facets (CatalogResult).
+	Total  *int                      `json:"total,omitempty"`
+	Facets map[string]map[string]int `json:"facets,omitempty"`
 }
 
 // Match is one product description and its cosine similarity to the query.
@@ -84,6 +90,9 @@ type Match struct {
 	Score       float64 `json:"score"`
 	// ID is the product's id when the request named a catalog.
 	ID string `json:"id,omitempty"`
+	// Explain and GroupSize answer a catalog request's explain and group_by (CatalogMatch).
+	Explain   *Explain `json:"explain,omitempty"`
+	GroupSize int      `json:"group_size,omitempty"`
 }
 
 // ModelInfo names the model behind a response.
@@ -185,7 +194,7 @@ func decodeError(err error) *Error {
 		return FieldError("query", 0, "%s", errWantStrings)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return FieldError(f, 0, "unknown field; known fields are query, product_descriptions, catalog, top_k, threshold, request_id, model")
+		return FieldError(f, 0, "unknown field; known fields are query, product_descriptions, catalog, top_k, threshold, request_id, model, and with catalog mode, fusion, rrf_k, alpha, candidates, explain, filter, offset, count, facets, group_by")
 	}
 	return Errorf(CodeMalformedJSON, "request body: %v", err)
 }
@@ -194,11 +203,17 @@ func wantType(field string) string {
 	switch {
 	case strings.HasPrefix(field, "product_descriptions"):
 		return "a list of strings"
-	case field == "top_k":
+	case field == "top_k", field == "offset", field == "rrf_k", field == "candidates":
 		return "an integer"
-	case field == "threshold":
+	case field == "threshold", field == "alpha":
 		return "a number"
-	case field == "request_id", field == "model":
+	case field == "explain", field == "count":
+		return "true or false"
+	case strings.HasPrefix(field, "facets"):
+		return "a list of strings"
+	case strings.HasPrefix(field, "filter"):
+		return "an object of conditions"
+	case field == "request_id", field == "model", field == "mode", field == "fusion", field == "group_by":
 		return "a string"
 	}
 	return "a string or a list of strings"
@@ -222,6 +237,11 @@ func (r *Request) Validate(lim Limits) error {
 		if err := checkTopK(r.TopK, DefaultCatalogLimits); err != nil {
 			return err
 		}
+		if err := r.SearchOptions.Validate(derefOr(r.TopK, DefaultCatalogTopK), r.Threshold, DefaultCatalogLimits); err != nil {
+			return err
+		}
+	} else if !r.SearchOptions.IsZero() {
+		return FieldError(firstOption(&r.SearchOptions), 0, "is a catalog search option: name a catalog in catalog, or leave it out")
 	} else if len(r.ProductDescriptions) == 0 {
 		return FieldError("product_descriptions", 0, "required: a non-empty list of strings (or a catalog name in catalog)")
 	}

@@ -63,7 +63,7 @@ func BenchmarkScan(b *testing.B) {
 			b.SetBytes(bytes)
 			b.ReportAllocs()
 			for b.Loop() {
-				if len(x.Search(Query{Vectors: [][]float32{q}, TopK: 10, Workers: w})[0]) != 10 {
+				if len(x.Search(Query{Vectors: [][]float32{q}, TopK: 10, Workers: w})[0].Hits) != 10 {
 					b.Fatal("want 10 hits")
 				}
 			}

@@ -95,7 +95,7 @@ func TestFiltersAndThreshold(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := c.SearchCatalog(ctx, &contracts.SearchRequest{Catalog: "shop", Query: contracts.Queries{"a tool to drive nails"},
-		TopK: ptr(10), Filter: map[string]string{"dept": "garden"}})
+		TopK: ptr(10), SearchOptions: contracts.SearchOptions{Filter: contracts.Filter{"dept": contracts.Equals("garden")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestFiltersAndThreshold(t *testing.T) {
 		t.Errorf("filter dept=garden found %v, want hose and rake", ids)
 	}
 	res, err = c.SearchCatalog(ctx, &contracts.SearchRequest{Catalog: "shop", Query: contracts.Queries{"a tool to drive nails"},
-		Filter: map[string]string{"dept": "toys"}})
+		SearchOptions: contracts.SearchOptions{Filter: contracts.Filter{"dept": contracts.Equals("toys")}}})
 	if err != nil || len(res.Results[0].Matches) != 0 {
 		t.Fatalf("filter with no product: %+v, %v; want no matches", res, err)
 	}

@@ -29,7 +29,7 @@ func TestReadYourWritesAcrossProcessors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := b.svc.Search(ctx, &contracts.SearchRequest{Catalog: "shop", Query: contracts.Queries{"novelty"}, Filter: map[string]string{"id": id}})
+		res, err := b.svc.Search(ctx, &contracts.SearchRequest{Catalog: "shop", Query: contracts.Queries{"novelty"}, SearchOptions: contracts.SearchOptions{Filter: contracts.Filter{"id": contracts.Equals(id)}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func TestReadYourWritesAcrossProcessors(t *testing.T) {
 		if err != nil || !d.Deleted {
 			t.Fatalf("delete %s: %+v, %v", id, d, err)
 		}
-		res, err = a.svc.Search(ctx, &contracts.SearchRequest{Catalog: "shop", Query: contracts.Queries{"novelty"}, Filter: map[string]string{"id": id}})
+		res, err = a.svc.Search(ctx, &contracts.SearchRequest{Catalog: "shop", Query: contracts.Queries{"novelty"}, SearchOptions: contracts.SearchOptions{Filter: contracts.Filter{"id": contracts.Equals(id)}}})
 		if err != nil || len(res.Results[0].Matches) != 0 {
 			t.Fatalf("delete of %s not seen: %+v, %v", id, res, err)
 		}

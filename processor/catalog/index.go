@@ -3,9 +3,13 @@ package catalog
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/processor/catalog/keyword"
 	"github.com/simmatch/simmatch/processor/internal/vecmath"
 )
 
@@ -13,10 +17,10 @@ import (
 // followed (dropped, or the service stopped).
 var errClosed = errors.New("catalog: no longer followed")
 
-// Index is a catalog in memory: its products and their embeddings as one
-// contiguous row-major float32 matrix, kept in step with the catalog's
-// stream. It is safe for concurrent use: searches share a read lock,
-// applying a change takes the write lock.
+// Index is a catalog in memory: its products, their embeddings as one
+// contiguous row-major float32 matrix and their keyword index, kept in step
+// with the catalog's stream. It is safe for concurrent use: searches share a
+// read lock, applying a change takes the write lock.
 type Index struct {
 	dims int
 
@@ -24,15 +28,39 @@ type Index struct {
 	matrix   []float32 // rows x dims
 	norms    []float64 // one per row, vecmath.Norm of the row
 	products []contracts.Product
+	kw       *keyword.Index // BM25 over each row's description and metadata values
 	rows     map[string]int // product id -> row
 	applied  uint64         // the last stream sequence applied
 	changed  chan struct{}  // closed and replaced at every apply
 	closed   bool
+
+	batch   sync.Mutex // guards passing and next
+	passing bool       // a search pass runs
+	next    *batch     // the searches that wait for the next pass
+	passes  atomic.Int64
 }
 
 // NewIndex returns an empty index for embeddings of dims dimensions.
 func NewIndex(dims int) *Index {
-	return &Index{dims: dims, rows: map[string]int{}, changed: make(chan struct{})}
+	return &Index{dims: dims, rows: map[string]int{}, changed: make(chan struct{}), kw: keyword.New()}
+}
+
+// KeywordBytes is the memory the keyword index takes.
+func (x *Index) KeywordBytes() int64 {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.kw.Bytes()
+}
+
+// keywordFields are what the keyword index holds of a product: its
+// description and its metadata values, in key order.
+func keywordFields(p contracts.Product) []string {
+	fields := make([]string, 0, 1+len(p.Metadata))
+	fields = append(fields, p.Description)
+	for _, k := range slices.Sorted(maps.Keys(p.Metadata)) {
+		fields = append(fields, p.Metadata[k])
+	}
+	return fields
 }
 
 // Len is the number of products.
@@ -73,8 +101,10 @@ func (x *Index) Upsert(seq uint64, p contracts.Product, vec []float32) {
 		copy(x.matrix[r*x.dims:(r+1)*x.dims], vec)
 		x.norms[r] = vecmath.Norm(vec)
 		x.products[r] = p
+		x.kw.Set(r, keywordFields(p)...)
 	} else {
 		x.rows[p.ID] = len(x.products)
+		x.kw.Set(len(x.products), keywordFields(p)...)
 		x.matrix = append(x.matrix, vec[:x.dims]...)
 		x.norms = append(x.norms, vecmath.Norm(vec))
 		x.products = append(x.products, p)
@@ -89,7 +119,9 @@ func (x *Index) Delete(seq uint64, id string) {
 	defer x.mu.Unlock()
 	if r, ok := x.rows[id]; ok {
 		last := len(x.products) - 1
+		x.kw.Remove(r)
 		if r != last {
+			x.kw.Move(last, r)
 			copy(x.matrix[r*x.dims:(r+1)*x.dims], x.matrix[last*x.dims:])
 			x.norms[r] = x.norms[last]
 			x.products[r] = x.products[last]

@@ -269,7 +269,7 @@ func (s *Service) List(ctx context.Context, req *contracts.ListRequest) (*contra
 			return nil, err
 		}
 		idx, m, _ := f.view()
-		info := contracts.CatalogInfo{Name: n, Products: idx.Len(), Model: m, MatrixBytes: idx.MatrixBytes(), Sequence: seq}
+		info := contracts.CatalogInfo{Name: n, Products: idx.Len(), Model: m, MatrixBytes: idx.MatrixBytes(), KeywordBytes: idx.KeywordBytes(), Sequence: seq}
 		if st, err := s.js.Stream(ctx, streamName(n)); err == nil {
 			info.StoredBytes = st.CachedInfo().State.Bytes
 		}
@@ -295,60 +295,74 @@ func (s *Service) Drop(ctx context.Context, req *contracts.DropRequest) (*contra
 // Search ranks the catalog's products for each query once this processor
 // has applied every write answered before the search began.
 func (s *Service) Search(ctx context.Context, req *contracts.SearchRequest) (*contracts.SearchResponse, error) {
-	hits, model, seq, timing, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, req.Filter)
+	pages, model, seq, timing, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, req.SearchOptions)
 	if err != nil {
 		return nil, err
 	}
-	resp := &contracts.SearchResponse{Results: make([]contracts.CatalogResult, len(hits)), Model: model, Sequence: seq, RequestID: req.RequestID}
+	resp := &contracts.SearchResponse{Results: make([]contracts.CatalogResult, len(pages)), Model: model, Sequence: seq, RequestID: req.RequestID}
 	resp.Timing = timing.Wire()
-	for i, hs := range hits {
-		ms := make([]contracts.CatalogMatch, len(hs))
-		for j, h := range hs {
-			ms[j] = contracts.CatalogMatch{ID: h.Product.ID, Description: h.Product.Description, Score: h.Score, Metadata: h.Product.Metadata}
+	for i, pg := range pages {
+		ms := make([]contracts.CatalogMatch, len(pg.Hits))
+		for j, h := range pg.Hits {
+			ms[j] = contracts.CatalogMatch{ID: h.Product.ID, Description: h.Product.Description, Score: h.Score, Metadata: h.Product.Metadata,
+				Explain: h.Explain, GroupSize: h.GroupSize}
 		}
-		resp.Results[i] = contracts.CatalogResult{Query: req.Query[i], Matches: ms}
+		resp.Results[i] = contracts.CatalogResult{Query: req.Query[i], Matches: ms, Facets: pg.Facets}
+		if req.Count {
+			resp.Results[i].Total = &pg.Total
+		}
 	}
 	return resp, nil
 }
 
 // Predict answers a /predict request that names a catalog: the same
-// ranking as Search, in /predict's response shape, matches carrying ids.
+// ranking as Search, in /predict's response shape, matches carrying ids and
+// their rank (from the page's start) as index.
 func (s *Service) Predict(ctx context.Context, req *contracts.Request) (*contracts.Response, error) {
-	hits, model, _, timing, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, nil)
+	pages, model, _, timing, err := s.rank(ctx, req.Catalog, req.Query, req.TopK, req.Threshold, req.SearchOptions)
 	if err != nil {
 		return nil, err
 	}
-	resp := &contracts.Response{Results: make([]contracts.Result, len(hits)), Model: model, RequestID: req.RequestID}
+	resp := &contracts.Response{Results: make([]contracts.Result, len(pages)), Model: model, RequestID: req.RequestID}
 	resp.Timing = timing.Wire()
-	for i, hs := range hits {
-		ms := make([]contracts.Match, len(hs))
-		for j, h := range hs {
-			ms[j] = contracts.Match{Index: j, ID: h.Product.ID, Description: h.Product.Description, Score: h.Score}
+	for i, pg := range pages {
+		ms := make([]contracts.Match, len(pg.Hits))
+		for j, h := range pg.Hits {
+			ms[j] = contracts.Match{Index: req.Offset + j, ID: h.Product.ID, Description: h.Product.Description, Score: h.Score,
+				Explain: h.Explain, GroupSize: h.GroupSize}
 		}
-		resp.Results[i] = contracts.Result{Query: req.Query[i], Matches: ms}
+		resp.Results[i] = contracts.Result{Query: req.Query[i], Matches: ms, Facets: pg.Facets}
+		if req.Count {
+			resp.Results[i].Total = &pg.Total
+		}
 	}
 	return resp, nil
 }
 
 // rank searches the catalog's active version: the query is embedded with
 // that version and scanned against its matrix, so an answer never mixes
-// versions; model names it, timing is the queries' Embed call's.
-func (s *Service) rank(ctx context.Context, name string, queries []string, topK *int, threshold *float64, filter map[string]string) ([][]Hit, contracts.ModelInfo, uint64, embedding.Timing, error) {
+// versions; model names it, timing is the queries' Embed call's. A keyword
+// search without explain embeds nothing.
+func (s *Service) rank(ctx context.Context, name string, queries []string, topK *int, threshold *float64, opts contracts.SearchOptions) ([]Page, contracts.ModelInfo, uint64, embedding.Timing, error) {
 	f, seq, err := s.sync(ctx, name)
 	if err != nil {
 		return nil, contracts.ModelInfo{}, 0, embedding.Timing{}, err
 	}
 	idx, m, _ := f.view()
-	if err := s.checkModel(name, m); err != nil {
-		return nil, m, 0, embedding.Timing{}, err
-	}
-	res, err := s.embedWith(ctx, modelKey(m), queries)
-	if err != nil {
-		return nil, m, 0, embedding.Timing{}, err
-	}
-	k := contracts.DefaultCatalogTopK
+	q := Query{Texts: queries, TopK: contracts.DefaultCatalogTopK, Threshold: threshold, Options: opts}
 	if topK != nil {
-		k = *topK
+		q.TopK = *topK
 	}
-	return idx.Search(Query{Vectors: res.Vectors, TopK: k, Threshold: threshold, Filter: filter}), m, seq, res.Timing, nil
+	var timing embedding.Timing
+	if opts.EffectiveMode() != contracts.ModeKeyword || opts.Explain {
+		if err := s.checkModel(name, m); err != nil {
+			return nil, m, 0, embedding.Timing{}, err
+		}
+		res, err := s.embedWith(ctx, modelKey(m), queries)
+		if err != nil {
+			return nil, m, 0, embedding.Timing{}, err
+		}
+		q.Vectors, timing = res.Vectors, res.Timing
+	}
+	return idx.Search(q), m, seq, timing, nil
 }

@@ -117,7 +117,7 @@ func TestReembedOnDefaultSwitch(t *testing.T) {
 	b := startVersionedNode(t, ns.ClientURL())
 	search := func(nd *versionedNode, id string) *contracts.SearchResponse {
 		t.Helper()
-		res, err := nd.svc.Search(ctx, &contracts.SearchRequest{Catalog: "big", Query: contracts.Queries{"coffee machine"}, TopK: ptr(5), Filter: map[string]string{"id": id}})
+		res, err := nd.svc.Search(ctx, &contracts.SearchRequest{Catalog: "big", Query: contracts.Queries{"coffee machine"}, TopK: ptr(5), SearchOptions: contracts.SearchOptions{Filter: contracts.Filter{"id": contracts.Equals(id)}}})
 		if err != nil {
 			t.Fatalf("search during the re-embedding: %v", err)
 		}
