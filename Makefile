@@ -28,7 +28,7 @@ NATS_SERVER_VERSION := v2.15.2
 NATS_SERVER := $(CACHE)/nats-server-$(NATS_SERVER_VERSION)/nats-server
 CHAOS_FLAGS ?=
 
-.PHONY: help deps run check-tree test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs chaos vulncheck
+.PHONY: help deps run check-tree test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs bench-keyword chaos vulncheck
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -111,6 +111,10 @@ bench-catalog: deps ## catalogs: scan vs memory read (CATALOG_ROWS x 384), load 
 	SIMMATCH_BENCH_CATALOG_ROWS=$(CATALOG_ROWS) go test -run '^$$' -bench '^BenchmarkScan$$' -benchtime 10x -timeout 30m ./processor/catalog/
 	SIMMATCH_BENCH_LOAD_ROWS=$(LOAD_ROWS) go test -run '^$$' -bench '^BenchmarkCatalogLoad$$' -benchtime 3x -timeout 30m ./processor/catalog/
 	go test -run '^$$' -bench '^(BenchmarkSearch46|BenchmarkUpsert)$$' -benchtime 5s -timeout 30m ./processor/catalog/
+
+KW_ROWS ?= 1000000
+bench-keyword: ## keyword index vs bleve (nested module internal/kwbench): build time, heap per 1M products, p50/p99 top-10 (KW_ROWS products)
+	cd internal/kwbench && SIMMATCH_KW_ROWS=$(KW_ROWS) go test -run '^$$' -bench . -benchtime 1x -timeout 60m
 
 $(NATS_SERVER):
 	GOBIN=$(dir $@) go install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
