@@ -89,3 +89,53 @@ func readAll(m []float32, w int) float32 {
 	}
 	return s
 }
+
+// BenchmarkSharedPass compares, in one run on the same matrix, 16 clients
+// that each search top-10 in a loop, with each search scanning on its own
+// (solo) and with concurrent searches sharing passes (shared, the
+// default). It reports requests/s.
+func BenchmarkSharedPass(b *testing.B) {
+	const dims, clients = 384, 16
+	n := benchRows(b)
+	rng := rand.New(rand.NewPCG(8, 8))
+	x := NewIndex(dims)
+	x.matrix = make([]float32, 0, n*dims)
+	vec := make([]float32, dims)
+	for i := range n {
+		for j := range vec {
+			vec[j] = float32(rng.NormFloat64())
+		}
+		x.Upsert(uint64(i+1), contracts.Product{ID: strconv.Itoa(i)}, vec)
+	}
+	qs := make([][]float32, 64)
+	for i := range qs {
+		qs[i] = make([]float32, dims)
+		for j := range qs[i] {
+			qs[i][j] = float32(rng.NormFloat64())
+		}
+	}
+	for _, solo := range []bool{true, false} {
+		name := "shared"
+		if solo {
+			name = "solo"
+		}
+		b.Run(fmt.Sprintf("%s/rows=%d/clients=%d", name, n, clients), func(b *testing.B) {
+			x.solo = solo
+			defer func() { x.solo = false }()
+			passes := x.passes.Load()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for c := range clients {
+					wg.Go(func() {
+						if len(x.Search(Query{Vectors: [][]float32{qs[c]}, TopK: 10})[0].Hits) != 10 {
+							b.Error("want 10 hits")
+						}
+					})
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(clients*b.N)/b.Elapsed().Seconds(), "req/s")
+			b.ReportMetric(float64(x.passes.Load()-passes)/float64(b.N), "passes/round")
+		})
+	}
+}

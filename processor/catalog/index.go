@@ -37,7 +37,8 @@ type Index struct {
 	batch   sync.Mutex // guards passing and next
 	passing bool       // a search pass runs
 	next    *batch     // the searches that wait for the next pass
-	passes  atomic.Int64
+	passes  atomic.Int64 // passes run, for tests and benchmarks
+	solo    bool         // every search runs its own pass (benchmarks compare)
 }
 
 // NewIndex returns an empty index for embeddings of dims dimensions.

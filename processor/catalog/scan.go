@@ -55,6 +55,9 @@ type Hit struct {
 // row order). Searches that arrive while another runs share the next pass
 // over the matrix: 16 concurrent clients cost far less than 16 scans.
 func (x *Index) Search(q Query) []Page {
+	if x.solo {
+		return x.run([]*Query{&q})[0]
+	}
 	x.batch.Lock()
 	if x.passing {
 		b := x.next
