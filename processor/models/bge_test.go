@@ -11,6 +11,9 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/cache"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 const (
@@ -92,6 +95,50 @@ func TestSecondFamilyPerRequest(t *testing.T) {
 	}
 	if _, err := c.Embed(ctx, &contracts.EmbedRequest{Input: []string{query}, InputType: "passage"}); !isCode(err, contracts.CodeInvalidRequest) {
 		t.Errorf("input_type passage: got %v, want invalid_request", err)
+	}
+}
+
+// TestPromptReachesEveryLayer: whatever Embedder a caller holds for a
+// version (the registry's Resolve, the cache in front of it, Direct's Hold
+// for the catalogs, the registry itself for the default), it answers the
+// version's prompt, so embedding.WithPrompt works on it.
+func TestPromptReachesEveryLayer(t *testing.T) {
+	r, name := newRegistry(t, prometheus.NewRegistry(), "fp32")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := r.Load(ctx, bge+"@fp32"); err != nil {
+		t.Fatal(err)
+	}
+	resolved, release, err := r.Resolve(bge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	c, err := cache.New(cache.Config{Inner: resolved, Bytes: cache.DefaultBytes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	held, releaseHeld, err := r.Direct().(interface {
+		Hold(context.Context, string) (processor.Embedder, func(), error)
+	}).Hold(ctx, bge+"@fp32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseHeld()
+	for what, e := range map[string]processor.Embedder{"resolved": resolved, "cache": c, "held": held} {
+		if p := embedding.Prompt(e, embedding.Query); p != bgePrompt {
+			t.Errorf("%s: query prompt %q, want %q", what, p, bgePrompt)
+		}
+		if p := embedding.Prompt(e, embedding.Document); p != "" {
+			t.Errorf("%s: document prompt %q, want none", what, p)
+		}
+	}
+	// The default model is all-MiniLM-L6-v2: no prompt.
+	for what, e := range map[string]processor.Embedder{"registry": r, "direct": r.Direct()} {
+		if p := embedding.Prompt(e, embedding.Query); p != "" {
+			t.Errorf("%s (default %s): query prompt %q, want none", what, name, p)
+		}
 	}
 }
 
