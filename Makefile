@@ -14,6 +14,8 @@ TOKENIZERS_DIR := $(CACHE)/tokenizers-$(TOKENIZERS_VERSION)
 MODEL_ROOT := $(CURDIR)/models/all-MiniLM-L6-v2
 MODEL_DIR := $(MODEL_ROOT)/fp32
 MODEL_INT8_DIR := $(MODEL_ROOT)/int8
+# A second model family, chosen per catalog or request: bge-small-en-v1.5 (docs/models.md).
+BGE_ROOT := $(CURDIR)/models/bge-small-en-v1.5
 
 export SIMMATCH_CACHE := $(CACHE)
 export CGO_ENABLED := 1
@@ -40,13 +42,16 @@ $(TOKENIZERS_DIR)/libtokenizers.a:
 	deploy/scripts/build-tokenizers.sh $(TOKENIZERS_DIR)
 
 $(MODEL_ROOT)/%/model.onnx:
-	deploy/scripts/fetch-model.sh $(MODEL_ROOT)/$* $*
+	deploy/scripts/fetch-model.sh $(MODEL_ROOT)/$* $* all-MiniLM-L6-v2
+
+$(BGE_ROOT)/%/model.onnx:
+	deploy/scripts/fetch-model.sh $(BGE_ROOT)/$* $* bge-small-en-v1.5
 
 # int8's serving hints (models/<name>/<version>/simmatch.json), also for a model fetched before them.
 $(MODEL_INT8_DIR)/simmatch.json: $(MODEL_INT8_DIR)/model.onnx
 	deploy/scripts/fetch-model.sh $(MODEL_INT8_DIR) int8
 
-deps: $(ORT_LIB) $(TOKENIZERS_DIR)/libtokenizers.a $(MODEL_DIR)/model.onnx $(MODEL_INT8_DIR)/model.onnx $(MODEL_INT8_DIR)/simmatch.json ## fetch ONNX Runtime, build libtokenizers.a, fetch the model (fp32 and int8)
+deps: $(ORT_LIB) $(TOKENIZERS_DIR)/libtokenizers.a $(MODEL_DIR)/model.onnx $(MODEL_INT8_DIR)/model.onnx $(MODEL_INT8_DIR)/simmatch.json $(BGE_ROOT)/fp32/model.onnx $(BGE_ROOT)/int8/model.onnx ## fetch ONNX Runtime, build libtokenizers.a, fetch the models (fp32 and int8 of each)
 
 build: deps ## build the binaries (simmatch, -processor, -bridge, -healthcheck, -load, -chaos, -ceiling, -switchbench) into bin/
 	go build -o bin/ ./cmd/...

@@ -237,7 +237,7 @@ func TestDecodeFaultsAlike(t *testing.T) {
 	doors := []struct{ path, known string }{
 		{"/predict", "query, product_descriptions, catalog, top_k, threshold, request_id, model"},
 		{"/v1/catalogs/shop/search", "catalog, query, top_k, threshold, mode, fusion, rrf_k, alpha, candidates, explain, filter, offset, count, facets, group_by, request_id"},
-		{"/v1/embeddings", "input, model, encoding_format, dimensions, user"},
+		{"/v1/embeddings", "input, model, encoding_format, dimensions, user, input_type"},
 		{"/embed", "inputs, normalize, truncate, truncation_direction, prompt_name"},
 		{"/similarity", "inputs"},
 		{"/v1/jobs", "query, product_descriptions, top_k, threshold, notify"},

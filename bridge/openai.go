@@ -24,6 +24,10 @@ type openAIEmbeddingsRequest struct {
 	EncodingFormat string          `json:"encoding_format"`
 	Dimensions     *int            `json:"dimensions"`
 	User           string          `json:"user"`
+	// InputType is simmatch's extension (as in Voyage AI's embeddings API):
+	// "query" or "document", so a model with a query prompt
+	// (bge-small-en-v1.5) reads queries with it; omitted, no prompt.
+	InputType string `json:"input_type"`
 }
 
 type openAIEmbedding struct {
@@ -103,7 +107,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	// serve is not_found on field model. An organisation prefix
 	// ("sentence-transformers/all-MiniLM-L6-v2") is dropped.
 	model := in.Model[strings.LastIndex(in.Model, "/")+1:]
-	s.embed(w, r, texts, model, func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
+	s.embed(w, r, texts, model, in.InputType, func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
 		if in.Dimensions != nil && *in.Dimensions != resp.Model.Dimensions {
 			return 0, nil, contracts.FieldError("dimensions", 0,
 				"%s makes %d-dimensional embeddings and cannot shorten them; omit dimensions or send %d",
@@ -127,9 +131,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 
 // embed relays texts to a processor's embed endpoint and answers with present
 // (errors with writeErr). Every door's embeddings come through here.
-func (s *Server) embed(w http.ResponseWriter, r *http.Request, texts []string, model string,
+func (s *Server) embed(w http.ResponseWriter, r *http.Request, texts []string, model, inputType string,
 	present presenter[*contracts.EmbedResponse], writeErr errorWriter) {
-	req := &contracts.EmbedRequest{Input: texts, Model: model, RequestID: infoFrom(r.Context()).id}
+	req := &contracts.EmbedRequest{Input: texts, Model: model, InputType: inputType, RequestID: infoFrom(r.Context()).id}
 	if err := req.Validate(s.cfg.Limits); err != nil {
 		writeErr(w, r, contracts.AsError(err))
 		return

@@ -46,11 +46,18 @@ func (s *Server) teiEmbed(w http.ResponseWriter, r *http.Request) {
 	case in.TruncationDirection != nil && !strings.EqualFold(*in.TruncationDirection, "right"):
 		writeError(w, r, contracts.FieldError("truncation_direction", 0, "only \"right\" is supported, got %q", *in.TruncationDirection))
 		return
-	case in.PromptName != nil:
-		writeError(w, r, contracts.FieldError("prompt_name", 0, "this model has no prompts; omit prompt_name"))
+	case in.PromptName != nil && *in.PromptName != contracts.InputQuery && *in.PromptName != contracts.InputDocument:
+		writeError(w, r, contracts.FieldError("prompt_name", 0, "want %q or %q (the prompt names simmatch's models use), got %q",
+			contracts.InputQuery, contracts.InputDocument, *in.PromptName))
 		return
 	}
-	s.embed(w, r, in.Inputs, "", func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
+	// prompt_name picks the model's prompt of that name, if it has one
+	// (bge-small-en-v1.5: "query"); a model without it reads the texts as sent.
+	var inputType string
+	if in.PromptName != nil {
+		inputType = *in.PromptName
+	}
+	s.embed(w, r, in.Inputs, "", inputType, func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
 		return http.StatusOK, resp.Embeddings, nil
 	}, renamedWriter("input", "inputs"))
 }

@@ -16,7 +16,19 @@ type EmbedRequest struct {
 	// Model names the model to embed with, "name" (its default version) or
 	// "name@version", as for a similarity Request; empty means the default.
 	Model string `json:"model,omitempty"`
+	// InputType says what the texts are to the model: InputQuery (searches)
+	// or InputDocument (what is searched); empty is neither. A model whose
+	// configuration has a prompt for the kind reads each text after it
+	// (bge-small-en-v1.5's queries); for a model without prompts
+	// (all-MiniLM-L6-v2) it changes nothing.
+	InputType string `json:"input_type,omitempty"`
 }
+
+// The input types of an EmbedRequest.
+const (
+	InputQuery    = "query"
+	InputDocument = "document"
+)
 
 // EmbedResponse holds one embedding per input text, in request order.
 type EmbedResponse struct {
@@ -71,6 +83,11 @@ func (r *EmbedRequest) Validate(lim Limits) error {
 		if _, _, err := ParseModelRef(r.Model); err != nil {
 			return FieldError("model", 0, "%v", err)
 		}
+	}
+	switch r.InputType {
+	case "", InputQuery, InputDocument:
+	default:
+		return FieldError("input_type", 0, "want %q or %q (or leave it out), got %q", InputQuery, InputDocument, r.InputType)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,6 +154,7 @@ func TestOpenAIEmbeddingsErrors(t *testing.T) {
 		{"unknown field", `{"model":"all-MiniLM-L6-v2","input":"x","foo":1}`, 422, contracts.CodeInvalidRequest, "foo", "invalid_request_error"},
 		{"too many", `{"model":"all-MiniLM-L6-v2","input":[` + strings.Repeat(`"a",`, 1024) + `"a"]}`, 422, contracts.CodeInvalidRequest, "input", "invalid_request_error"},
 		{"bad json", `{"model":`, 400, contracts.CodeMalformedJSON, "", "invalid_request_error"},
+		{"bad input_type", `{"model":"all-MiniLM-L6-v2","input":"x","input_type":"passage"}`, 422, contracts.CodeInvalidRequest, "input_type", "invalid_request_error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,6 +207,18 @@ func TestTEIRoutes(t *testing.T) {
 		}
 	}
 
+	// all-MiniLM-L6-v2 has no prompts: prompt_name query embeds the texts as sent.
+	resp, data = proctest.Post(t, b.URL+"/embed", `{"inputs": `+string(in)+`, "prompt_name": "query"}`)
+	var asQuery [][]float32
+	if err := json.Unmarshal(data, &asQuery); resp.StatusCode != 200 || err != nil || len(asQuery) != len(vecs) {
+		t.Fatalf("/embed prompt_name query: %d %s", resp.StatusCode, data)
+	}
+	for i := range asQuery {
+		if !slices.Equal(asQuery[i], vecs[i]) {
+			t.Errorf("/embed prompt_name query, text %d: differs from the plain embedding", i)
+		}
+	}
+
 	sents, _ := json.Marshal(interfaceTexts[1:])
 	resp, data = proctest.Post(t, b.URL+"/similarity", `{"inputs": {"source_sentence": "`+interfaceTexts[0]+`", "sentences": `+string(sents)+`}}`)
 	if resp.StatusCode != 200 {
@@ -235,6 +249,7 @@ func TestTEIRoutes(t *testing.T) {
 
 	bad := []struct{ name, path, body, field string }{
 		{"normalize false", "/embed", `{"inputs": "x", "normalize": false}`, "normalize"},
+		{"unknown prompt", "/embed", `{"inputs": "x", "prompt_name": "passage"}`, "prompt_name"},
 		{"empty input", "/embed", `{"inputs": ["x", ""]}`, "inputs[1]"},
 		{"no sentences", "/similarity", `{"inputs": {"source_sentence": "x", "sentences": []}}`, "inputs.sentences"},
 		{"blank sentence", "/similarity", `{"inputs": {"source_sentence": "x", "sentences": ["a", " "]}}`, "inputs.sentences[1]"},

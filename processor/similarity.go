@@ -54,7 +54,12 @@ func (p *Processor) Similarity(ctx context.Context, req *contracts.Request) (*co
 		return nil, err
 	}
 	defer release()
-	texts, qi, di := distinctTexts(req)
+	// Queries are read with the model's query prompt, descriptions with its
+	// document prompt (bge-small-en-v1.5: an instruction before each query;
+	// all-MiniLM-L6-v2: none), so a text that is both is embedded twice
+	// only when the prompts differ.
+	texts, qi, di := distinctTexts(embedding.WithPrompt(e, embedding.Query, req.Query),
+		embedding.WithPrompt(e, embedding.Document, req.ProductDescriptions))
 	res, err := embedTexts(ctx, e, texts)
 	if err != nil {
 		return nil, err
@@ -73,7 +78,7 @@ func (p *Processor) Embed(ctx context.Context, req *contracts.EmbedRequest) (*co
 		return nil, err
 	}
 	defer release()
-	res, err := embedTexts(ctx, e, req.Input)
+	res, err := embedTexts(ctx, e, embedding.WithPrompt(e, req.InputType, req.Input))
 	if err != nil {
 		return nil, err
 	}
@@ -126,10 +131,10 @@ func embedError(ctx context.Context, err error) error {
 	return contracts.Errorf(contracts.CodeModelError, "embed texts: %v", err)
 }
 
-// distinctTexts lists every distinct text of req once, with the position
-// of each query (qi) and description (di) in that list.
-func distinctTexts(req *contracts.Request) (texts []string, qi, di []int) {
-	texts = make([]string, 0, len(req.Query)+len(req.ProductDescriptions))
+// distinctTexts lists every distinct text of queries and descriptions once,
+// with the position of each query (qi) and description (di) in that list.
+func distinctTexts(queries, descriptions []string) (texts []string, qi, di []int) {
+	texts = make([]string, 0, len(queries)+len(descriptions))
 	pos := make(map[string]int, cap(texts))
 	at := func(t string) int {
 		if i, ok := pos[t]; ok {
@@ -139,12 +144,12 @@ func distinctTexts(req *contracts.Request) (texts []string, qi, di []int) {
 		texts = append(texts, t)
 		return len(texts) - 1
 	}
-	qi = make([]int, len(req.Query))
-	for i, q := range req.Query {
+	qi = make([]int, len(queries))
+	for i, q := range queries {
 		qi[i] = at(q)
 	}
-	di = make([]int, len(req.ProductDescriptions))
-	for i, d := range req.ProductDescriptions {
+	di = make([]int, len(descriptions))
+	for i, d := range descriptions {
 		di[i] = at(d)
 	}
 	return texts, qi, di

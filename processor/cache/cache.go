@@ -177,6 +177,11 @@ func (c *Cache) For(inner Embedder) *Cache {
 // Info is the inner Embedder's model.
 func (c *Cache) Info() contracts.ModelInfo { return c.inner.Info() }
 
+// Prompt is the inner Embedder's prompt for texts of kind
+// (embedding.Prompter). The cache keys on the text as given, so a prompted
+// query and the same text without the prompt are cached apart.
+func (c *Cache) Prompt(kind string) string { return embedding.Prompt(c.inner, kind) }
+
 // Embed returns one embedding and token count per text, in order: from the
 // cache where it has them, the rest (each distinct text once) from the
 // shared tier or the inner Embedder in one call. A text another caller is

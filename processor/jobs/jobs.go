@@ -284,7 +284,7 @@ func (w *Worker) rank(ctx context.Context, meta *contracts.JobMeta, c *contracts
 	// the earliest first), yet one the chunk meets at the model's speed.
 	ectx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	res, err := w.cfg.Embedder.Embed(ectx, c.Query)
+	res, err := w.cfg.Embedder.Embed(ectx, embedding.WithPrompt(w.cfg.Embedder, embedding.Query, c.Query))
 	if err != nil {
 		return nil, fmt.Errorf("embed queries: %w", err)
 	}
@@ -313,7 +313,7 @@ func (w *Worker) descriptions(ctx context.Context, meta *contracts.JobMeta) (*jo
 	}
 	ectx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	res, err := w.cfg.Embedder.Embed(ectx, meta.ProductDescriptions)
+	res, err := w.cfg.Embedder.Embed(ectx, embedding.WithPrompt(w.cfg.Embedder, embedding.Document, meta.ProductDescriptions))
 	if err != nil {
 		return nil, fmt.Errorf("embed descriptions: %w", err)
 	}

@@ -98,6 +98,8 @@ type loadCall struct {
 var (
 	_ processor.Resolver = (*Registry)(nil)
 	_ processor.Embedder = (*Registry)(nil)
+	_ embedding.Prompter = (*Registry)(nil)
+	_ embedding.Prompter = direct{}
 )
 
 // New returns an empty registry; load a first version with Add or Load.
@@ -307,6 +309,9 @@ func (d direct) Embed(ctx context.Context, texts []string) (embedding.Result, er
 
 func (d direct) Info() contracts.ModelInfo { return d.r.Info() }
 
+// Prompt is the default version's prompt for texts of kind (embedding.Prompter).
+func (d direct) Prompt(kind string) string { return d.r.Prompt(kind) }
+
 // Hold returns the scheduler of model ("name@version"), past Config.Wrap,
 // and holds the version until release is called. A version that is loading
 // is waited for (until ctx ends).
@@ -406,6 +411,18 @@ func (r *Registry) Info() contracts.ModelInfo {
 		return v.model.Info()
 	}
 	return contracts.ModelInfo{}
+}
+
+// Prompt is the default model's default version's prompt for texts of kind
+// (embedding.Prompter); "" when none is loaded or it has none. A caller that
+// resolved a version (Resolve) asks that version: embedding.WithPrompt.
+func (r *Registry) Prompt(kind string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, err := r.find(""); err == nil {
+		return v.model.Prompt(kind)
+	}
+	return ""
 }
 
 // Switch makes ref ("name@version", loaded) the default version of its

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // canary is a query, a text that means what it asks for, and one that does
@@ -27,9 +28,13 @@ func Validate(ctx context.Context, m *processor.Model) error {
 	if want := m.Layout().Dimensions; want > 0 && m.Dimensions() != want {
 		return fmt.Errorf("the graph gives %d dimensions but 1_Pooling/config.json declares %d", m.Dimensions(), want)
 	}
+	// Each canary is read as served: the query with the model's query
+	// prompt, the others with its document prompt (none for either, unless
+	// the model's configuration has prompts).
 	var texts []string
+	q, d := m.Prompt(embedding.Query), m.Prompt(embedding.Document)
 	for _, c := range canaries {
-		texts = append(texts, c.query, c.near, c.far)
+		texts = append(texts, q+c.query, d+c.near, d+c.far)
 	}
 	res, err := m.Embed(ctx, texts)
 	if err != nil {

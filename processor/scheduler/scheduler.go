@@ -149,6 +149,15 @@ const tracerName = "github.com/simmatch/simmatch/processor/scheduler"
 // Info identifies the model.
 func (s *Scheduler) Info() contracts.ModelInfo { return s.info }
 
+// Prompt is the model's prompt for texts of kind (embedding.Prompter); ""
+// when the model has none.
+func (s *Scheduler) Prompt(kind string) string {
+	if p, ok := s.cfg.Model.(embedding.Prompter); ok {
+		return p.Prompt(kind)
+	}
+	return ""
+}
+
 // Load is a scheduler's admission state (contracts.LoadReport).
 type Load struct {
 	// Ahead is how long the work queued and running takes and PerKB how

@@ -35,6 +35,22 @@ type Layout struct {
 	DoLowerCase   bool
 	// Dimensions from 1_Pooling/config.json, or 0 when unknown until the first run.
 	Dimensions int
+	// Prompts are config_sentence_transformers.json's prompts by name
+	// ("query": bge-small-en-v1.5's retrieval instruction), prepended to the
+	// texts of that kind; DefaultPromptName names the one for texts of no
+	// other kind ("" for none). See Prompt.
+	Prompts           map[string]string
+	DefaultPromptName string
+}
+
+// Prompt is the prompt for a text of kind (embedding.Query,
+// embedding.Document, or "" for none given), as sentence-transformers picks
+// it: the prompt named kind, else the default prompt, else "".
+func (l Layout) Prompt(kind string) string {
+	if p, ok := l.Prompts[kind]; ok && kind != "" {
+		return p
+	}
+	return l.Prompts[l.DefaultPromptName]
 }
 
 // onnxCandidates are the places sentence-transformers and Optimum exports put the graph.
@@ -97,12 +113,30 @@ func ReadLayout(dir string) (Layout, error) {
 		}
 	}
 
+	var stc struct {
+		Prompts           map[string]string `json:"prompts"`
+		DefaultPromptName *string           `json:"default_prompt_name"`
+	}
+	stPath := filepath.Join(dir, "config_sentence_transformers.json")
+	if err := readJSON(stPath, &stc); err != nil {
+		return l, err
+	}
+	l.Prompts = stc.Prompts
+	if stc.DefaultPromptName != nil {
+		l.DefaultPromptName = *stc.DefaultPromptName
+		if _, ok := l.Prompts[l.DefaultPromptName]; !ok {
+			return l, fmt.Errorf("embed: %s: default_prompt_name %q names no prompt", stPath, l.DefaultPromptName)
+		}
+	}
+
 	var pc struct {
 		Dim         int  `json:"word_embedding_dimension"`
 		CLS         bool `json:"pooling_mode_cls_token"`
 		Mean        bool `json:"pooling_mode_mean_tokens"`
 		Max         bool `json:"pooling_mode_max_tokens"`
 		MeanSqrtLen bool `json:"pooling_mode_mean_sqrt_len_tokens"`
+		// IncludePrompt false leaves the prompt's tokens out of the pooling.
+		IncludePrompt *bool `json:"include_prompt"`
 	}
 	if err := readJSON(filepath.Join(dir, poolingDir, "config.json"), &pc); err != nil {
 		return l, err
@@ -117,6 +151,9 @@ func ReadLayout(dir string) (Layout, error) {
 	}
 	if n > 1 {
 		return l, fmt.Errorf("embed: %s: several pooling modes at once (concatenated pooling) are not supported", filepath.Join(dir, poolingDir, "config.json"))
+	}
+	if pc.IncludePrompt != nil && !*pc.IncludePrompt && len(l.Prompts) > 0 && l.Pooling != PoolingCLS {
+		return l, fmt.Errorf("embed: %s: include_prompt false (pooling without the prompt's tokens) is not supported", filepath.Join(dir, poolingDir, "config.json"))
 	}
 	return l, nil
 }

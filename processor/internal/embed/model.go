@@ -207,6 +207,10 @@ func (m *Model) Dimensions() int { return m.dims }
 // Layout is what the model directory configured.
 func (m *Model) Layout() Layout { return m.layout }
 
+// Prompt is the prompt the model's configuration prepends to a text of kind
+// (embedding.Prompter): Layout.Prompt.
+func (m *Model) Prompt(kind string) string { return m.layout.Prompt(kind) }
+
 // Tokenizer is the model's tokenizer.
 func (m *Model) Tokenizer() *Tokenizer { return m.tok }
 
