@@ -1,6 +1,9 @@
 package catalog
 
 import (
+	"slices"
+	"time"
+
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -8,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/simmatch/simmatch/processor/catalog/keyword"
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor/internal/vecmath"
@@ -136,6 +141,60 @@ func BenchmarkSharedPass(b *testing.B) {
 			}
 			b.ReportMetric(float64(clients*b.N)/b.Elapsed().Seconds(), "req/s")
 			b.ReportMetric(float64(x.passes.Load()-passes)/float64(b.N), "passes/round")
+		})
+	}
+}
+
+// BenchmarkSearchModes compares, in one run on the same catalog
+// (SIMMATCH_BENCH_MODE_ROWS synthetic products, default 100,000, random
+// 384-dim vectors), the top-10 latency of dense, keyword and hybrid search
+// at one client, and reports the keyword index's memory per million
+// products. The query embedding is not part of it: it costs the same in
+// dense and hybrid.
+func BenchmarkSearchModes(b *testing.B) {
+	const dims = 384
+	n := 100_000
+	if v := os.Getenv("SIMMATCH_BENCH_MODE_ROWS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("SIMMATCH_BENCH_MODE_ROWS=%q: want a positive integer", v)
+		}
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	x := NewIndex(dims)
+	vec := make([]float32, dims)
+	for i, p := range keyword.SyntheticProducts(n, 1) {
+		for j := range vec {
+			vec[j] = float32(rng.NormFloat64())
+		}
+		x.Upsert(uint64(i+1), contracts.Product{ID: p.ID, Description: p.Description, Metadata: p.Metadata}, vec)
+	}
+	texts := keyword.SyntheticQueries(200, n, 2)
+	vecs := make([][]float32, len(texts))
+	for i := range vecs {
+		vecs[i] = make([]float32, dims)
+		for j := range vecs[i] {
+			vecs[i][j] = float32(rng.NormFloat64())
+		}
+	}
+	b.Logf("keyword index: %.0f MiB per million products (%d products, %d bytes)",
+		float64(x.KeywordBytes())/float64(n)*1e6/(1<<20), n, x.KeywordBytes())
+	for _, mode := range []string{contracts.ModeDense, contracts.ModeKeyword, contracts.ModeHybrid} {
+		b.Run(fmt.Sprintf("%s/rows=%d", mode, n), func(b *testing.B) {
+			var lat []time.Duration
+			i := 0
+			for b.Loop() {
+				q := Query{Texts: texts[i%len(texts) : i%len(texts)+1], Vectors: vecs[i%len(vecs) : i%len(vecs)+1], TopK: 10,
+					Options: contracts.SearchOptions{Mode: mode}}
+				start := time.Now()
+				x.Search(q)
+				lat = append(lat, time.Since(start))
+				i++
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(x.KeywordBytes())/float64(n)*1e6/(1<<20), "kw-MiB/1M")
 		})
 	}
 }

@@ -110,7 +110,7 @@ func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest, 
 		vecs[i] = make(map[string][]float32, len(models))
 	}
 	for i, m := range models {
-		res, err := s.embedWith(ctx, m, texts)
+		res, err := s.embedWith(ctx, m, embedding.Document, texts)
 		*timing = timing.Add(res.Timing)
 		if err != nil && i > 0 {
 			// The version being re-embedded is not loaded here (yet): the
@@ -358,7 +358,7 @@ func (s *Service) rank(ctx context.Context, name string, queries []string, topK 
 		if err := s.checkModel(name, m); err != nil {
 			return nil, m, 0, embedding.Timing{}, err
 		}
-		res, err := s.embedWith(ctx, modelKey(m), queries)
+		res, err := s.embedWith(ctx, modelKey(m), embedding.Query, queries)
 		if err != nil {
 			return nil, m, 0, embedding.Timing{}, err
 		}

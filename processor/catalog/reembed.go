@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/simmatch/simmatch/processor/embedding"
 )
 
 // Re-embedding: when the default model version changes, every catalog is
@@ -313,7 +314,7 @@ func (s *Service) reembedBatch(ctx context.Context, name, active, target string,
 		}
 	}
 	if len(texts) > 0 {
-		res, err := s.embedWith(ctx, target, texts)
+		res, err := s.embedWith(ctx, target, embedding.Document, texts)
 		if err != nil {
 			return err
 		}

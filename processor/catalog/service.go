@@ -482,8 +482,9 @@ func (s *Service) checkModel(name string, m contracts.ModelInfo) error {
 	return nil
 }
 
-// embedWith embeds texts with model ("name@version").
-func (s *Service) embedWith(ctx context.Context, model string, texts []string) (embedding.Result, error) {
+// embedWith embeds texts of a kind (embedding.Query or embedding.Document)
+// with model ("name@version"), with the model's prompt for that kind.
+func (s *Service) embedWith(ctx context.Context, model, kind string, texts []string) (embedding.Result, error) {
 	e := s.cfg.Embedder
 	if vs, ok := e.(Versions); ok {
 		h, release, err := vs.Hold(ctx, model)
@@ -493,7 +494,7 @@ func (s *Service) embedWith(ctx context.Context, model string, texts []string) (
 		defer release()
 		e = h
 	}
-	return s.embedOn(ctx, e, texts)
+	return s.embedOn(ctx, e, embedding.WithPrompt(e, kind, texts))
 }
 
 func (s *Service) embedOn(ctx context.Context, e processor.Embedder, texts []string) (embedding.Result, error) {
