@@ -148,7 +148,7 @@ func runSearch(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	req, err := s.request(f, queries)
 	if err != nil {
-		return err
+		return serviceWords(err)
 	}
 	nc, err := connect(natsURL, auth)
 	if err != nil {
@@ -161,7 +161,7 @@ func runSearch(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	resp, err := c.SearchCatalog(ctx, req)
 	if err != nil {
-		return err
+		return serviceWords(err)
 	}
 	if s.json {
 		enc := json.NewEncoder(stdout)
@@ -171,6 +171,23 @@ func runSearch(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	printSearch(stdout, req, resp)
 	return nil
+}
+
+// serviceError is a service's error as the service words it, its code
+// first: "invalid_request: filter.price.$gt: compares numbers, ...".
+type serviceError struct{ e *contracts.Error }
+
+func (s serviceError) Error() string { return string(s.e.Code) + ": " + s.e.Message }
+func (s serviceError) Unwrap() error { return s.e }
+
+// serviceWords turns a *contracts.Error into a serviceError, without the
+// "simmatch: " prefix its Error has (the command's own prints one).
+func serviceWords(err error) error {
+	var e *contracts.Error
+	if errors.As(err, &e) {
+		return serviceError{e}
+	}
+	return err
 }
 
 // descWidth is where descriptions are clipped in the table.

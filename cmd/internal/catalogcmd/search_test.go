@@ -128,7 +128,7 @@ func TestSearchCommandErrors(t *testing.T) {
 		{"filter without =", []string{"--filter", "brand"}, `-filter "brand": want KEY=VALUE`},
 		{"threshold in keyword mode", []string{"--mode", "keyword", "--threshold", "0.3"}, "threshold: is a cosine similarity"},
 		{"rrf-k in dense mode", []string{"--rrf-k", "10"}, "rrf_k: applies to mode hybrid only"},
-		{"unknown catalog", []string{"--catalog", "nope"}, "not_found"},
+		{"unknown catalog", []string{"--catalog", "nope"}, "not_found: "},
 		{"page beyond the candidates", []string{"--mode", "hybrid", "--candidates", "5", "--offset", "3"}, "offset: offset + top_k is 13, beyond the 5 candidates"},
 	}
 	for _, tt := range tests {
@@ -137,6 +137,11 @@ func TestSearchCommandErrors(t *testing.T) {
 			out, err := search(t, ns, append(args, "drill")...)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want it to contain %q (output %q)", err, tt.want, out)
+			}
+			// The service's words, its code first, without a prefix of
+			// the client's (the command's main adds "simmatch: ").
+			if strings.HasPrefix(err.Error(), "simmatch:") {
+				t.Errorf("err = %q starts with the client's prefix", err)
 			}
 		})
 	}
