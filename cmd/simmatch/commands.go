@@ -24,6 +24,9 @@ Usage:
   simmatch jobs submit|status|results|cancel
                                           asynchronous jobs: many queries, results later
   simmatch catalog import|export ...      stored catalogs: load a JSONL/CSV file, write one out
+  simmatch catalog search [flags] QUERY...
+                                          search a catalog: dense, keyword (BM25) or hybrid,
+                                          with filters, pages, counts, facets, explain
   simmatch load [flags]                   load generator (= simmatch-load)
   simmatch help [COMMAND]                 this text, or a command's flags
 

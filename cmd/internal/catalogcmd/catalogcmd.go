@@ -1,6 +1,8 @@
 // Package catalogcmd is `simmatch catalog`: import a JSON lines or CSV file
-// into a catalog (batched, with a progress bar, resumable and idempotent) and
-// export a catalog as JSON lines. Run is the subcommand's entry point.
+// into a catalog (batched, with a progress bar, resumable and idempotent),
+// export a catalog as JSON lines, and search one (dense, keyword or hybrid,
+// with filters, pages, counts, facets and groups). Run is the subcommand's
+// entry point.
 package catalogcmd
 
 import (
@@ -19,10 +21,12 @@ import (
 const Usage = `usage:
   simmatch catalog import --catalog NAME [flags] FILE   (FILE: .jsonl or .csv)
   simmatch catalog export --catalog NAME [--output FILE]
-Run "simmatch catalog import -h" for the flags`
+  simmatch catalog search --catalog NAME [--mode dense|keyword|hybrid] [flags] QUERY...
+Run "simmatch catalog import -h" (or export, search) for the flags`
 
-// Run runs `simmatch catalog <import|export> ...` with args after "catalog".
-// Progress goes to stderr; export writes to stdout unless -output is set.
+// Run runs `simmatch catalog <import|export|search> ...` with args after
+// "catalog". Progress goes to stderr; export writes to stdout unless -output
+// is set; search writes its results to stdout.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(Usage)
@@ -32,6 +36,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runImport(ctx, args[1:], getenv, stderr)
 	case "export":
 		return runExport(ctx, args[1:], getenv, stdout, stderr)
+	case "search":
+		return runSearch(ctx, args[1:], getenv, stdout, stderr)
 	}
 	return fmt.Errorf("unknown catalog command %q\n%s", args[0], Usage)
 }

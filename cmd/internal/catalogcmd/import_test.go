@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -30,6 +31,19 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func startStack(t *testing.T) (*contracts.Client, jetstream.JetStream, *proctest.CountingEmbedder) {
 	t.Helper()
 	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
+	c, emb := startProcessor(t, ns)
+	nc := testenv.Connect(t, ns, nats.MaxReconnects(-1))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, js, emb
+}
+
+// startProcessor runs one processor with catalogs and the real model on ns
+// (which has JetStream); it returns a client and the embedder's counter.
+func startProcessor(t *testing.T, ns *server.Server) (*contracts.Client, *proctest.CountingEmbedder) {
+	t.Helper()
 	emb := &proctest.CountingEmbedder{Embedder: proctest.RealModel(t)}
 	pnc := testenv.Connect(t, ns)
 	svc, err := catalog.New(catalog.Config{NATS: pnc, Embedder: emb})
@@ -46,11 +60,7 @@ func startStack(t *testing.T) (*contracts.Client, jetstream.JetStream, *proctest
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, js, emb
+	return c, emb
 }
 
 func writeFile(t *testing.T, name, content string) string {
