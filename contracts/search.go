@@ -206,8 +206,12 @@ func Equals(v string) Condition { return Condition{Eq: &v} }
 // Operators of a Condition, in the order the documentation lists them.
 var conditionOps = []string{"$eq", "$ne", "$in", "$nin", "$gt", "$gte", "$lt", "$lte"}
 
-// MarshalJSON writes an exact match as a plain string.
+// MarshalJSON writes an exact match as a plain string. A condition that
+// failed to decode does not encode: the error says why.
 func (c Condition) MarshalJSON() ([]byte, error) {
+	if c.bad != nil {
+		return nil, fmt.Errorf("filter condition %s: %s", c.bad.Field, c.bad.Message)
+	}
 	if c.Eq != nil && c.Ne == nil && c.In == nil && c.Nin == nil && c.Gt == nil && c.Gte == nil && c.Lt == nil && c.Lte == nil {
 		return json.Marshal(*c.Eq)
 	}

@@ -2,6 +2,7 @@ package contracts_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/simmatch/simmatch/contracts"
@@ -55,5 +56,16 @@ func TestSearchOptionsNeedACatalog(t *testing.T) {
 	r, err := contracts.DecodeRequest([]byte(`{"query":"x","catalog":"shop","mode":"hybrid","explain":true,"filter":{"brand":"Bosch"}}`), contracts.DefaultLimits)
 	if err != nil || r.Mode != "hybrid" || !r.Explain || *r.Filter["brand"].Eq != "Bosch" {
 		t.Fatalf("request %+v, %v", r, err)
+	}
+}
+
+// A condition that failed to decode does not encode as something else.
+func TestBadConditionDoesNotEncode(t *testing.T) {
+	var f contracts.Filter
+	if err := json.Unmarshal([]byte(`{"price":{"$gt":"cheap"}}`), &f); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := json.Marshal(f); err == nil || !strings.Contains(err.Error(), "$gt") {
+		t.Fatalf("encoding a bad condition: %v, want an error naming $gt", err)
 	}
 }
