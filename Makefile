@@ -83,6 +83,7 @@ fuzz: ## run each fuzz target briefly
 	deploy/scripts/fuzz.sh FuzzAckInterval ./contracts/ $(FUZZ_TIME)
 	deploy/scripts/fuzz.sh FuzzTimeout ./contracts/ $(FUZZ_TIME)
 	deploy/scripts/fuzz.sh FuzzTokenize ./processor/internal/embed/ $(FUZZ_TIME)
+	deploy/scripts/fuzz.sh FuzzTokenize ./processor/catalog/keyword/ $(FUZZ_TIME)
 	deploy/scripts/fuzz.sh FuzzAuthHeaders ./bridge/ $(FUZZ_TIME)
 	deploy/scripts/fuzz.sh FuzzParseKeys ./bridge/security/ $(FUZZ_TIME)
 	deploy/scripts/fuzz.sh FuzzDecodeValue ./processor/cache/ $(FUZZ_TIME)
