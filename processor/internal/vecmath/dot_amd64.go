@@ -18,3 +18,9 @@ func sumAVX2(v []float32) float32
 //
 //go:noescape
 func dotInt8AVX2(a, b []int8) int32
+
+// dotInt8RowsAVX2 is DotInt8Rows for len(q) a positive multiple of 32
+// (dot_amd64.s).
+//
+//go:noescape
+func dotInt8RowsAVX2(q, m []int8, dst []int32)

@@ -64,3 +64,26 @@ func dotInt8Generic(a, b []int8) int32 {
 	}
 	return s0 + s1 + s2 + s3
 }
+
+// DotInt8Rows sets dst[r] to DotInt8(q, m[r*len(q):(r+1)*len(q)]) for each
+// r < len(dst): one query against consecutive rows of a row-major matrix,
+// which is how a scan reads it, without a function call per row. It panics
+// when m is shorter than len(dst)*len(q).
+func DotInt8Rows(dst []int32, q, m []int8) {
+	d := len(q)
+	m = m[:len(dst)*d]
+	if useAVX2 && d >= 32 && d%32 == 0 {
+		dotInt8RowsAVX2(q, m, dst)
+		return
+	}
+	for r := range dst {
+		dst[r] = DotInt8(q, m[r*d:(r+1)*d:(r+1)*d])
+	}
+}
+
+func dotInt8RowsGeneric(q, m []int8, dst []int32) {
+	d := len(q)
+	for r := range dst {
+		dst[r] = dotInt8Generic(q, m[r*d:(r+1)*d])
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"unsafe"
 )
 
 // The kernel and the Go code compute the same integer for every length and
@@ -70,6 +71,37 @@ func TestDotInt8Unaligned(t *testing.T) {
 			}
 		}
 	}
+}
+
+// DotInt8Rows gives each row's DotInt8, with and without the kernel.
+func TestDotInt8Rows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 11))
+	for _, d := range []int{0, 1, 31, 32, 33, 64, 96, 384, 385, 1000} {
+		for rows := range 6 {
+			q, m := make([]int8, d), make([]int8, rows*d+7) // m may be longer
+			for i := range q {
+				q[i] = int8(127 * (2*rng.IntN(2) - 1))
+			}
+			for i := range m {
+				m[i] = int8(rng.IntN(255) - 127)
+			}
+			got, gen := make([]int32, rows), make([]int32, rows)
+			DotInt8Rows(got, q, m)
+			dotInt8RowsGeneric(q, m, gen)
+			for r := range rows {
+				want := dotInt8Generic(q, m[r*d:(r+1)*d])
+				if got[r] != want || gen[r] != want {
+					t.Fatalf("d=%d row %d of %d: DotInt8Rows %d, generic %d, want %d", d, r, rows, got[r], gen[r], want)
+				}
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("no panic for a short matrix")
+		}
+	}()
+	DotInt8Rows(make([]int32, 3), make([]int8, 32), make([]int8, 95))
 }
 
 func TestQuantizeInt8(t *testing.T) {
@@ -296,6 +328,17 @@ func BenchmarkDotInt8(b *testing.B) {
 		}
 		_ = s
 	})
+	m := make([]int8, 256*384)
+	for i := range m {
+		m[i] = int8(i%255 - 127)
+	}
+	dst := make([]int32, 256)
+	b.Run("384/rows-per-row", func(b *testing.B) {
+		for b.Loop() {
+			DotInt8Rows(dst, x, m)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/256, "ns/row")
+	})
 	fx, fy := make([]float32, 384), make([]float32, 384)
 	for i := range fx {
 		fx[i], fy[i] = float32(i), float32(384-i)
@@ -375,8 +418,10 @@ func parallel(n, w, k int, f func(lo, hi int, h *best)) *best {
 // BenchmarkScanInt8 compares, on one matrix in one run, the top-10 scan of
 // a 384-dim query over SIMMATCH_BENCH_CATALOG_ROWS rows (default 1,000,000)
 // with GOMAXPROCS goroutines: fp32 (Dot per row, as the catalog scan), int8
-// (DotInt8 per row times the row's scale, top-40 kept) and int8 followed by
-// the fp32 rescoring of the 40 candidates. Compare the ns/op of the three;
+// (DotInt8 per row times the row's scale, top-40 kept), the same with
+// DotInt8Rows over blocks of 256 rows, and that followed by the fp32
+// rescoring of the 40 candidates (the whole two-pass search); and the plain
+// read of the int8 matrix, the ceiling. Compare the ns/op of the three;
 // MiB/1M-rows is the memory each scan reads.
 func BenchmarkScanInt8(b *testing.B) {
 	const dims, k, cands = 384, 10, 40
@@ -419,6 +464,19 @@ func BenchmarkScanInt8(b *testing.B) {
 		}
 		b.ReportMetric(mib(n*dims*4), "MiB/1M-rows")
 	})
+	// The memory-read ceiling: Sum over the int8 matrix's bytes (seen as
+	// float32s), in w parts.
+	b.Run(fmt.Sprintf("read-int8-bytes/rows=%d/workers=%d", n, w), func(b *testing.B) {
+		f := unsafe.Slice((*float32)(unsafe.Pointer(&m8[0])), len(m8)/4)
+		var sink float32
+		for b.Loop() {
+			parallel(n, w, 1, func(lo, hi int, h *best) {
+				h.push(0, float64(Sum(f[lo*dims/4:hi*dims/4])))
+			})
+		}
+		_ = sink
+		b.ReportMetric(mib(n*dims), "MiB/1M-rows")
+	})
 	int8Scan := func() *best {
 		return parallel(n, w, cands, func(lo, hi int, h *best) {
 			for r := lo; r < hi; r++ {
@@ -432,9 +490,27 @@ func BenchmarkScanInt8(b *testing.B) {
 		}
 		b.ReportMetric(mib(n*(dims+4)), "MiB/1M-rows")
 	})
-	b.Run(fmt.Sprintf("int8+rescore/rows=%d/workers=%d", n, w), func(b *testing.B) {
+	int8RowsScan := func() *best {
+		return parallel(n, w, cands, func(lo, hi int, h *best) {
+			var dots [256]int32
+			for r := lo; r < hi; r += len(dots) {
+				d := dots[:min(len(dots), hi-r)]
+				DotInt8Rows(d, q8, m8[r*dims:])
+				for i, v := range d {
+					h.push(r+i, float64(qs)*float64(scales[r+i])*float64(v))
+				}
+			}
+		})
+	}
+	b.Run(fmt.Sprintf("int8rows-top40/rows=%d/workers=%d", n, w), func(b *testing.B) {
 		for b.Loop() {
-			c := int8Scan()
+			int8RowsScan()
+		}
+		b.ReportMetric(mib(n*(dims+4)), "MiB/1M-rows")
+	})
+	b.Run(fmt.Sprintf("int8rows+rescore/rows=%d/workers=%d", n, w), func(b *testing.B) {
+		for b.Loop() {
+			c := int8RowsScan()
 			top := &best{k: k}
 			for _, r := range c.rows {
 				top.push(r, Dot(q, m32[r*dims:(r+1)*dims]))
