@@ -11,7 +11,8 @@ import "math"
 // scale is max|v_i| / 127 and dst[i] is v[i]/scale rounded to the nearest
 // integer (halves away from zero), clamped to [-127, 127], so dst never holds
 // -128 (DotInt8 relies on it). v[i] is approximately float32(dst[i]) * scale,
-// within scale/2. A zero vector (or an empty one) gives scale 0 and zeros.
+// within scale/2. A zero vector (or an empty one) gives scale 0 and zeros,
+// and so does one whose scale rounds to 0 (all |v_i| below about 9e-44).
 // The elements of v must be finite.
 func QuantizeInt8(dst []int8, v []float32) (scale float32) {
 	dst = dst[:len(v)]
@@ -19,11 +20,11 @@ func QuantizeInt8(dst []int8, v []float32) (scale float32) {
 	for _, x := range v {
 		m = max(m, abs32(x))
 	}
-	if m == 0 {
+	scale = m / 127
+	if scale == 0 { // a zero vector, or subnormals too small to divide
 		clear(dst)
 		return 0
 	}
-	scale = m / 127
 	inv := 1 / float64(scale)
 	for i, x := range v {
 		q := math.Round(float64(x) * inv)

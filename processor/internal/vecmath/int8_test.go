@@ -112,6 +112,10 @@ func TestQuantizeInt8(t *testing.T) {
 	if s := QuantizeInt8(dst, make([]float32, 3)); s != 0 || dst[0] != 0 || dst[1] != 0 || dst[2] != 0 {
 		t.Errorf("zero vector: scale %v, %v", s, dst)
 	}
+	dst = []int8{1, 2, 3}
+	if s := QuantizeInt8(dst, []float32{math.SmallestNonzeroFloat32, 0, -math.SmallestNonzeroFloat32 * 10}); s != 0 || dst[0] != 0 || dst[1] != 0 || dst[2] != 0 {
+		t.Errorf("subnormal vector: scale %v, %v", s, dst)
+	}
 	dst = make([]int8, 4)
 	s := QuantizeInt8(dst, []float32{-2.54, 1.27, 0.009, 0.0101})
 	if s != float32(2.54)/127 || !slices.Equal(dst, []int8{-127, 64, 0, 1}) {
