@@ -13,3 +13,14 @@ func dotAVX2(a, b []float32) float64
 //
 //go:noescape
 func sumAVX2(v []float32) float32
+
+// dotInt8AVX2 is DotInt8 for len(a) a multiple of 32 (dot_amd64.s).
+//
+//go:noescape
+func dotInt8AVX2(a, b []int8) int32
+
+// dotInt8RowsAVX2 is DotInt8Rows for len(q) a positive multiple of 32
+// (dot_amd64.s).
+//
+//go:noescape
+func dotInt8RowsAVX2(q, m []int8, dst []int32)
