@@ -175,7 +175,9 @@ i8combine:
 // dst[r] = dotInt8AVX2(q, row r of m) for the len(dst) consecutive rows of
 // len(q) bytes at the start of m; len(q) is a positive multiple of 32 and m
 // holds at least len(dst)*len(q) bytes. The same steps as dotInt8AVX2 per
-// row, without a call per row.
+// row, without a call per row, and a prefetch of the line 2 KiB ahead in m
+// (a hint: it never faults past the end): the 1M-row scan with 2 workers
+// took 22.9 ms without it, 19.5-20 ms with 1, 2 or 4 KiB, 20.9 ms with 512.
 TEXT ·dotInt8RowsAVX2(SB), NOSPLIT, $0-72
 	MOVQ q_base+0(FP), R8
 	MOVQ q_len+8(FP), R9
@@ -198,6 +200,7 @@ rloop64:
 	JL   rone32
 	VMOVDQU (SI), Y2
 	VMOVDQU 32(SI), Y3
+	PREFETCHT0 2048(DI)
 	VMOVDQU (DI), Y4
 	VMOVDQU 32(DI), Y5
 	VPSIGNB Y2, Y4, Y4
