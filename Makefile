@@ -111,10 +111,13 @@ bench-switch: deps ## SWITCH_CLIENTS steady clients while loading int8 and switc
 
 bench-smoke: deps ## run each scheduler and stage benchmark once (proves they work; figures meaningless)
 	go test -run '^$$' -bench 'LoneRequest|Scheduler|Stages|Rank' -benchtime 1x ./processor/...
+	SIMMATCH_BENCH_CATALOG_ROWS=20000 SIMMATCH_BENCH_MODE_ROWS=20000 go test -run '^$$' -bench '^(BenchmarkScan|BenchmarkSharedPass|BenchmarkSearchModes)$$' -benchtime 1x ./processor/catalog/
 CATALOG_ROWS ?= 1000000
+MODE_ROWS ?= 100000
 LOAD_ROWS ?= 100000
-bench-catalog: deps ## catalogs: scan vs memory read (CATALOG_ROWS x 384), load time (LOAD_ROWS), search vs inline, upsert vs raw model
-	SIMMATCH_BENCH_CATALOG_ROWS=$(CATALOG_ROWS) go test -run '^$$' -bench '^BenchmarkScan$$' -benchtime 10x -timeout 30m ./processor/catalog/
+bench-catalog: deps ## catalogs: fp32 and int8 scans vs memory read and shared passes (CATALOG_ROWS x 384), search modes (MODE_ROWS), load time (LOAD_ROWS), search vs inline, upsert vs raw model
+	SIMMATCH_BENCH_CATALOG_ROWS=$(CATALOG_ROWS) go test -run '^$$' -bench '^(BenchmarkScan|BenchmarkSharedPass)$$' -benchtime 10x -timeout 30m ./processor/catalog/
+	SIMMATCH_BENCH_MODE_ROWS=$(MODE_ROWS) go test -run '^$$' -bench '^BenchmarkSearchModes$$' -benchtime 500x -timeout 30m ./processor/catalog/
 	SIMMATCH_BENCH_LOAD_ROWS=$(LOAD_ROWS) go test -run '^$$' -bench '^BenchmarkCatalogLoad$$' -benchtime 3x -timeout 30m ./processor/catalog/
 	go test -run '^$$' -bench '^(BenchmarkSearch46|BenchmarkUpsert)$$' -benchtime 5s -timeout 30m ./processor/catalog/
 

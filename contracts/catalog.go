@@ -204,6 +204,9 @@ type CatalogInfo struct {
 	Model ModelInfo `json:"model"`
 	// StoredBytes is the size of the catalog in JetStream.
 	StoredBytes uint64 `json:"stored_bytes"`
+	// Matrix is the type of the scanned matrix on the processor that
+	// answered: fp32, or int8 (rescored exactly from float32 rows in a file).
+	Matrix string `json:"matrix"`
 	// MatrixBytes is the memory the embedding matrix takes in each processor.
 	MatrixBytes int64 `json:"matrix_bytes"`
 	// KeywordBytes is the memory the keyword index takes in each processor.

@@ -34,24 +34,50 @@ func benchRows(b *testing.B) int {
 // BenchmarkScan compares, on the same matrix in the same run, the top-10
 // scan of one query with a plain parallel read of the matrix (the memory
 // bandwidth ceiling): their GB/s and the ratio of their times are what to
-// compare. It also reports the index's memory per million products.
+// compare. It also scans an int8 index of the same rows (rescoring its
+// candidates from the rows file) and reports each index's memory per
+// million products and the int8 scan's recall@10 against the exact scan.
 func BenchmarkScan(b *testing.B) {
 	const dims = 384
 	n := benchRows(b)
 	rng := rand.New(rand.NewPCG(7, 7))
 	x := NewIndex(dims)
 	x.matrix = make([]float32, 0, n*dims)
+	x8, err := NewInt8Index(dims, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	x8.q8 = make([]int8, 0, n*dims)
 	vec := make([]float32, dims)
 	for i := range n {
 		for j := range vec {
 			vec[j] = float32(rng.NormFloat64())
 		}
-		x.Upsert(uint64(i+1), contracts.Product{ID: strconv.Itoa(i)}, vec)
+		p := contracts.Product{ID: strconv.Itoa(i)}
+		x.Upsert(uint64(i+1), p, vec)
+		x8.Upsert(uint64(i+1), p, vec)
 	}
-	q := make([]float32, dims)
-	for j := range q {
-		q[j] = float32(rng.NormFloat64())
+	qs := make([][]float32, 50)
+	for i := range qs {
+		qs[i] = make([]float32, dims)
+		for j := range qs[i] {
+			qs[i][j] = float32(rng.NormFloat64())
+		}
 	}
+	found := 0
+	for _, q := range qs {
+		want := map[string]bool{}
+		for _, h := range x.Search(Query{Vectors: [][]float32{q}, TopK: 10})[0].Hits {
+			want[h.Product.ID] = true
+		}
+		for _, h := range x8.Search(Query{Vectors: [][]float32{q}, TopK: 10})[0].Hits {
+			if want[h.Product.ID] {
+				found++
+			}
+		}
+	}
+	recall := float64(found) / float64(10*len(qs))
+	b.Logf("int8 recall@10 against the exact scan: %.4f (%d queries, %d rows)", recall, len(qs), n)
 	bytes := int64(n) * dims * 4
 	workers := runtime.GOMAXPROCS(0)
 	for _, w := range []int{1, workers} {
@@ -64,17 +90,25 @@ func BenchmarkScan(b *testing.B) {
 			b.ReportMetric(float64(bytes)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 			_ = sink
 		})
-		b.Run(fmt.Sprintf("scan-top10/rows=%d/workers=%d", n, w), func(b *testing.B) {
-			b.SetBytes(bytes)
-			b.ReportAllocs()
-			for b.Loop() {
-				if len(x.Search(Query{Vectors: [][]float32{q}, TopK: 10, Workers: w})[0].Hits) != 10 {
-					b.Fatal("want 10 hits")
+		for _, ix := range []struct {
+			name string
+			x    *Index
+		}{{"fp32", x}, {"int8", x8}} {
+			b.Run(fmt.Sprintf("scan-top10-%s/rows=%d/workers=%d", ix.name, n, w), func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if len(ix.x.Search(Query{Vectors: [][]float32{qs[i%len(qs)]}, TopK: 10, Workers: w})[0].Hits) != 10 {
+						b.Fatal("want 10 hits")
+					}
+					i++
 				}
-			}
-			b.ReportMetric(float64(bytes)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
-			b.ReportMetric(float64(x.MatrixBytes())/float64(n)*1e6/(1<<20), "MiB/1M-products")
-		})
+				b.ReportMetric(float64(ix.x.MatrixBytes())/float64(n)*1e6/(1<<20), "MiB/1M-products")
+				if ix.x.Int8() {
+					b.ReportMetric(recall, "recall@10")
+				}
+			})
+		}
 	}
 }
 

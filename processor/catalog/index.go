@@ -3,13 +3,16 @@ package catalog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/processor/catalog/keyword"
+	"github.com/simmatch/simmatch/processor/internal/rowfile"
 	"github.com/simmatch/simmatch/processor/internal/vecmath"
 )
 
@@ -18,15 +21,25 @@ import (
 var errClosed = errors.New("catalog: no longer followed")
 
 // Index is a catalog in memory: its products, their embeddings as one
-// contiguous row-major float32 matrix and their keyword index, kept in step
-// with the catalog's stream. It is safe for concurrent use: searches share a
-// read lock, applying a change takes the write lock.
+// contiguous row-major matrix and their keyword index, kept in step with the
+// catalog's stream. It is safe for concurrent use: searches share a read
+// lock, applying a change takes the write lock.
+//
+// The matrix is float32 (NewIndex), or int8 with one scale per row
+// (NewInt8Index): a quarter of the memory, scanned first; the best
+// candidates are then rescored exactly from the float32 rows, which live in
+// a file (rowfile) rather than in memory.
 type Index struct {
 	dims int
 
 	mu       sync.RWMutex
-	matrix   []float32 // rows x dims
-	norms    []float64 // one per row, vecmath.Norm of the row
+	matrix   []float32 // rows x dims; nil for an int8 index
+	q8       []int8    // rows x dims, an int8 index's matrix
+	scales   []float32 // one per row of q8: row ~ q8 row x scale
+	exact    *rowfile.File
+	errMu    sync.Mutex
+	fileErr  error     // the first error of the rows file: searches answer it
+	norms    []float64 // one per row, vecmath.Norm of the float32 row
 	products []contracts.Product
 	kw       *keyword.Index // BM25 over each row's description and metadata values
 	rows     map[string]int // product id -> row
@@ -34,9 +47,9 @@ type Index struct {
 	changed  chan struct{}  // closed and replaced at every apply
 	closed   bool
 
-	batch   sync.Mutex // guards passing and next
-	passing bool       // a search pass runs
-	next    *batch     // the searches that wait for the next pass
+	batch   sync.Mutex   // guards passing and next
+	passing bool         // a search pass runs
+	next    *batch       // the searches that wait for the next pass
 	passes  atomic.Int64 // passes run, for tests and benchmarks
 	solo    bool         // every search runs its own pass (benchmarks compare)
 }
@@ -44,6 +57,45 @@ type Index struct {
 // NewIndex returns an empty index for embeddings of dims dimensions.
 func NewIndex(dims int) *Index {
 	return &Index{dims: dims, rows: map[string]int{}, changed: make(chan struct{}), kw: keyword.New()}
+}
+
+// NewInt8Index returns an empty int8 index whose float32 rows live in an
+// unlinked file in dir (os.TempDir() when ""; it should be on a disk, not a
+// tmpfs, or the rows are in memory after all). The file is closed when the
+// index is no longer reachable.
+func NewInt8Index(dims int, dir string) (*Index, error) {
+	f, err := rowfile.Create(dir, dims)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: int8 index: %w", err)
+	}
+	x := NewIndex(dims)
+	x.exact = f
+	runtime.AddCleanup(x, func(f *rowfile.File) { _ = f.Close() }, f)
+	return x, nil
+}
+
+// Int8 reports whether the index scans an int8 matrix.
+func (x *Index) Int8() bool { return x.exact != nil }
+
+// Err is the first error of an int8 index's rows file, which makes its
+// exact scores unavailable.
+func (x *Index) Err() error {
+	x.errMu.Lock()
+	defer x.errMu.Unlock()
+	return x.fileErr
+}
+
+// fileFailed records the first error of the rows file; reads fail under
+// the read lock, so it has a lock of its own.
+func (x *Index) fileFailed(err error) {
+	if err == nil {
+		return
+	}
+	x.errMu.Lock()
+	defer x.errMu.Unlock()
+	if x.fileErr == nil {
+		x.fileErr = fmt.Errorf("catalog: the int8 index's file of exact rows: %w", err)
+	}
 }
 
 // KeywordBytes is the memory the keyword index takes.
@@ -71,10 +123,14 @@ func (x *Index) Len() int {
 	return len(x.products)
 }
 
-// MatrixBytes is the memory the embedding matrix and norms take.
+// MatrixBytes is the memory the embedding matrix and norms take (an int8
+// index: the int8 matrix, scales and norms; its exact rows are in a file).
 func (x *Index) MatrixBytes() int64 {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
+	if x.Int8() {
+		return int64(len(x.products)) * int64(x.dims+4+8)
+	}
 	return int64(len(x.products)) * int64(x.dims*4+8)
 }
 
@@ -98,18 +154,29 @@ func (x *Index) Has(id string) bool {
 func (x *Index) Upsert(seq uint64, p contracts.Product, vec []float32) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if r, ok := x.rows[p.ID]; ok {
-		copy(x.matrix[r*x.dims:(r+1)*x.dims], vec)
-		x.norms[r] = vecmath.Norm(vec)
-		x.products[r] = p
-		x.kw.Set(r, keywordFields(p)...)
-	} else {
-		x.rows[p.ID] = len(x.products)
-		x.kw.Set(len(x.products), keywordFields(p)...)
-		x.matrix = append(x.matrix, vec[:x.dims]...)
-		x.norms = append(x.norms, vecmath.Norm(vec))
-		x.products = append(x.products, p)
+	vec = vec[:x.dims]
+	r, ok := x.rows[p.ID]
+	if !ok {
+		r = len(x.products)
+		x.rows[p.ID] = r
+		x.norms = append(x.norms, 0)
+		x.products = append(x.products, contracts.Product{})
+		if x.Int8() {
+			x.q8 = append(x.q8, make([]int8, x.dims)...)
+			x.scales = append(x.scales, 0)
+		} else {
+			x.matrix = append(x.matrix, make([]float32, x.dims)...)
+		}
 	}
+	if x.Int8() {
+		x.scales[r] = vecmath.QuantizeInt8(x.q8[r*x.dims:(r+1)*x.dims], vec)
+		x.fileFailed(x.exact.Write(r, vec))
+	} else {
+		copy(x.matrix[r*x.dims:(r+1)*x.dims], vec)
+	}
+	x.norms[r] = vecmath.Norm(vec)
+	x.products[r] = p
+	x.kw.Set(r, keywordFields(p)...)
 	x.advance(seq)
 }
 
@@ -123,12 +190,24 @@ func (x *Index) Delete(seq uint64, id string) {
 		x.kw.Remove(r)
 		if r != last {
 			x.kw.Move(last, r)
-			copy(x.matrix[r*x.dims:(r+1)*x.dims], x.matrix[last*x.dims:])
+			if x.Int8() {
+				copy(x.q8[r*x.dims:(r+1)*x.dims], x.q8[last*x.dims:])
+				x.scales[r] = x.scales[last]
+				x.fileFailed(x.exact.Move(last, r))
+			} else {
+				copy(x.matrix[r*x.dims:(r+1)*x.dims], x.matrix[last*x.dims:])
+			}
 			x.norms[r] = x.norms[last]
 			x.products[r] = x.products[last]
 			x.rows[x.products[r].ID] = r
 		}
-		x.matrix = x.matrix[:last*x.dims]
+		if x.Int8() {
+			x.q8 = x.q8[:last*x.dims]
+			x.scales = x.scales[:last]
+			x.fileFailed(x.exact.Truncate(last))
+		} else {
+			x.matrix = x.matrix[:last*x.dims]
+		}
 		x.norms = x.norms[:last]
 		x.products[last] = contracts.Product{}
 		x.products = x.products[:last]

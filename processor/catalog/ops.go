@@ -269,13 +269,20 @@ func (s *Service) List(ctx context.Context, req *contracts.ListRequest) (*contra
 			return nil, err
 		}
 		idx, m, _ := f.view()
-		info := contracts.CatalogInfo{Name: n, Products: idx.Len(), Model: m, MatrixBytes: idx.MatrixBytes(), KeywordBytes: idx.KeywordBytes(), Sequence: seq}
+		info := contracts.CatalogInfo{Name: n, Products: idx.Len(), Model: m, Matrix: matrixType(idx), MatrixBytes: idx.MatrixBytes(), KeywordBytes: idx.KeywordBytes(), Sequence: seq}
 		if st, err := s.js.Stream(ctx, streamName(n)); err == nil {
 			info.StoredBytes = st.CachedInfo().State.Bytes
 		}
 		resp.Catalogs = append(resp.Catalogs, info)
 	}
 	return resp, nil
+}
+
+func matrixType(x *Index) string {
+	if x.Int8() {
+		return "int8"
+	}
+	return "fp32"
 }
 
 // Drop deletes a catalog with all its products and embeddings.
@@ -364,5 +371,9 @@ func (s *Service) rank(ctx context.Context, name string, queries []string, topK 
 		}
 		q.Vectors, timing = res.Vectors, res.Timing
 	}
-	return idx.Search(q), m, seq, timing, nil
+	pages := idx.Search(q)
+	if err := idx.Err(); err != nil {
+		return nil, m, seq, timing, contracts.Errorf(contracts.CodeInternal, "catalog %s: %v", name, err)
+	}
+	return pages, m, seq, timing, nil
 }

@@ -323,3 +323,74 @@ func TestIndexAppliedAfterClose(t *testing.T) {
 		t.Fatalf("applied %d, want 8", x.applied)
 	}
 }
+
+// An int8 index scans the int8 matrix and rescores its best candidates
+// from the exact rows: the same matches with the same exact scores as the
+// float32 scan (recall >= 0.99), and exact totals: a product near the
+// threshold is decided by its exact score.
+func TestInt8SearchMatchesExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const dims = 64
+	x, err := NewInt8Index(dims, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := NewIndex(dims)
+	vec := make([]float32, dims)
+	for i := range 20000 {
+		for j := range vec {
+			vec[j] = float32(rng.NormFloat64())
+		}
+		p := contracts.Product{ID: fmt.Sprint(i), Metadata: map[string]string{"m": fmt.Sprint(i % 3), "color": colors[i%4]}}
+		x.Upsert(uint64(i+1), p, vec)
+		ref.Upsert(uint64(i+1), p, vec)
+	}
+	for i := 0; i < 3000; i += 5 { // holes filled by swap-remove, in the rows file too
+		x.Delete(uint64(30000+i), fmt.Sprint(i))
+		ref.Delete(uint64(30000+i), fmt.Sprint(i))
+	}
+	if got, want := x.MatrixBytes(), int64(x.Len())*(dims+4+8); got != want {
+		t.Fatalf("int8 matrix bytes %d, want %d", got, want)
+	}
+	misses, total := 0, 0
+	for qi := range 30 {
+		q := make([]float32, dims)
+		for j := range q {
+			q[j] = float32(rng.NormFloat64())
+		}
+		for _, tc := range []struct {
+			name      string
+			threshold *float64
+			filter    contracts.Filter
+			group     string
+		}{
+			{"top 10", nil, nil, ""},
+			{"threshold", ptr(0.25), nil, ""},
+			{"filter", nil, contracts.Filter{"m": contracts.Equals("1")}, ""},
+			{"group", nil, nil, "color"},
+		} {
+			opts := contracts.SearchOptions{Filter: tc.filter, Count: true, GroupBy: tc.group}
+			want := ref.Search(Query{Vectors: [][]float32{q}, TopK: 10, Threshold: tc.threshold, Options: opts})[0]
+			got := x.Search(Query{Vectors: [][]float32{q}, TopK: 10, Threshold: tc.threshold, Options: opts})[0]
+			if x.Err() != nil {
+				t.Fatal(x.Err())
+			}
+			for i, w := range want.Hits {
+				total++
+				if i >= len(got.Hits) || got.Hits[i].Product.ID != w.Product.ID || got.Hits[i].Score != w.Score || got.Hits[i].GroupSize != w.GroupSize {
+					misses++
+					if i < len(got.Hits) {
+						t.Logf("query %d %s hit %d: %s %v (%d), exact %s %v (%d)", qi, tc.name, i, got.Hits[i].Product.ID, got.Hits[i].Score, got.Hits[i].GroupSize, w.Product.ID, w.Score, w.GroupSize)
+					}
+				}
+			}
+			if got.Total != want.Total {
+				t.Errorf("query %d %s: total %d, exact %d", qi, tc.name, got.Total, want.Total)
+			}
+		}
+	}
+	t.Logf("int8 rescored: %d of %d hits differ from the float32 scan", misses, total)
+	if misses > total/100 {
+		t.Fatalf("%d of %d hits differ from the float32 scan (recall under 0.99)", misses, total)
+	}
+}

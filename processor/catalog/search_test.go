@@ -8,6 +8,7 @@ import (
 
 	"github.com/simmatch/simmatch/contracts"
 	"github.com/simmatch/simmatch/internal/testenv"
+	"github.com/simmatch/simmatch/processor/catalog"
 )
 
 // drills is a catalog of products that differ by model number, brand, voltage and price.
@@ -243,5 +244,46 @@ func TestKeywordIndexSurvivesRestart(t *testing.T) {
 	list, err := b.client.ListCatalogs(ctx, &contracts.ListRequest{})
 	if err != nil || list.Catalogs[0].KeywordBytes <= 0 {
 		t.Fatalf("list: %+v, %v; want the keyword index's memory", list, err)
+	}
+}
+
+// A catalog configured int8 through the real stack: the int8 matrix is a
+// quarter of the float32 one, and search answers the exact scores of
+// /predict with the descriptions inline.
+func TestInt8Catalog(t *testing.T) {
+	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
+	n := startNode(t, ns.ClientURL(), func(c *catalog.Config) { c.Int8, c.Int8Dir = []string{"tools"}, t.TempDir() })
+	c, ctx := n.client, ctxT(t)
+	if _, err := c.UpsertProducts(ctx, &contracts.UpsertRequest{Catalog: "tools", Products: drills}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.ListCatalogs(ctx, &contracts.ListRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := list.Catalogs[0]; info.Matrix != "int8" || info.MatrixBytes != int64(len(drills))*(384+4+8) {
+		t.Fatalf("catalog %+v, want an int8 matrix of %d bytes", info, len(drills)*(384+12))
+	}
+	descs := make([]string, len(drills))
+	for i, p := range drills {
+		descs[i] = p.Description
+	}
+	query := contracts.Queries{"a cordless drill for wood", "something to drive nails"}
+	inline, err := c.Match(ctx, &contracts.Request{Query: query, ProductDescriptions: descs, TopK: ptr(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.SearchCatalog(ctx, &contracts.SearchRequest{Catalog: "tools", Query: query, TopK: ptr(3), Threshold: ptr(0.1),
+		SearchOptions: contracts.SearchOptions{Explain: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q := range query {
+		for i, w := range inline.Results[q].Matches {
+			got := res.Results[q].Matches[i]
+			if got.ID != drills[w.Index].ID || got.Score != w.Score || got.Explain.Dense != w.Score {
+				t.Errorf("query %q rank %d: int8 catalog gives %s %v (explain %v), inline gives %s %v", query[q], i, got.ID, got.Score, got.Explain.Dense, drills[w.Index].ID, w.Score)
+			}
+		}
 	}
 }

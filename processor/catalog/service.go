@@ -62,6 +62,12 @@ type Config struct {
 	// ReembedClaimTTL is how long a re-embedding claim outlives a processor
 	// that died holding it; default DefaultReembedClaimTTL.
 	ReembedClaimTTL time.Duration
+	// Int8 names the catalogs whose matrix is int8 (a quarter of the
+	// memory, scanned faster, the best candidates rescored exactly); "*"
+	// means every catalog. Int8Dir holds their exact float32 rows, in
+	// unlinked files (default os.TempDir(): use a disk, not a tmpfs).
+	Int8    []string
+	Int8Dir string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -130,8 +136,9 @@ type followed struct {
 	err     error
 	seen    *Index // tracks the sequence applied; holds no products
 	cc      jetstream.ConsumeContext
-	model   contracts.ModelInfo // the stream's metadata: the model it was created with, and the dimensions
-	created time.Time           // the stream's creation time: a dropped and re-created catalog is another stream
+	newIdx  func(dims int) *Index // NewIndex, or an int8 index
+	model   contracts.ModelInfo   // the stream's metadata: the model it was created with, and the dimensions
+	created time.Time             // the stream's creation time: a dropped and re-created catalog is another stream
 
 	mu      sync.RWMutex
 	idxs    map[string]*Index // by name@version
@@ -162,7 +169,7 @@ func (f *followed) apply(seq uint64, rec record) {
 		}
 		for _, k := range []string{f.active, f.pending} {
 			if _, ok := f.idxs[k]; !ok && k != "" {
-				f.idxs[k] = NewIndex(f.model.Dimensions)
+				f.idxs[k] = f.newIdx(f.model.Dimensions)
 			}
 		}
 	case rec.deleted:
@@ -179,7 +186,7 @@ func (f *followed) apply(seq uint64, rec record) {
 		}
 		for k, v := range rec.vecs {
 			if _, ok := f.idxs[k]; !ok { // a version written before its model record (replay)
-				x := NewIndex(f.model.Dimensions)
+				x := f.newIdx(f.model.Dimensions)
 				x.Upsert(seq, rec.product, v)
 				f.idxs[k] = x
 			}
@@ -285,6 +292,22 @@ func (s *Service) follow(ctx context.Context, name string) (*followed, error) {
 	return f, f.err
 }
 
+// indexMaker makes the indexes of catalog name: int8 when the configuration
+// says so and its rows file can be made (else float32, which is logged).
+func (s *Service) indexMaker(name string) func(dims int) *Index {
+	if !slices.Contains(s.cfg.Int8, name) && !slices.Contains(s.cfg.Int8, "*") {
+		return NewIndex
+	}
+	return func(dims int) *Index {
+		x, err := NewInt8Index(dims, s.cfg.Int8Dir)
+		if err != nil {
+			s.cfg.Logger.Error("catalog: keeping a float32 matrix instead of int8", "catalog", name, "err", err)
+			return NewIndex(dims)
+		}
+		return x
+	}
+}
+
 func (s *Service) start(ctx context.Context, name string, f *followed) error {
 	st, err := s.stream(ctx, name)
 	if err != nil {
@@ -298,7 +321,8 @@ func (s *Service) start(ctx context.Context, name string, f *followed) error {
 	}
 	f.seen = NewIndex(0)
 	f.active = modelKey(f.model)
-	f.idxs = map[string]*Index{f.active: NewIndex(f.model.Dimensions)}
+	f.newIdx = s.indexMaker(name)
+	f.idxs = map[string]*Index{f.active: f.newIdx(f.model.Dimensions)}
 	cons, err := st.OrderedConsumer(s.ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return s.streamError(name, err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -53,6 +54,11 @@ type Config struct {
 	// catalog streams get JetStreamReplicas replicas.
 	Catalogs           string
 	CatalogMaxProducts int
+	// CatalogInt8 names the catalogs with an int8 matrix, comma-separated
+	// ("*": all); CatalogInt8Dir holds their exact rows (catalog.Config.Int8,
+	// Int8Dir).
+	CatalogInt8    string
+	CatalogInt8Dir string
 	// CatalogReembedCheck and CatalogReembedClaimTTL pace the background
 	// re-embedding of catalogs after a switch of the default version.
 	CatalogReembedCheck    time.Duration
@@ -145,7 +151,7 @@ func (s *Config) catalogs(nc *nats.Conn, emb processor.Embedder, logger *slog.Lo
 		return nil, fmt.Errorf("-catalogs %q: want on, off or auto", s.Catalogs)
 	}
 	svc, err := catalog.New(catalog.Config{NATS: nc, Embedder: emb, Replicas: s.JetStreamReplicas,
-		MaxProducts: s.CatalogMaxProducts, TextLimits: s.Limits, Logger: logger,
+		MaxProducts: s.CatalogMaxProducts, TextLimits: s.Limits, Logger: logger, Int8: splitList(s.CatalogInt8), Int8Dir: s.CatalogInt8Dir,
 		ReembedCheck: s.CatalogReembedCheck, ReembedClaimTTL: s.CatalogReembedClaimTTL})
 	if errors.Is(err, catalog.ErrNoJetStream) && s.Catalogs == "auto" {
 		logger.Warn("catalogs are off: the NATS server has no JetStream (enable it, or set SIMMATCH_CATALOGS=off to silence this)", "err", err)
@@ -361,4 +367,15 @@ func newPool(workers int) *scheduler.Pool {
 		runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), Cores+p.Size()))
 	}
 	return p
+}
+
+// splitList splits a comma-separated list, dropping empty items and spaces.
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -54,6 +54,10 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1, "replicas of the JetStream buckets and streams the processor creates: the shared cache, the catalogs, the desired model state simmatch_models (3 in a 3-node cluster)")
 	f.String(&s.Catalogs, "catalogs", "SIMMATCH_CATALOGS", "auto", "stored catalogs (simmatch.catalog.*): on (fail without JetStream), off, or auto (on when NATS has JetStream)")
 	f.Int(&s.CatalogMaxProducts, "catalog-max-products", "SIMMATCH_CATALOG_MAX_PRODUCTS", catalog.DefaultMaxProducts, "most products one catalog may hold")
+	f.String(&s.CatalogInt8, "catalog-int8", "SIMMATCH_CATALOG_INT8", "",
+		"catalogs (comma-separated names, or * for all) whose matrix is int8: a quarter of the memory and a faster scan, the best candidates rescored exactly from float32 rows kept in a file")
+	f.String(&s.CatalogInt8Dir, "catalog-int8-dir", "SIMMATCH_CATALOG_INT8_DIR", "",
+		"directory of the int8 catalogs' exact float32 rows (unlinked files; default the system temp directory: use a disk, not a tmpfs)")
 	f.String(&s.Jobs, "jobs", "SIMMATCH_JOBS", "auto", "asynchronous jobs worker: on (fail without JetStream), off, or auto (on when NATS has JetStream)")
 	f.Duration(&s.JobRetention, "job-retention", "SIMMATCH_JOB_RETENTION", 24*time.Hour, "how long jobs and their results are kept")
 	f.Duration(&s.JobAckWait, "job-ack-wait", "SIMMATCH_JOB_ACK_WAIT", 30*time.Second, "how long a job chunk may go without a heartbeat before another processor gets it")
