@@ -35,7 +35,7 @@ func TestFilterJSON(t *testing.T) {
 		want bool
 	}{
 		{map[string]string{"brand": "Bosch", "price": "50", "color": "red"}, true},
-		{map[string]string{"brand": "Bosch", "price": "99.5", "color": "red"}, false}, // $lt is strict
+		{map[string]string{"brand": "Bosch", "price": "99.5", "color": "red"}, false},  // $lt is strict
 		{map[string]string{"brand": "Bosch", "price": "cheap", "color": "red"}, false}, // not a number: no match
 		{map[string]string{"brand": "Bosch", "price": "50", "color": "7", "size": "XL"}, false},
 		{map[string]string{"brand": "Bosch", "price": "50", "color": "7", "size": "M"}, true},
