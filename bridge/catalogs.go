@@ -78,8 +78,10 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request) {
 
 // bulkBody is the body of POST /v1/catalogs/{catalog}/products.
 type bulkBody struct {
-	Products  []contracts.Product `json:"products"`
-	RequestID string              `json:"request_id,omitempty"`
+	Products []contracts.Product `json:"products"`
+	// Model chooses the model of a catalog this upsert creates (contracts.UpsertRequest.Model).
+	Model     string `json:"model,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
 }
 
 func (s *Server) bulkUpsert(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +93,7 @@ func (s *Server) bulkUpsert(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := &contracts.UpsertRequest{Catalog: cat, Products: body.Products, RequestID: bodyRequestID(w, r, body.RequestID)}
+	req := &contracts.UpsertRequest{Catalog: cat, Products: body.Products, Model: body.Model, RequestID: bodyRequestID(w, r, body.RequestID)}
 	if err := req.Validate(s.cfg.CatalogLimits, s.cfg.Limits); err != nil {
 		writeError(w, r, contracts.AsError(err))
 		return

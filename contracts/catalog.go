@@ -85,9 +85,14 @@ func ValidateProductID(field, id string, lim CatalogLimits) error {
 // on first use. Each product is stored whole (description, metadata and
 // embedding) or not at all.
 type UpsertRequest struct {
-	Catalog   string    `json:"catalog"`
-	Products  []Product `json:"products"`
-	RequestID string    `json:"request_id,omitempty"`
+	Catalog  string    `json:"catalog"`
+	Products []Product `json:"products"`
+	// Model chooses the model ("name", its default version, or
+	// "name@version") of a catalog this upsert creates; for a catalog that
+	// exists it must name the catalog's model (409 otherwise). Empty: the
+	// processors' default model.
+	Model     string `json:"model,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
 }
 
 // Validate checks r against lim and the text limits of tl.
@@ -122,6 +127,11 @@ func (r *UpsertRequest) Validate(lim CatalogLimits, tl Limits) error {
 	}
 	if len(r.RequestID) > 128 {
 		return FieldError("request_id", 128, "is %d bytes; the limit is 128", len(r.RequestID))
+	}
+	if r.Model != "" {
+		if _, _, err := ParseModelRef(r.Model); err != nil {
+			return FieldError("model", 0, "%v", err)
+		}
 	}
 	return nil
 }

@@ -85,3 +85,43 @@ func TestSearchOptionsOverHTTP(t *testing.T) {
 		}
 	}
 }
+
+// A catalog created for a chosen model (bge-small-en-v1.5, loaded beside
+// the default) keeps it: its searches and /predict answer with bge, and an
+// upsert naming another model is refused.
+func TestCatalogForAChosenModel(t *testing.T) {
+	base, stop := startWithData(t, t.TempDir())
+	defer stop()
+	if status, body := httpDo(t, "POST", base+"/v1/models/load", `{"model": "bge-small-en-v1.5@fp32"}`); status != 200 {
+		t.Fatalf("load bge: %d %s", status, body)
+	}
+	bulk := strings.Replace(searchProducts, `{"products":`, `{"model": "bge-small-en-v1.5", "products":`, 1)
+	if status, body := httpDo(t, "POST", base+"/v1/catalogs/bge-tools/products", bulk); status != 200 {
+		t.Fatalf("upsert for bge: %d %s", status, body)
+	}
+	status, body := httpDo(t, "POST", base+"/v1/catalogs/bge-tools/search", `{"query": "a tool to cut wood", "top_k": 1}`)
+	var sr contracts.SearchResponse
+	if status != 200 || json.Unmarshal([]byte(body), &sr) != nil {
+		t.Fatalf("search: %d %s", status, body)
+	}
+	if sr.Model.Name != "bge-small-en-v1.5" || sr.Results[0].Matches[0].ID != "s1" {
+		t.Fatalf("search of the bge catalog: %s; want bge-small-en-v1.5 to find the saw s1", body)
+	}
+	status, body = httpDo(t, "POST", base+"/predict", `{"query": "a tool to cut wood", "catalog": "bge-tools", "top_k": 1}`)
+	if status != 200 || !strings.Contains(body, `"name":"bge-small-en-v1.5"`) {
+		t.Fatalf("/predict on the bge catalog: %d %s", status, body)
+	}
+	status, body = httpDo(t, "GET", base+"/v1/catalogs", "")
+	if status != 200 || !strings.Contains(body, `"name":"bge-small-en-v1.5"`) {
+		t.Fatalf("list: %d %s", status, body)
+	}
+	other := strings.Replace(searchProducts, `{"products":`, `{"model": "all-MiniLM-L6-v2", "products":`, 1)
+	status, body = httpDo(t, "POST", base+"/v1/catalogs/bge-tools/products", other)
+	if status != 409 || !strings.Contains(body, `"field":"model"`) {
+		t.Fatalf("upsert naming another model: %d %s, want 409 on model", status, body)
+	}
+	status, body = httpDo(t, "POST", base+"/v1/catalogs/new-one/products", strings.Replace(searchProducts, `{"products":`, `{"model": "no-such-model", "products":`, 1))
+	if status != 404 || !strings.Contains(body, `"field":"model"`) {
+		t.Fatalf("upsert for an unknown model: %d %s, want 404 on model", status, body)
+	}
+}

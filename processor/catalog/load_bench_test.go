@@ -47,7 +47,7 @@ func BenchmarkCatalogLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer w.Stop(ctx)
-	if err := w.create(ctx, "big"); err != nil {
+	if err := w.create(ctx, "big", noInference{}.Info()); err != nil {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 1))

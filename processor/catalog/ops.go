@@ -86,11 +86,19 @@ func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest, 
 	if err != nil && !errors.Is(err, contracts.ErrNotFound) {
 		return nil, false, err
 	}
-	models := []string{modelKey(s.cfg.Embedder.Info())}
+	chosen, err := s.chosenModel(req.Model)
+	if err != nil {
+		return nil, false, err
+	}
+	models := []string{modelKey(chosen)}
 	if exists {
 		_, m, pending := f.view()
 		if err := s.checkModel(req.Catalog, m); err != nil {
 			return nil, false, err
+		}
+		if req.Model != "" && !sameModel(req.Model, m) {
+			return nil, false, &contracts.Error{Code: contracts.CodeConflict, Field: "model",
+				Message: fmt.Sprintf("model: catalog %s holds embeddings of %s, not %s; upsert without model, or into a new catalog", req.Catalog, modelKey(m), req.Model)}
 		}
 		models = []string{modelKey(m)}
 		if pending != "" {
@@ -126,7 +134,7 @@ func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest, 
 		}
 	}
 	if !exists {
-		if err := s.create(ctx, req.Catalog); err != nil {
+		if err := s.create(ctx, req.Catalog, chosen); err != nil {
 			return nil, false, err
 		}
 	}
@@ -191,10 +199,41 @@ func (s *Service) partial(req *contracts.UpsertRequest, stored int, err error) e
 		req.Catalog, stored, len(req.Products), err)
 }
 
-// create makes the catalog's stream, or checks the model of a stream
-// another processor created meanwhile.
-func (s *Service) create(ctx context.Context, name string) error {
-	model := s.cfg.Embedder.Info()
+// chosenModel is the model ("name" or "name@version") a new catalog is
+// embedded with; "" is the processors' default model.
+func (s *Service) chosenModel(ref string) (contracts.ModelInfo, error) {
+	if ref == "" {
+		return s.cfg.Embedder.Info(), nil
+	}
+	if r, ok := s.cfg.Embedder.(Resolver); ok {
+		e, release, err := r.Resolve(ref)
+		if err != nil {
+			if ce := contracts.AsError(err); ce != nil && ce.Field == "" {
+				c := *ce
+				c.Field = "model"
+				return contracts.ModelInfo{}, &c
+			}
+			return contracts.ModelInfo{}, err
+		}
+		defer release()
+		return e.Info(), nil
+	}
+	if info := s.cfg.Embedder.Info(); sameModel(ref, info) {
+		return info, nil
+	}
+	return contracts.ModelInfo{}, &contracts.Error{Code: contracts.CodeNotFound, Field: "model",
+		Message: fmt.Sprintf("model: %q is not served here; available: %s", ref, modelKey(s.cfg.Embedder.Info()))}
+}
+
+// sameModel reports whether ref ("name" or "name@version") names m.
+func sameModel(ref string, m contracts.ModelInfo) bool {
+	name, version, _ := contracts.ParseModelRef(ref)
+	return name == m.Name && (version == "" || version == m.Version)
+}
+
+// create makes the catalog's stream for model, or checks the model of a
+// stream another processor created meanwhile.
+func (s *Service) create(ctx context.Context, name string, model contracts.ModelInfo) error {
 	_, err := s.js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:              streamName(name),
 		Description:       "simmatch catalog " + name + ": products with their embeddings (created with " + modelKey(model) + ")",
@@ -211,6 +250,9 @@ func (s *Service) create(ctx context.Context, name string) error {
 			return err
 		}
 		_, m, _ := f.view()
+		if m.Name != model.Name || m.Version != model.Version {
+			return contracts.Errorf(contracts.CodeConflict, "catalog %s was just created by another upsert with model %s, not %s; retry", name, modelKey(m), modelKey(model))
+		}
 		return s.checkModel(name, m)
 	}
 	if err != nil {

@@ -492,6 +492,13 @@ type Versions interface {
 	Hold(ctx context.Context, model string) (e processor.Embedder, release func(), err error)
 }
 
+// Resolver is an Embedder that serves several models and resolves a
+// reference ("name", its default version, or "name@version") to one
+// (models.Registry): catalogs can then be created for a chosen model.
+type Resolver interface {
+	Resolve(model string) (e processor.Embedder, release func(), err error)
+}
+
 // checkModel reports whether this processor can embed with model m: with a
 // Versions embedder, when m is loaded; otherwise when m is the embedder's.
 func (s *Service) checkModel(name string, m contracts.ModelInfo) error {

@@ -312,6 +312,10 @@ func (d direct) Info() contracts.ModelInfo { return d.r.Info() }
 // Prompt is the default version's prompt for texts of kind (embedding.Prompter).
 func (d direct) Prompt(kind string) string { return d.r.Prompt(kind) }
 
+// Resolve is Registry.Resolve: a catalog created for a chosen model learns
+// its name and version from it.
+func (d direct) Resolve(model string) (processor.Embedder, func(), error) { return d.r.Resolve(model) }
+
 // Hold returns the scheduler of model ("name@version"), past Config.Wrap,
 // and holds the version until release is called. A version that is loading
 // is waited for (until ctx ends).
