@@ -29,6 +29,8 @@ type openAIModel struct {
 	Version    string `json:"version"`
 	Dimensions int    `json:"dimensions"`
 	Processors int    `json:"processors"`
+	// Prompts are the version's instructions by input type (query, document).
+	Prompts map[string]string `json:"prompts,omitempty"`
 }
 
 type openAIModelList struct {
@@ -79,11 +81,15 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 // from a processor's live status when it answered one, else from its stats.
 func modelList(stats []serviceStats, live *contracts.ModelsStatus) openAIModelList {
 	defaults := map[string][]contracts.ModelInfo{}
+	prompts := map[string]map[string]string{} // by name@version
 	if live != nil {
 		for _, p := range live.Processors {
 			for _, v := range p.Models {
 				if v.Default && v.State == contracts.ModelServing {
 					defaults[p.Processor] = append(defaults[p.Processor], contracts.ModelInfo{Name: v.Name, Version: v.Version, Dimensions: v.Dimensions})
+					if len(v.Prompts) > 0 {
+						prompts[contracts.ModelRef(v.Name, v.Version)] = v.Prompts
+					}
 				}
 			}
 		}
@@ -99,7 +105,8 @@ func modelList(stats []serviceStats, live *contracts.ModelsStatus) openAIModelLi
 			key := mi.Name + "\x00" + mi.Version
 			m := byID[key]
 			if m == nil {
-				m = &openAIModel{ID: mi.Name, Object: "model", Created: st.Started.Unix(), OwnedBy: "simmatch", Version: mi.Version, Dimensions: mi.Dimensions}
+				m = &openAIModel{ID: mi.Name, Object: "model", Created: st.Started.Unix(), OwnedBy: "simmatch", Version: mi.Version, Dimensions: mi.Dimensions,
+					Prompts: prompts[contracts.ModelRef(mi.Name, mi.Version)]}
 				byID[key] = m
 			}
 			m.Processors++

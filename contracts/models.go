@@ -88,6 +88,10 @@ type ModelVersionStatus struct {
 	FileBytes int64 `json:"file_bytes"`
 	// MaxBatchTokens is its scheduler's batch budget (padded tokens).
 	MaxBatchTokens int `json:"max_batch_tokens,omitempty"`
+	// Prompts are the instructions the version prepends to texts by input
+	// type (InputQuery, InputDocument), from its directory's
+	// config_sentence_transformers.json; none for all-MiniLM-L6-v2.
+	Prompts map[string]string `json:"prompts,omitempty"`
 }
 
 // ProcessorModels is one processor's answer to a status request.

@@ -95,6 +95,11 @@ func TestCatalogForAChosenModel(t *testing.T) {
 	if status, body := httpDo(t, "POST", base+"/v1/models/load", `{"model": "bge-small-en-v1.5@fp32"}`); status != 200 {
 		t.Fatalf("load bge: %d %s", status, body)
 	}
+	// /v1/models shows bge's query prompt, from its configuration.
+	if status, body := httpDo(t, "GET", base+"/v1/models", ""); status != 200 ||
+		!strings.Contains(body, `"prompts":{"query":"Represent this sentence for searching relevant passages: "}`) {
+		t.Fatalf("/v1/models: %d %s; want bge's query prompt", status, body)
+	}
 	bulk := strings.Replace(searchProducts, `{"products":`, `{"model": "bge-small-en-v1.5", "products":`, 1)
 	if status, body := httpDo(t, "POST", base+"/v1/catalogs/bge-tools/products", bulk); status != 200 {
 		t.Fatalf("upsert for bge: %d %s", status, body)

@@ -518,6 +518,14 @@ func (r *Registry) Status() []contracts.ModelVersionStatus {
 			InFlight: v.inflight.Load(), FileBytes: v.fileBytes}
 		if v.sched != nil {
 			st.MaxBatchTokens = v.sched.MaxBatchTokens()
+			for _, kind := range []string{contracts.InputQuery, contracts.InputDocument} {
+				if p := v.sched.Prompt(kind); p != "" {
+					if st.Prompts == nil {
+						st.Prompts = map[string]string{}
+					}
+					st.Prompts[kind] = p
+				}
+			}
 		}
 		l = append(l, st)
 	}
