@@ -7,9 +7,9 @@ import (
 	"github.com/simmatch/simmatch/internal/testenv"
 )
 
-// A catalog search, a /predict naming the catalog and a /predict carrying
-// the same descriptions inline give the same scores, bit for bit, in the
-// same order.
+// A catalog search (mode dense, the default), a /predict naming the
+// catalog and a /predict carrying the same descriptions inline give the
+// same scores, bit for bit, in the same order.
 func TestCatalogRanksExactlyAsInlinePredict(t *testing.T) {
 	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
 	n := startNode(t, ns.ClientURL(), nil)
@@ -33,7 +33,8 @@ func TestCatalogRanksExactlyAsInlinePredict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	search, err := c.SearchCatalog(ctx, &contracts.SearchRequest{Catalog: "shop", Query: queries, TopK: ptr(len(products))})
+	search, err := c.SearchCatalog(ctx, &contracts.SearchRequest{Catalog: "shop", Query: queries, TopK: ptr(len(products)),
+		SearchOptions: contracts.SearchOptions{Mode: contracts.ModeDense}})
 	if err != nil {
 		t.Fatal(err)
 	}
