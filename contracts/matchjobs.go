@@ -24,7 +24,7 @@ const (
 	MaxDedupeNeighbors     = 1000
 	MaxBlockOnKeys         = 8
 	DefaultMatchChunkSize  = 512 // source products per chunk, fewer when their results could outgrow a NATS message
-	DefaultDedupeMaxPairs  = 5_000_000
+	DefaultDedupeMaxPairs  = 1_000_000
 	dedupeThresholdMinimum = -1.0
 	matchThresholdMaximum  = 1.0
 )
