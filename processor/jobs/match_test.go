@@ -409,12 +409,12 @@ func TestMatchJobRefused(t *testing.T) {
 		t.Errorf("404: %s", data)
 	}
 	for body, field := range map[string]string{
-		`{"match": {"source": "shop"}}`:                                     "match.target",
-		`{"match": {"source": "shop", "target": "shop", "top_k": 0}}`:       "match.top_k",
-		`{"match": {"source": "shop", "target": "shop", "mode": "fuzzy"}}`:  "match.mode",
-		`{"match": {"source": "shop", "target": "shop", "block_on": [""]}}`: "match.block_on[0]",
-		`{"dedupe": {"catalog": "shop"}}`:                                   "dedupe.threshold",
-		`{"dedupe": {"catalog": "shop", "threshold": 2}}`:                   "dedupe.threshold",
+		`{"match": {"source": "shop"}}`:                                                                    "match.target",
+		`{"match": {"source": "shop", "target": "shop", "top_k": 0}}`:                                      "match.top_k",
+		`{"match": {"source": "shop", "target": "shop", "mode": "fuzzy"}}`:                                 "match.mode",
+		`{"match": {"source": "shop", "target": "shop", "block_on": [""]}}`:                                "match.block_on[0]",
+		`{"dedupe": {"catalog": "shop"}}`:                                                                  "dedupe.threshold",
+		`{"dedupe": {"catalog": "shop", "threshold": 2}}`:                                                  "dedupe.threshold",
 		`{"match": {"source": "shop", "target": "shop"}, "dedupe": {"catalog": "shop", "threshold": 0.9}}`: "dedupe",
 		`{"match": {"source": "shop", "target": "shop"}, "query": ["x"]}`:                                  "query",
 		`{"query": ["x"], "catalog": "shop", "product_descriptions": ["y"]}`:                               "product_descriptions",
