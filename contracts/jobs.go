@@ -168,7 +168,7 @@ func DecodeJobRequest(data []byte, lim JobLimits) (*JobRequest, error) {
 	return decodeValid(data, lim.MaxBodyBytes, "the limit for a job", func(err error) *Error {
 		e := decodeError(err)
 		if strings.Contains(e.Message, "unknown field") {
-			e.Message = e.Field + ": unknown field; known fields are query, product_descriptions, catalog, top_k, threshold, notify, match, dedupe"
+			e.Message = e.Field + ": unknown field; known fields are query, product_descriptions, catalog, match, dedupe, top_k, threshold, notify"
 		}
 		return e
 	}, func(r *JobRequest) error { return r.Validate(lim) })
