@@ -30,7 +30,7 @@ NATS_SERVER_VERSION := v2.15.2
 NATS_SERVER := $(CACHE)/nats-server-$(NATS_SERVER_VERSION)/nats-server
 CHAOS_FLAGS ?=
 
-.PHONY: help deps run check-tree test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs bench-keyword chaos vulncheck
+.PHONY: help deps run check-tree test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs bench-keyword bench-match chaos vulncheck
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -120,6 +120,10 @@ bench-catalog: deps ## catalogs: fp32 and int8 scans vs memory read and shared p
 	SIMMATCH_BENCH_MODE_ROWS=$(MODE_ROWS) go test -run '^$$' -bench '^BenchmarkSearchModes$$' -benchtime 500x -timeout 30m ./processor/catalog/
 	SIMMATCH_BENCH_LOAD_ROWS=$(LOAD_ROWS) go test -run '^$$' -bench '^BenchmarkCatalogLoad$$' -benchtime 3x -timeout 30m ./processor/catalog/
 	go test -run '^$$' -bench '^(BenchmarkSearch46|BenchmarkUpsert)$$' -benchtime 5s -timeout 30m ./processor/catalog/
+
+ROWS ?= 100000
+bench-match: deps ## an N x N dedupe of random unit vectors (N = ROWS, default 100,000; 384 dims): wall time, GFLOP/s vs the measured peak, peak RSS, per pass size
+	SIMMATCH_BENCH_MATCH_ROWS=$(ROWS) go test -run '^$$' -bench '^BenchmarkDedupe$$' -benchtime 1x -timeout 6h ./processor/catalog/
 
 KW_ROWS ?= 1000000
 bench-keyword: ## keyword index vs bleve (nested module internal/kwbench): build time, heap per 1M products, p50/p99 top-10 (KW_ROWS products)

@@ -240,7 +240,7 @@ func TestDecodeFaultsAlike(t *testing.T) {
 		{"/v1/embeddings", "input, model, encoding_format, dimensions, user, input_type"},
 		{"/embed", "inputs, normalize, truncate, truncation_direction, prompt_name"},
 		{"/similarity", "inputs"},
-		{"/v1/jobs", "query, product_descriptions, top_k, threshold, notify"},
+		{"/v1/jobs", "query, product_descriptions, catalog, match, dedupe, top_k, threshold, notify"},
 		{"/v1/models/switch", "model"},
 	}
 	for _, d := range doors {

@@ -49,12 +49,14 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	}, asIs, writeError)
 }
 
-// jobResults streams a done job's results as JSON lines, one
-// {"query", "matches"} per query in request order.
+// jobResults streams a done job's results as JSON lines: a query job's
+// {"query", "matches"} per query in request order, a match job's
+// {"source_id", "matches"} per source product, a dedupe job's
+// {"cluster", "pairs"} per cluster.
 func (s *Server) jobResults(w http.ResponseWriter, r *http.Request) {
 	var bw *bufio.Writer
 	var enc *json.Encoder
-	err := s.jobs.Results(r.Context(), chi.URLParam(r, "id"), func(res contracts.JobResult) error {
+	err := s.jobs.Lines(r.Context(), chi.URLParam(r, "id"), func(res any) error {
 		if bw == nil {
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			w.WriteHeader(http.StatusOK)

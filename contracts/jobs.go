@@ -46,12 +46,21 @@ const (
 	JobCancelled JobState = "cancelled" // cancelled before it finished
 )
 
-// JobRequest is a job: a /predict-shaped request with many queries.
+// JobRequest is a job of one of three kinds: a /predict-shaped request
+// with many queries (Query, ranked against ProductDescriptions or a stored
+// Catalog), a matching job (Match) or a deduplication job (Dedupe).
 type JobRequest struct {
 	// Query holds the queries; on the wire a single string or a list.
-	Query Queries `json:"query"`
+	Query Queries `json:"query,omitempty"`
 	// ProductDescriptions is ranked for every query.
 	ProductDescriptions []string `json:"product_descriptions,omitempty"`
+	// Catalog, instead of ProductDescriptions, ranks the stored catalog's
+	// products for every query, as /predict does when it names a catalog.
+	Catalog string `json:"catalog,omitempty"`
+	// Match matches every product of one catalog against another.
+	Match *MatchJob `json:"match,omitempty"`
+	// Dedupe finds the near-duplicate products of one catalog.
+	Dedupe *DedupeJob `json:"dedupe,omitempty"`
 	// TopK keeps the K best matches per query; nil keeps all.
 	TopK *int `json:"top_k,omitempty"`
 	// Threshold drops matches that score below it; nil keeps all.
@@ -65,7 +74,11 @@ type JobRequest struct {
 type JobStatus struct {
 	ID    string   `json:"id"`
 	State JobState `json:"state"`
-	// Done and Total count queries.
+	// Kind is query, match or dedupe.
+	Kind JobKind `json:"kind,omitempty"`
+	// Done and Total count queries (a match or dedupe job: source
+	// products); a match or dedupe job's Total is 0 until a processor has
+	// listed its source catalog (planned it).
 	Done  int `json:"done"`
 	Total int `json:"total"`
 	// Chunks is how many chunks the queries were split into.
@@ -78,23 +91,37 @@ type JobStatus struct {
 	Error string `json:"error,omitempty"`
 }
 
-// JobChunk is one chunk of a job's queries, as processors receive it.
+// JobChunk is one chunk of a job's queries, as processors receive it. A
+// match or dedupe job starts with one planning chunk (Plan); the processor
+// that takes it lists the source catalog and publishes the chunks of source
+// product IDs, all of plan generation Gen.
 type JobChunk struct {
 	Job    string   `json:"job"`
 	Index  int      `json:"index"`
 	Offset int      `json:"offset"`
-	Query  []string `json:"query"`
+	Query  []string `json:"query,omitempty"`
+	IDs    []string `json:"ids,omitempty"`
+	Plan   bool     `json:"plan,omitempty"`
+	Gen    int      `json:"gen,omitempty"`
 }
 
 // JobMeta is a job's key-value entry: what processors need besides the
 // chunk, and the state set by cancellation or failure.
 type JobMeta struct {
-	ID                  string   `json:"id"`
-	ProductDescriptions []string `json:"product_descriptions,omitempty"`
-	TopK                *int     `json:"top_k,omitempty"`
-	Threshold           *float64 `json:"threshold,omitempty"`
-	Notify              bool     `json:"notify,omitempty"`
-	Total               int      `json:"total"`
+	ID                  string     `json:"id"`
+	Kind                JobKind    `json:"kind,omitempty"` // "" is JobKindQuery
+	ProductDescriptions []string   `json:"product_descriptions,omitempty"`
+	Catalog             string     `json:"catalog,omitempty"`
+	Match               *MatchJob  `json:"match,omitempty"`
+	Dedupe              *DedupeJob `json:"dedupe,omitempty"`
+	// Planned is set (with Total, Offsets, Chunks and Gen) once a
+	// processor has published a match or dedupe job's chunks.
+	Planned   bool     `json:"planned,omitempty"`
+	Gen       int      `json:"gen,omitempty"`
+	TopK      *int     `json:"top_k,omitempty"`
+	Threshold *float64 `json:"threshold,omitempty"`
+	Notify    bool     `json:"notify,omitempty"`
+	Total     int      `json:"total"`
 	// Offsets holds the index of each chunk's first query.
 	Offsets []int     `json:"offsets"`
 	Chunks  int       `json:"chunks"`
@@ -116,8 +143,12 @@ func (m *JobMeta) ChunkLen(i int) int {
 // JobChunkResult is what a processor stores for one chunk: per query, the
 // matches as [index, score] pairs; descriptions come from the job's entry.
 type JobChunkResult struct {
-	Query   []string       `json:"query"`
-	Matches [][][2]float64 `json:"matches"`
+	Query   []string       `json:"query,omitempty"`
+	Matches [][][2]float64 `json:"matches,omitempty"`
+	// IDs are, for a job on a catalog, the product id of each match.
+	IDs [][]string `json:"ids,omitempty"`
+	// Rows are a match or dedupe chunk's results, one per source product.
+	Rows []MatchResult `json:"rows,omitempty"`
 }
 
 // JobLimits bound a job.
@@ -137,14 +168,25 @@ func DecodeJobRequest(data []byte, lim JobLimits) (*JobRequest, error) {
 	return decodeValid(data, lim.MaxBodyBytes, "the limit for a job", func(err error) *Error {
 		e := decodeError(err)
 		if strings.Contains(e.Message, "unknown field") {
-			e.Message = e.Field + ": unknown field; known fields are query, product_descriptions, top_k, threshold, notify"
+			e.Message = e.Field + ": unknown field; known fields are query, product_descriptions, catalog, match, dedupe, top_k, threshold, notify"
 		}
 		return e
 	}, func(r *JobRequest) error { return r.Validate(lim) })
 }
 
-// Validate checks r against lim.
+// Validate checks r against lim: exactly one kind of job, each field valid.
 func (r *JobRequest) Validate(lim JobLimits) error {
+	if err := r.validateKind(); err != nil {
+		return err
+	}
+	switch {
+	case r.Match != nil:
+		return r.Match.Validate()
+	case r.Dedupe != nil:
+		return r.Dedupe.Validate()
+	case r.Catalog != "":
+		return r.validateCatalogQuery(lim)
+	}
 	if len(r.Query) == 0 {
 		return FieldError("query", 0, "required: a non-empty list of strings")
 	}

@@ -20,6 +20,8 @@ Usage:
   simmatch [serve] [flags]                run the all-in-one service: embedded NATS, a
                                           processor and the HTTP bridge (default :8000)
   simmatch match [flags] QUERY...         rank product descriptions for queries
+  simmatch match -source C -target C      match one stored catalog against another (a job)
+  simmatch dedupe -catalog C -threshold T find a catalog's near-duplicates (a job)
   simmatch embed [flags] [TEXT...]        print the embeddings of texts (stdin: one per line)
   simmatch jobs submit|status|results|cancel
                                           asynchronous jobs: many queries, results later
@@ -53,10 +55,11 @@ func commands() map[string]command {
 		"serve": {func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 			return serve(ctx, args, getenv, stdout, nil)
 		}},
-		"match": {runMatch},
-		"embed": {runEmbed},
-		"jobs":  {runJobs},
-		"load":  {runLoad},
+		"match":  {runMatch},
+		"dedupe": {runDedupe},
+		"embed":  {runEmbed},
+		"jobs":   {runJobs},
+		"load":   {runLoad},
 		"catalog": {func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 			return catalogcmd.Run(ctx, args, getenv, stdout, os.Stderr)
 		}},

@@ -68,25 +68,44 @@ func postRanking(ctx context.Context, af apiFlags, df *descFlags, path string, r
 }
 
 const matchUsage = `Usage: simmatch match [flags] QUERY...
+       simmatch match -source CATALOG -target CATALOG [flags]
 
 Ranks the product descriptions for each query, best first, with their cosine
 similarity. Example:
 
   simmatch match -d "Claw hammer" -d "Circular saw" "What can I use to cut wood?"
+
+With -source and -target, matches every product of one stored catalog
+against another as a job, with a progress line on stderr, and writes the
+results as JSON lines or CSV (-format, -o). Example:
+
+  simmatch match -source feed -target shop -top-k 3 -threshold 0.8 -block-on brand -mutual-best
 `
 
 func runMatch(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	var (
 		af apiFlags
 		df descFlags
+		mf matchJobFlags
 	)
 	f := cli.NewFlags("simmatch match", getenv, stdout)
 	af.register(f)
 	df.register(f)
+	mf.register(f)
 	f.SetUsage(matchUsage)
 	queries, err := f.ParseInterleaved(args)
 	if err != nil {
 		return err
+	}
+	if mf.source != "" || mf.target != "" {
+		if len(queries) > 0 || len(df.descs) > 0 || df.descsFile != "" {
+			return usageError(errors.New("match: -source/-target match two catalogs; they take no QUERY, -d or -descriptions-file"))
+		}
+		mj, err := mf.job(df.topK, df.threshold)
+		if err != nil {
+			return err
+		}
+		return runCatalogMatch(ctx, af, mj, mf.out, stdout)
 	}
 	if len(queries) == 0 {
 		return usageError(errors.New("match: no query; give one or more QUERY arguments"))

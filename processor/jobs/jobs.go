@@ -54,6 +54,13 @@ type Config struct {
 	// Workers is how many chunks the worker works on at once; default 1
 	// (one chunk already fills the model's batches).
 	Workers int
+	// Catalogs serve the jobs on stored catalogs (match, dedupe, and query
+	// jobs naming a catalog): normally the processor's catalog service.
+	// Without it such jobs fail.
+	Catalogs Catalogs
+	// MatchChunkSize is the most source products of one match or dedupe
+	// chunk; default contracts.DefaultMatchChunkSize.
+	MatchChunkSize int
 }
 
 func (c *Config) validate() error {
@@ -80,6 +87,9 @@ func (c *Config) validate() error {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 1
+	}
+	if c.MatchChunkSize <= 0 {
+		c.MatchChunkSize = contracts.DefaultMatchChunkSize
 	}
 	return nil
 }
@@ -229,7 +239,22 @@ func (w *Worker) handle(msg jetstream.Msg) {
 		_ = msg.Term() // gone (retention), cancelled or failed: nothing to do
 		return
 	}
-	result, err := w.rank(ctx, meta, &c)
+	if c.Plan {
+		w.handlePlan(ctx, msg, md, meta)
+		return
+	}
+	if isPlanned(meta.Kind) {
+		if !meta.Planned {
+			// Published by a planner that has not recorded its plan yet.
+			_ = msg.NakWithDelay(200 * time.Millisecond)
+			return
+		}
+		if c.Gen != meta.Gen {
+			_ = msg.Term() // a chunk of a plan that was redone
+			return
+		}
+	}
+	result, err := w.work(ctx, meta, &c)
 	if err == nil {
 		data, _ := json.Marshal(result)
 		_, err = w.js.Publish(ctx, fmt.Sprintf("%s%s.%d", contracts.SubjectJobResultPrefix, c.Job, c.Index), data,
@@ -240,6 +265,11 @@ func (w *Worker) handle(msg jetstream.Msg) {
 		if errors.As(err, &e) && e.Code.Retryable() {
 			// The processors are busy with interactive requests: later.
 			_ = msg.NakWithDelay(time.Second)
+			return
+		}
+		if final(err) {
+			w.fail(meta.ID, fmt.Sprintf("chunk %d: %v", c.Index, err))
+			_ = msg.Term()
 			return
 		}
 		if int(md.NumDelivered) >= w.cfg.MaxDeliver {

@@ -331,8 +331,12 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 	// The jobs worker after the processor, so it stops first: the chunks in
 	// hand are finished and stored while the models still serve them.
 	if jnc != nil {
-		w, err := jobs.Start(jobs.Config{NATS: jnc, Embedder: registry, Logger: logger,
-			Replicas: s.JetStreamReplicas, Retention: s.JobRetention, AckWait: s.JobAckWait})
+		jcfg := jobs.Config{NATS: jnc, Embedder: registry, Logger: logger,
+			Replicas: s.JetStreamReplicas, Retention: s.JobRetention, AckWait: s.JobAckWait}
+		if cats != nil { // match, dedupe and catalog query jobs
+			jcfg.Catalogs = cats
+		}
+		w, err := jobs.Start(jcfg)
 		if err != nil {
 			return nil, err
 		}

@@ -77,7 +77,20 @@ func (j *Jobs) Submit(ctx context.Context, req *contracts.JobRequest) (*contract
 	}
 	now := time.Now().UTC()
 	id := NewJobID()
+	if req.Match != nil || req.Dedupe != nil || req.Catalog != "" {
+		if err := j.checkCatalogs(ctx, req); err != nil {
+			return nil, err
+		}
+	}
+	if req.Match != nil || req.Dedupe != nil {
+		return j.submitPlanned(ctx, kv, st, id, now, req)
+	}
 	matches := len(req.ProductDescriptions)
+	perMatch := 30
+	if req.Catalog != "" {
+		// A catalog's matches carry their ids.
+		matches, perMatch = contracts.DefaultCatalogTopK, 30+contracts.DefaultCatalogLimits.MaxIDBytes
+	}
 	if req.TopK != nil {
 		matches = min(matches, *req.TopK)
 	}
@@ -86,14 +99,14 @@ func (j *Jobs) Submit(ctx context.Context, req *contracts.JobRequest) (*contract
 		budget = mp/2 - 4096
 	}
 	for _, q := range req.Query {
-		if 2*len(q)+30*matches+64 > budget {
+		if 2*len(q)+perMatch*matches+64 > budget {
 			return nil, &contracts.Error{Code: contracts.CodePayloadTooLarge, Field: "product_descriptions",
 				Message: fmt.Sprintf("product_descriptions: the results of one query (%d matches) would not fit in a NATS message (max_payload %d); set top_k", matches, j.nc.MaxPayload())}
 		}
 	}
-	offsets := splitChunks(req.Query, j.chunkSize, matches, budget)
+	offsets := splitChunks(req.Query, j.chunkSize, perMatch*matches, budget)
 	chunks := len(offsets)
-	meta := &contracts.JobMeta{ID: id, ProductDescriptions: req.ProductDescriptions, TopK: req.TopK, Threshold: req.Threshold,
+	meta := &contracts.JobMeta{ID: id, ProductDescriptions: req.ProductDescriptions, Catalog: req.Catalog, TopK: req.TopK, Threshold: req.Threshold,
 		Notify: req.Notify, Total: len(req.Query), Offsets: offsets, Chunks: chunks, Created: now}
 	if ttl := st.TTL(); ttl > 0 {
 		meta.Expires = now.Add(ttl)
@@ -130,10 +143,15 @@ func (j *Jobs) Submit(ctx context.Context, req *contracts.JobRequest) (*contract
 }
 
 func statusOf(m *contracts.JobMeta, done int) *contracts.JobStatus {
-	s := &contracts.JobStatus{ID: m.ID, Done: done, Total: m.Total, Chunks: m.Chunks, Created: m.Created, Expires: m.Expires, Error: m.Error}
+	s := &contracts.JobStatus{ID: m.ID, Kind: m.Kind, Done: done, Total: m.Total, Chunks: m.Chunks, Created: m.Created, Expires: m.Expires, Error: m.Error}
+	if s.Kind == "" {
+		s.Kind = contracts.JobKindQuery
+	}
 	switch {
 	case m.State != "":
 		s.State = m.State
+	case !planned(m):
+		s.State = contracts.JobQueued // its size is known once a processor has planned it
 	case done == m.Total:
 		s.State = contracts.JobDone
 	case done > 0:
@@ -249,7 +267,8 @@ func (j *Jobs) Cancel(ctx context.Context, id string) (*contracts.JobStatus, err
 }
 
 // Results calls yield with every query's results in request order. The job
-// must be done: otherwise the error is a job_not_done.
+// must be done: otherwise the error is a job_not_done. A match or dedupe
+// job's results are read with Lines.
 func (j *Jobs) Results(ctx context.Context, id string, yield func(contracts.JobResult) error) error {
 	st, err := j.Status(ctx, id)
 	if err != nil {
@@ -280,6 +299,9 @@ func (j *Jobs) Results(ctx context.Context, id string, yield func(contracts.JobR
 			for k, pair := range cr.Matches[q] {
 				idx := int(pair[0])
 				res.Matches[k] = contracts.Match{Index: idx, Score: pair[1]}
+				if q < len(cr.IDs) && k < len(cr.IDs[q]) {
+					res.Matches[k].ID = cr.IDs[q][k]
+				}
 				if idx >= 0 && idx < len(m.ProductDescriptions) {
 					res.Matches[k].Description = m.ProductDescriptions[idx]
 				}
@@ -317,13 +339,13 @@ func (j *Jobs) Wait(ctx context.Context, id string, interval time.Duration, prog
 }
 
 // splitChunks returns the first query of each chunk: at most size queries,
-// and few enough that both the chunk and its stored results (matches
-// [index, score] pairs, about 30 bytes each, per query) stay within budget bytes.
-func splitChunks(queries []string, size, matches, budget int) []int {
+// and few enough that both the chunk and its stored results (matchBytes of
+// matches per query) stay within budget bytes.
+func splitChunks(queries []string, size, matchBytes, budget int) []int {
 	var offsets []int
 	n, bytes := 0, 0
 	for i, q := range queries {
-		cost := 2*len(q) + 30*matches + 64 // the query twice (chunk, results), its matches, JSON
+		cost := 2*len(q) + matchBytes + 64 // the query twice (chunk, results), its matches, JSON
 		if n == 0 || n == size || bytes+cost > budget {
 			offsets = append(offsets, i)
 			n, bytes = 0, 0

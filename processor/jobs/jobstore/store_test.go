@@ -28,7 +28,7 @@ func TestSplitChunks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := splitChunks(tt.queries, tt.size, tt.matches, tt.budget)
+			got := splitChunks(tt.queries, tt.size, 30*tt.matches, tt.budget)
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
