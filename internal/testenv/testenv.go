@@ -183,6 +183,19 @@ func ModelPaths(t testing.TB) (dir, lib string) {
 	return dir, lib
 }
 
+// FamilyDir returns the directory of version of another model family in the
+// model store models/<name>/<version>/ that `make deps` assembles (e.g.
+// "bge-small-en-v1.5", "fp32"), or fails the test with what to run.
+func FamilyDir(t testing.TB, name, version string) string {
+	t.Helper()
+	dir, _ := ModelPaths(t)
+	d := filepath.Join(filepath.Dir(filepath.Dir(filepath.Clean(dir))), name, version)
+	if _, err := os.Stat(filepath.Join(d, "model.onnx")); err != nil {
+		t.Fatalf("%s %s: %v (run `make deps`)", name, version, err)
+	}
+	return d
+}
+
 // ModelVersionDir returns the directory of another version of the model in
 // the model store models/<name>/<version>/ that `make deps` assembles: the
 // sibling of SIMMATCH_MODEL_DIR named version (e.g. "int8"), or fails the test

@@ -33,7 +33,13 @@ import (
 // the processor (and its catalogs), then the scheduler.
 func startCatalogProcessor(t *testing.T, ns *server.Server, nc *nats.Conn, jc jobs.Config, wrap func(jobs.Catalogs) jobs.Catalogs) *jobs.Worker {
 	t.Helper()
-	s, err := scheduler.New(scheduler.Config{Model: realModel(t)})
+	return startCatalogProcessorOn(t, ns, nc, jc, wrap, realModel(t))
+}
+
+// startCatalogProcessorOn is startCatalogProcessor with model.
+func startCatalogProcessorOn(t *testing.T, ns *server.Server, nc *nats.Conn, jc jobs.Config, wrap func(jobs.Catalogs) jobs.Catalogs, model *processor.Model) *jobs.Worker {
+	t.Helper()
+	s, err := scheduler.New(scheduler.Config{Model: model})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,23 +142,20 @@ func checkRows(t *testing.T, rows []contracts.MatchResult, source []contracts.Pr
 // A feed of reworded shop products is matched back to the shop: the
 // planted product is first for at least 95% of the feed. block_on keeps
 // every match within the brand; mutual_best keeps only mutual bests.
-func TestMatchJobFindsPlantedCorrespondences(t *testing.T) {
-	ns := startJobsNATS(t)
-	startCatalogProcessor(t, ns, nil, jobs.Config{MatchChunkSize: 16}, nil)
-	b := proctest.StartBridge(t, ns, nil)
-	shop, feed := shopCatalog(), feedCatalog()
-	upsert(t, ns, "shop", shop)
-	upsert(t, ns, "feed", feed)
-
-	st, _ := submitBody(t, b.URL, `{"match": {"source": "feed", "target": "shop", "top_k": 3}}`, http.StatusAccepted)
+// plantedFirst runs a top-3 match job of feed against shop and checks that
+// each feed item's planted product (its id without the "f") comes first for
+// at least 95% of the feed; it logs the figure for model.
+func plantedFirst(t *testing.T, url, model string, feed []contracts.Product) {
+	t.Helper()
+	st, _ := submitBody(t, url, `{"match": {"source": "feed", "target": "shop", "top_k": 3}}`, http.StatusAccepted)
 	if st.Kind != contracts.JobKindMatch || st.State != contracts.JobQueued {
 		t.Errorf("submitted: %+v", st)
 	}
-	done := waitJob(t, b.URL, st.ID, contracts.JobDone, 2*time.Minute)
+	done := waitJob(t, url, st.ID, contracts.JobDone, 2*time.Minute)
 	if done.Total != len(feed) || done.Done != len(feed) || done.Chunks != 4 {
 		t.Errorf("done: %+v, want %d rows in 4 chunks", done, len(feed))
 	}
-	rows := checkRows(t, lines[contracts.MatchResult](t, b.URL, st.ID), feed)
+	rows := checkRows(t, lines[contracts.MatchResult](t, url, st.ID), feed)
 	first, inTop := 0, 0
 	for _, p := range feed {
 		r := rows[p.ID]
@@ -176,13 +179,33 @@ func TestMatchJobFindsPlantedCorrespondences(t *testing.T) {
 		}
 	}
 	rate := float64(first) / float64(len(feed))
-	t.Logf("all-MiniLM-L6-v2: planted product first for %d of %d feed items (%.1f%%), in the top 3 for %d", first, len(feed), 100*rate, inTop)
+	t.Logf("%s: planted product first for %d of %d feed items (%.1f%%), in the top 3 for %d", model, first, len(feed), 100*rate, inTop)
 	if rate < 0.95 {
 		t.Errorf("planted product first for %.1f%% of the feed, want at least 95%%", 100*rate)
 	}
+}
 
+// The same planted feed with the second model family, bge-small-en-v1.5:
+// its catalogs hold bge embeddings, and the match job uses them.
+func TestMatchJobPlantedWithBGE(t *testing.T) {
+	ns := startJobsNATS(t)
+	startCatalogProcessorOn(t, ns, nil, jobs.Config{MatchChunkSize: 16}, nil, proctest.BGEModel(t))
+	b := proctest.StartBridge(t, ns, nil)
+	upsert(t, ns, "shop", shopCatalog())
+	upsert(t, ns, "feed", feedCatalog())
+	plantedFirst(t, b.URL, "bge-small-en-v1.5", feedCatalog())
+}
+
+func TestMatchJobFindsPlantedCorrespondences(t *testing.T) {
+	ns := startJobsNATS(t)
+	startCatalogProcessor(t, ns, nil, jobs.Config{MatchChunkSize: 16}, nil)
+	b := proctest.StartBridge(t, ns, nil)
+	shop, feed := shopCatalog(), feedCatalog()
+	upsert(t, ns, "shop", shop)
+	upsert(t, ns, "feed", feed)
+	plantedFirst(t, b.URL, "all-MiniLM-L6-v2", feed)
 	// block_on: every match shares the source's brand.
-	st, _ = submitBody(t, b.URL, `{"match": {"source": "feed", "target": "shop", "top_k": 3, "block_on": ["brand"]}}`, http.StatusAccepted)
+	st, _ := submitBody(t, b.URL, `{"match": {"source": "feed", "target": "shop", "top_k": 3, "block_on": ["brand"]}}`, http.StatusAccepted)
 	waitJob(t, b.URL, st.ID, contracts.JobDone, 2*time.Minute)
 	brand := map[string]string{}
 	for _, p := range shop {

@@ -29,6 +29,15 @@ func RealModel(t testing.TB) *processor.Model {
 	})
 }
 
+// BGEModel is the real bge-small-en-v1.5 fp32 (the second model family of
+// the model store), loaded once per test binary.
+func BGEModel(t testing.TB) *processor.Model {
+	t.Helper()
+	return testenv.SharedModel(t, "bge-small-en-v1.5@fp32", func(_, lib string) (*processor.Model, error) {
+		return processor.LoadModel(processor.ModelOptions{Dir: testenv.FamilyDir(t, "bge-small-en-v1.5", "fp32"), Library: lib, Name: "bge-small-en-v1.5", Version: "fp32"})
+	})
+}
+
 // CountingEmbedder counts the texts it passes to Embedder.
 type CountingEmbedder struct {
 	processor.Embedder
