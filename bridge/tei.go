@@ -12,12 +12,14 @@ import (
 )
 
 // interfaceRoutes adds the routes of the interfaces people already use:
-// OpenAI's embeddings and models, TEI's embed and similarity.
+// OpenAI's embeddings and models, TEI's embed, similarity, tokenize and decode.
 func (s *Server) interfaceRoutes(r chi.Router) {
 	r.Post("/v1/embeddings", s.embeddings)
 	r.Get("/v1/models", s.listModels)
 	r.Post("/embed", s.teiEmbed)
 	r.Post("/similarity", s.teiSimilarity)
+	r.Post("/tokenize", s.teiTokenize)
+	r.Post("/decode", s.teiDecode)
 }
 
 // teiEmbedRequest is Hugging Face TEI's POST /embed body.

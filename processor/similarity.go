@@ -12,13 +12,19 @@ import (
 	"github.com/simmatch/simmatch/processor/embedding"
 )
 
-// endpoints are the processor's own: similarity and embeddings.
+// endpoints are the processor's own: similarity, embeddings, tokenize and decode.
 func (p *Processor) endpoints() []Endpoint {
 	return []Endpoint{
 		{Name: "similarity", Subject: p.cfg.Subject, Serve: p.similarity},
 		Handle("embed", contracts.SubjectEmbed, func(b []byte) (*contracts.EmbedRequest, error) {
 			return contracts.DecodeEmbedRequest(b, p.cfg.Limits)
 		}, p.Embed),
+		Handle("tokenize", contracts.SubjectTokenize, func(b []byte) (*contracts.TokenizeRequest, error) {
+			return contracts.DecodeTokenizeRequest(b, p.cfg.Limits)
+		}, p.Tokenize),
+		Handle("decode", contracts.SubjectDecode, func(b []byte) (*contracts.DecodeIDsRequest, error) {
+			return contracts.DecodeDecodeIDsRequest(b, p.cfg.Limits)
+		}, p.DecodeIDs),
 	}
 }
 
