@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/simmatch/simmatch/contracts"
@@ -28,6 +29,10 @@ type openAIEmbeddingsRequest struct {
 	// "query" or "document", so a model with a query prompt
 	// (bge-small-en-v1.5) reads queries with it; omitted, no prompt.
 	InputType string `json:"input_type"`
+	// Truncate and LongText are simmatch's extensions, as on TEI's /embed:
+	// false refuses inputs longer than the model's window; "chunk" embeds
+	// them in windows.
+	contracts.LongTextOptions
 }
 
 type openAIEmbedding struct {
@@ -46,6 +51,10 @@ type openAIEmbeddingsResponse struct {
 	Data   []openAIEmbedding `json:"data"`
 	Model  string            `json:"model"`
 	Usage  openAIUsage       `json:"usage"`
+	// Truncated and Chunked are simmatch's: the indexes of the inputs read
+	// truncated at the model's window, and of those embedded in windows.
+	Truncated []int `json:"truncated,omitempty"`
+	Chunked   []int `json:"chunked,omitempty"`
 }
 
 // openAIError is simmatch's error with the two fields OpenAI's SDKs read
@@ -98,7 +107,7 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	texts, e := in.check()
+	req, e := in.check()
 	if e != nil {
 		writeOpenAIError(w, r, e)
 		return
@@ -106,14 +115,16 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	// The processor resolves the model before any work: a name it does not
 	// serve is not_found on field model. An organisation prefix
 	// ("sentence-transformers/all-MiniLM-L6-v2") is dropped.
-	model := in.Model[strings.LastIndex(in.Model, "/")+1:]
-	s.embed(w, r, texts, model, in.InputType, func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
+	req.Model = in.Model[strings.LastIndex(in.Model, "/")+1:]
+	req.InputType, req.LongTextOptions = in.InputType, in.LongTextOptions
+	s.embed(w, r, req, "input", func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
 		if in.Dimensions != nil && *in.Dimensions != resp.Model.Dimensions {
 			return 0, nil, contracts.FieldError("dimensions", 0,
 				"%s makes %d-dimensional embeddings and cannot shorten them; omit dimensions or send %d",
 				resp.Model.Name, resp.Model.Dimensions, resp.Model.Dimensions)
 		}
-		out := openAIEmbeddingsResponse{Object: "list", Model: resp.Model.Name, Data: make([]openAIEmbedding, len(resp.Embeddings))}
+		out := openAIEmbeddingsResponse{Object: "list", Model: resp.Model.Name, Data: make([]openAIEmbedding, len(resp.Embeddings)),
+			Truncated: resp.Truncated, Chunked: resp.Chunked}
 		for i, v := range resp.Embeddings {
 			d := openAIEmbedding{Object: "embedding", Index: i, Embedding: v}
 			if in.EncodingFormat == "base64" {
@@ -129,27 +140,35 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 	}, writeOpenAIError)
 }
 
-// embed relays texts to a processor's embed endpoint and answers with present
-// (errors with writeErr). Every door's embeddings come through here.
-func (s *Server) embed(w http.ResponseWriter, r *http.Request, texts []string, model, inputType string,
+// embed relays req to a processor's embed endpoint and answers with present
+// (errors with writeErr). Every door's embeddings come through here; the
+// inputs read truncated are listed in X-Truncated-Inputs, named under field.
+func (s *Server) embed(w http.ResponseWriter, r *http.Request, req *contracts.EmbedRequest, field string,
 	present presenter[*contracts.EmbedResponse], writeErr errorWriter) {
-	req := &contracts.EmbedRequest{Input: texts, Model: model, InputType: inputType, RequestID: infoFrom(r.Context()).id}
+	req.RequestID = infoFrom(r.Context()).id
 	if err := req.Validate(s.cfg.Limits); err != nil {
 		writeErr(w, r, contracts.AsError(err))
 		return
 	}
+	n := len(req.Input)
+	if req.InputIDs != nil {
+		n = len(req.InputIDs.Seqs)
+	}
 	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.EmbedResponse, error) {
 		return s.client.Embed(ctx, req)
 	}, func(h http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
-		if len(resp.Embeddings) != len(texts) {
-			return 0, nil, contracts.Errorf(contracts.CodeInternal, "processor returned %d embeddings for %d texts", len(resp.Embeddings), len(texts))
+		if len(resp.Embeddings) != n {
+			return 0, nil, contracts.Errorf(contracts.CodeInternal, "processor returned %d embeddings for %d texts", len(resp.Embeddings), n)
 		}
+		setTruncated(h, field, resp.Truncated)
 		return present(h, resp)
 	}, writeErr)
 }
 
-// check validates a decoded embeddings request and returns its texts.
-func (in *openAIEmbeddingsRequest) check() ([]string, *contracts.Error) {
+// check validates a decoded embeddings request and returns it as an embed
+// request: its texts, or its token id arrays (a list of ints, or a list of
+// lists, as OpenAI takes them).
+func (in *openAIEmbeddingsRequest) check() (*contracts.EmbedRequest, *contracts.Error) {
 	if in.Model == "" {
 		return nil, contracts.FieldError("model", 0, "required: the model's name (GET /v1/models lists it)")
 	}
@@ -163,18 +182,34 @@ func (in *openAIEmbeddingsRequest) check() ([]string, *contracts.Error) {
 	}
 	raw := bytes.TrimSpace(in.Input)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil, contracts.FieldError("input", 0, "required: a string or a list of strings")
+		return nil, contracts.FieldError("input", 0, "required: a string, a list of strings, or token ids (a list of integers or a list of lists)")
 	}
 	var q contracts.Queries
-	if err := json.Unmarshal(raw, &q); err != nil {
-		var ids []json.RawMessage
-		if json.Unmarshal(raw, &ids) == nil && len(ids) > 0 && !bytes.HasPrefix(bytes.TrimSpace(ids[0]), []byte(`"`)) {
-			return nil, contracts.FieldError("input", 0, "token arrays are not supported: send the texts as strings")
-		}
-		return nil, contracts.FieldError("input", 0, "want a string or a list of strings")
+	if err := json.Unmarshal(raw, &q); err == nil {
+		return &contracts.EmbedRequest{Input: q}, nil
 	}
-	return q, nil
+	var ids contracts.TokenIDs
+	if err := json.Unmarshal(raw, &ids); err == nil {
+		return &contracts.EmbedRequest{InputIDs: &ids}, nil
+	}
+	return nil, contracts.FieldError("input", 0, "want a string, a list of strings, or token ids (a list of integers or a list of lists of integers)")
 }
+
+// setTruncated lists the inputs read truncated in X-Truncated-Inputs, as
+// field paths ("input[0],input[3]").
+func setTruncated(h http.Header, field string, idx []int) {
+	if len(idx) == 0 {
+		return
+	}
+	names := make([]string, len(idx))
+	for i, k := range idx {
+		names[i] = field + "[" + strconv.Itoa(k) + "]"
+	}
+	h.Set(headerTruncated, strings.Join(names, ","))
+}
+
+// headerTruncated names the inputs a model read truncated.
+const headerTruncated = "X-Truncated-Inputs"
 
 // float32Base64 encodes v as OpenAI does for encoding_format "base64": the
 // little-endian IEEE 754 float32 bytes, in standard base64.

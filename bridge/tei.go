@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"
@@ -12,12 +13,14 @@ import (
 )
 
 // interfaceRoutes adds the routes of the interfaces people already use:
-// OpenAI's embeddings and models, TEI's embed and similarity.
+// OpenAI's embeddings and models, TEI's embed, similarity, tokenize and decode.
 func (s *Server) interfaceRoutes(r chi.Router) {
 	r.Post("/v1/embeddings", s.embeddings)
 	r.Get("/v1/models", s.listModels)
 	r.Post("/embed", s.teiEmbed)
 	r.Post("/similarity", s.teiSimilarity)
+	r.Post("/tokenize", s.teiTokenize)
+	r.Post("/decode", s.teiDecode)
 }
 
 // teiEmbedRequest is Hugging Face TEI's POST /embed body.
@@ -27,6 +30,8 @@ type teiEmbedRequest struct {
 	Truncate            *bool             `json:"truncate"`
 	TruncationDirection *string           `json:"truncation_direction"`
 	PromptName          *string           `json:"prompt_name"`
+	// LongText is simmatch's: "chunk" embeds inputs longer than the window in windows.
+	LongText string `json:"long_text"`
 }
 
 // teiEmbed answers POST /embed in TEI's shape: an array of embeddings.
@@ -57,7 +62,9 @@ func (s *Server) teiEmbed(w http.ResponseWriter, r *http.Request) {
 	if in.PromptName != nil {
 		inputType = *in.PromptName
 	}
-	s.embed(w, r, in.Inputs, "", inputType, func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
+	req := &contracts.EmbedRequest{Input: in.Inputs, InputType: inputType,
+		LongTextOptions: contracts.LongTextOptions{Truncate: in.Truncate, LongText: in.LongText}}
+	s.embed(w, r, req, "inputs", func(_ http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
 		return http.StatusOK, resp.Embeddings, nil
 	}, renamedWriter("input", "inputs"))
 }
@@ -104,7 +111,7 @@ func (s *Server) teiSimilarity(w http.ResponseWriter, r *http.Request) {
 	}
 	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.Response, error) {
 		return s.client.Match(ctx, req)
-	}, func(_ http.Header, resp *contracts.Response) (int, any, *contracts.Error) {
+	}, func(h http.Header, resp *contracts.Response) (int, any, *contracts.Error) {
 		scores := make([]float64, len(in.Inputs.Sentences))
 		for i := range scores {
 			scores[i] = math.NaN()
@@ -120,6 +127,16 @@ func (s *Server) teiSimilarity(w http.ResponseWriter, r *http.Request) {
 			if math.IsNaN(sc) {
 				return 0, nil, contracts.Errorf(contracts.CodeInternal, "processor did not score every sentence")
 			}
+		}
+		if t := resp.Truncated; t != nil {
+			var names []string
+			if len(t.Query) > 0 {
+				names = append(names, "inputs.source_sentence")
+			}
+			for _, i := range t.ProductDescriptions {
+				names = append(names, "inputs.sentences["+strconv.Itoa(i)+"]")
+			}
+			h.Set(headerTruncated, strings.Join(names, ","))
 		}
 		return http.StatusOK, scores, nil
 	}, similarityErrors)

@@ -36,6 +36,13 @@ func strictError(err error, v any) *Error {
 			}
 		}
 	}
+	if errors.Is(err, errWantIDs) {
+		for _, f := range fields {
+			if name := jsonName(f); name != "" && f.Type == reflect.TypeOf(TokenIDs{}) {
+				return FieldError(name, 0, "%s", errWantIDs)
+			}
+		}
+	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok && len(fields) > 0 {
 		var known []string
 		for _, sf := range fields {

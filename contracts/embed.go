@@ -10,7 +10,14 @@ const SubjectEmbed = "simmatch.embed"
 // EmbedRequest asks for the embeddings of texts.
 type EmbedRequest struct {
 	// Input holds the texts; on the wire a single string or a list.
-	Input Queries `json:"input"`
+	Input Queries `json:"input,omitempty"`
+	// InputIDs holds token id sequences instead of texts (exactly one of
+	// Input and InputIDs): the model's ids, as /tokenize gives them, with or
+	// without the model's special tokens (added when absent). An id outside
+	// the vocabulary is refused naming it (input[i][j]).
+	InputIDs *TokenIDs `json:"input_ids,omitempty"`
+	// LongText says what happens to inputs longer than the model's window.
+	LongTextOptions
 	// RequestID is echoed in the response and in logs.
 	RequestID string `json:"request_id,omitempty"`
 	// Model names the model to embed with, "name" (its default version) or
@@ -42,6 +49,10 @@ type EmbedResponse struct {
 	Model ModelInfo `json:"model"`
 	// RequestID echoes the request's id.
 	RequestID string `json:"request_id,omitempty"`
+	// Truncated lists the indexes of the inputs the model read truncated.
+	Truncated []int `json:"truncated,omitempty"`
+	// Chunked lists the indexes of the inputs embedded in windows (LongTextChunk).
+	Chunked []int `json:"chunked,omitempty"`
 	Timed
 }
 
@@ -67,6 +78,18 @@ func DecodeEmbedRequest(data []byte, lim Limits) (*EmbedRequest, error) {
 // Validate checks r against lim: a non-empty list of at most
 // lim.MaxEmbedInputs() texts, each within lim.MaxTextChars.
 func (r *EmbedRequest) Validate(lim Limits) error {
+	if r.InputIDs != nil {
+		if len(r.Input) > 0 {
+			return FieldError("input_ids", 0, "give either input or input_ids, not both")
+		}
+		if err := r.InputIDs.check("input", lim.MaxEmbedInputs()); err != nil {
+			return err
+		}
+		if err := checkCommon(r.RequestID, r.Model, "input_type", r.InputType); err != nil {
+			return err
+		}
+		return r.LongTextOptions.Validate()
+	}
 	if len(r.Input) == 0 {
 		return FieldError("input", 0, "required: a non-empty string or list of strings")
 	}
@@ -89,7 +112,7 @@ func (r *EmbedRequest) Validate(lim Limits) error {
 	default:
 		return FieldError("input_type", 0, "want %q or %q (or leave it out), got %q", InputQuery, InputDocument, r.InputType)
 	}
-	return nil
+	return r.LongTextOptions.Validate()
 }
 
 // Embed sends req to a processor on SubjectEmbed and waits for the

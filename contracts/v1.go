@@ -31,6 +31,9 @@ type Request struct {
 	// Model names the model that serves the request, "name" (its default
 	// version) or "name@version"; empty means the default model.
 	Model string `json:"model,omitempty"`
+	// LongText says what happens to texts longer than the model's window
+	// (inline texts; a catalog's products were embedded when stored).
+	LongTextOptions
 	// SearchOptions apply when the request names a catalog: modes, filters,
 	// pages, counts, facets, groups, explanations.
 	SearchOptions
@@ -68,6 +71,8 @@ type Response struct {
 	Model ModelInfo `json:"model"`
 	// RequestID echoes the request's id.
 	RequestID string `json:"request_id,omitempty"`
+	// Truncated lists the texts the model read truncated (nil: none).
+	Truncated *Truncated `json:"truncated,omitempty"`
 	Timed
 }
 
@@ -194,7 +199,7 @@ func decodeError(err error) *Error {
 		return FieldError("query", 0, "%s", errWantStrings)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-		return FieldError(f, 0, "unknown field; known fields are query, product_descriptions, catalog, top_k, threshold, request_id, model, and with catalog mode, fusion, rrf_k, alpha, candidates, explain, filter, offset, count, facets, group_by")
+		return FieldError(f, 0, "unknown field; known fields are query, product_descriptions, catalog, top_k, threshold, request_id, model, truncate, long_text, and with catalog mode, fusion, rrf_k, alpha, candidates, explain, filter, offset, count, facets, group_by")
 	}
 	return Errorf(CodeMalformedJSON, "request body: %v", err)
 }
@@ -268,7 +273,14 @@ func (r *Request) Validate(lim Limits) error {
 			return FieldError("model", 0, "%v", err)
 		}
 	}
-	return nil
+	if r.Catalog != "" && (r.LongTextOptions != LongTextOptions{}) {
+		f := "truncate"
+		if r.LongText != "" {
+			f = "long_text"
+		}
+		return FieldError(f, 0, "applies to inline texts: a catalog's products were embedded when stored")
+	}
+	return r.LongTextOptions.Validate()
 }
 
 func checkTexts(field string, texts []string, lim Limits) error {

@@ -148,7 +148,7 @@ func TestOpenAIEmbeddingsErrors(t *testing.T) {
 		{"dimensions", `{"model":"all-MiniLM-L6-v2","input":"x","dimensions":256}`, 422, contracts.CodeInvalidRequest, "dimensions", "invalid_request_error"},
 		{"unknown model", `{"model":"text-embedding-3-small","input":"x"}`, 404, contracts.CodeNotFound, "model", "not_found_error"},
 		{"no model", `{"input":"x"}`, 422, contracts.CodeInvalidRequest, "model", "invalid_request_error"},
-		{"token arrays", `{"model":"all-MiniLM-L6-v2","input":[[1,2,3]]}`, 422, contracts.CodeInvalidRequest, "input", "invalid_request_error"},
+		{"token array outside the vocabulary", `{"model":"all-MiniLM-L6-v2","input":[[1,2,30522]]}`, 422, contracts.CodeInvalidRequest, "input[0][2]", "invalid_request_error"},
 		{"empty text", `{"model":"all-MiniLM-L6-v2","input":["ok"," "]}`, 422, contracts.CodeInvalidRequest, "input[1]", "invalid_request_error"},
 		{"bad format", `{"model":"all-MiniLM-L6-v2","input":"x","encoding_format":"int8"}`, 422, contracts.CodeInvalidRequest, "encoding_format", "invalid_request_error"},
 		{"unknown field", `{"model":"all-MiniLM-L6-v2","input":"x","foo":1}`, 422, contracts.CodeInvalidRequest, "foo", "invalid_request_error"},

@@ -12,13 +12,19 @@ import (
 	"github.com/simmatch/simmatch/processor/embedding"
 )
 
-// endpoints are the processor's own: similarity and embeddings.
+// endpoints are the processor's own: similarity, embeddings, tokenize and decode.
 func (p *Processor) endpoints() []Endpoint {
 	return []Endpoint{
 		{Name: "similarity", Subject: p.cfg.Subject, Serve: p.similarity},
 		Handle("embed", contracts.SubjectEmbed, func(b []byte) (*contracts.EmbedRequest, error) {
 			return contracts.DecodeEmbedRequest(b, p.cfg.Limits)
 		}, p.Embed),
+		Handle("tokenize", contracts.SubjectTokenize, func(b []byte) (*contracts.TokenizeRequest, error) {
+			return contracts.DecodeTokenizeRequest(b, p.cfg.Limits)
+		}, p.Tokenize),
+		Handle("decode", contracts.SubjectDecode, func(b []byte) (*contracts.DecodeIDsRequest, error) {
+			return contracts.DecodeDecodeIDsRequest(b, p.cfg.Limits)
+		}, p.DecodeIDs),
 	}
 }
 
@@ -60,11 +66,24 @@ func (p *Processor) Similarity(ctx context.Context, req *contracts.Request) (*co
 	// only when the prompts differ.
 	texts, qi, di := distinctTexts(embedding.WithPrompt(e, embedding.Query, req.Query),
 		embedding.WithPrompt(e, embedding.Document, req.ProductDescriptions))
-	res, err := embedTexts(ctx, e, texts)
+	ins := make([]input, len(texts))
+	for i, t := range texts {
+		ins[i] = input{text: t}
+	}
+	// A distinct text is named by the first field that holds it.
+	names := make([]string, len(texts))
+	for i := len(di) - 1; i >= 0; i-- {
+		names[di[i]] = fieldAt("product_descriptions", i)
+	}
+	for i := len(qi) - 1; i >= 0; i-- {
+		names[qi[i]] = fieldAt("query", i)
+	}
+	res, err := embedInputs(ctx, e, ins, req.LongTextOptions, func(i int) string { return names[i] })
 	if err != nil {
 		return nil, err
 	}
 	resp := p.rank.rank(ctx, req, e.Info(), res.Vectors, qi, di)
+	resp.Truncated = truncatedFields(res.truncated, qi, di)
 	resp.Timing = res.Timing.Wire()
 	return resp, nil
 }
@@ -78,11 +97,27 @@ func (p *Processor) Embed(ctx context.Context, req *contracts.EmbedRequest) (*co
 		return nil, err
 	}
 	defer release()
-	res, err := embedTexts(ctx, e, embedding.WithPrompt(e, req.InputType, req.Input))
+	var ins []input
+	if req.InputIDs != nil {
+		if ins, err = idInputs(e, *req.InputIDs, "input"); err != nil {
+			return nil, err
+		}
+	} else {
+		for _, t := range embedding.WithPrompt(e, req.InputType, req.Input) {
+			ins = append(ins, input{text: t})
+		}
+	}
+	res, err := embedInputs(ctx, e, ins, req.LongTextOptions, func(i int) string {
+		if req.InputIDs != nil && req.InputIDs.Flat {
+			return "input"
+		}
+		return fieldAt("input", i)
+	})
 	if err != nil {
 		return nil, err
 	}
-	resp := &contracts.EmbedResponse{Embeddings: res.Vectors, Tokens: res.Tokens, Model: e.Info(), RequestID: req.RequestID}
+	resp := &contracts.EmbedResponse{Embeddings: res.Vectors, Tokens: res.Tokens, Model: e.Info(), RequestID: req.RequestID,
+		Truncated: res.truncated, Chunked: res.chunked}
 	resp.Timing = res.Timing.Wire()
 	return resp, nil
 }
@@ -153,4 +188,28 @@ func distinctTexts(queries, descriptions []string) (texts []string, qi, di []int
 		di[i] = at(d)
 	}
 	return texts, qi, di
+}
+
+// truncatedFields maps the distinct texts read truncated to the queries
+// and descriptions that hold them; nil when none was.
+func truncatedFields(truncated, qi, di []int) *contracts.Truncated {
+	if len(truncated) == 0 {
+		return nil
+	}
+	cut := make(map[int]bool, len(truncated))
+	for _, i := range truncated {
+		cut[i] = true
+	}
+	t := &contracts.Truncated{}
+	for i, k := range qi {
+		if cut[k] {
+			t.Query = append(t.Query, i)
+		}
+	}
+	for i, k := range di {
+		if cut[k] {
+			t.ProductDescriptions = append(t.ProductDescriptions, i)
+		}
+	}
+	return t
 }

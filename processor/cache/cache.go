@@ -182,6 +182,24 @@ func (c *Cache) Info() contracts.ModelInfo { return c.inner.Info() }
 // query and the same text without the prompt are cached apart.
 func (c *Cache) Prompt(kind string) string { return embedding.Prompt(c.inner, kind) }
 
+// TextTokenizer is the inner Embedder's tokenizer (embedding.TokenizerSource).
+func (c *Cache) TextTokenizer() embedding.Tokenizer {
+	if t, ok := embedding.TokenizerOf(c.inner); ok {
+		return t
+	}
+	return nil
+}
+
+// EmbedIDs embeds token id sequences with the inner Embedder
+// (embedding.IDEmbedder); they are not cached, being keyed by text.
+func (c *Cache) EmbedIDs(ctx context.Context, ids [][]int64) (embedding.Result, error) {
+	e, ok := c.inner.(embedding.IDEmbedder)
+	if !ok {
+		return embedding.Result{}, errors.New("cache: the model cannot embed token ids")
+	}
+	return e.EmbedIDs(ctx, ids)
+}
+
 // Embed returns one embedding and token count per text, in order: from the
 // cache where it has them, the rest (each distinct text once) from the
 // shared tier or the inner Embedder in one call. A text another caller is

@@ -429,6 +429,32 @@ func (r *Registry) Prompt(kind string) string {
 	return ""
 }
 
+// TextTokenizer is the default model's default version's tokenizer
+// (embedding.TokenizerSource); nil when none is loaded.
+func (r *Registry) TextTokenizer() embedding.Tokenizer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, err := r.find(""); err == nil {
+		return v.model.TextTokenizer()
+	}
+	return nil
+}
+
+// EmbedIDs embeds token id sequences with the default model's default
+// version (embedding.IDEmbedder).
+func (r *Registry) EmbedIDs(ctx context.Context, ids [][]int64) (embedding.Result, error) {
+	e, release, err := r.Resolve("")
+	if err != nil {
+		return embedding.Result{}, err
+	}
+	defer release()
+	ie, ok := e.(embedding.IDEmbedder)
+	if !ok {
+		return embedding.Result{}, errors.New("models: the model cannot embed token ids")
+	}
+	return ie.EmbedIDs(ctx, ids)
+}
+
 // Switch makes ref ("name@version", loaded) the default version of its
 // name: requests that arrive afterwards and name no version use it; requests
 // already resolved finish on the version they hold.

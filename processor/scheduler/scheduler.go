@@ -210,6 +210,44 @@ func (s *Scheduler) Embed(ctx context.Context, texts []string) (embedding.Result
 		return embedding.Result{}, err
 	}
 	r.arrived = arrived
+	return s.serve(ctx, r, est)
+}
+
+// EmbedIDs embeds token id sequences (embedding.IDEmbedder), each read as it
+// is (special tokens included, within the model's window), batched with the
+// other requests' texts as Embed's are.
+func (s *Scheduler) EmbedIDs(ctx context.Context, ids [][]int64) (embedding.Result, error) {
+	if len(ids) == 0 {
+		return embedding.Result{}, nil
+	}
+	r := &request{ctx: ctx, encs: make([]embed.Encoding, len(ids)), pending: make([]int, len(ids)),
+		out: make([][]float32, len(ids)), left: len(ids), done: make(chan struct{}),
+		link: trace.LinkFromContext(ctx), arrived: time.Now()}
+	r.deadline, _ = ctx.Deadline()
+	for i, seq := range ids {
+		if len(seq) == 0 {
+			return embedding.Result{}, fmt.Errorf("scheduler: sequence %d is empty", i)
+		}
+		r.encs[i] = embed.Sequence(seq)
+		r.pending[i] = i
+		r.pendingTokens += len(seq)
+	}
+	slices.SortStableFunc(r.pending, func(a, b int) int { return r.tokens(a) - r.tokens(b) })
+	return s.serve(ctx, r, r.pendingTokens)
+}
+
+// TextTokenizer is the model's tokenizer (embedding.TokenizerSource); nil
+// when the model does not expose one.
+func (s *Scheduler) TextTokenizer() embedding.Tokenizer {
+	if t, ok := s.cfg.Model.(embedding.TokenizerSource); ok {
+		return t.TextTokenizer()
+	}
+	return nil
+}
+
+// serve admits r (tokenized; est its admission estimate), waits for its
+// batches and returns its result.
+func (s *Scheduler) serve(ctx context.Context, r *request, est int) (embedding.Result, error) {
 	if err := s.admit(r, est); err != nil {
 		return embedding.Result{}, err
 	}

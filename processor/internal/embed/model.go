@@ -214,6 +214,35 @@ func (m *Model) Prompt(kind string) string { return m.layout.Prompt(kind) }
 // Tokenizer is the model's tokenizer.
 func (m *Model) Tokenizer() *Tokenizer { return m.tok }
 
+// TextTokenizer is the model's tokenizer (embedding.TokenizerSource).
+func (m *Model) TextTokenizer() embedding.Tokenizer { return m.tok }
+
+// EmbedIDs embeds token id sequences, each read as it is (special tokens
+// included, at most max_seq_length ids), in batches of at most BatchSize
+// (embedding.IDEmbedder).
+func (m *Model) EmbedIDs(ctx context.Context, ids [][]int64) (embedding.Result, error) {
+	began := time.Now()
+	out := make([][]float32, 0, len(ids))
+	counts := make([]int, len(ids))
+	for start := 0; start < len(ids); start += m.batchSize {
+		chunk := ids[start:min(start+m.batchSize, len(ids))]
+		encs := make([]Encoding, len(chunk))
+		for i, s := range chunk {
+			if len(s) == 0 || len(s) > m.layout.MaxSeqLength {
+				return embedding.Result{}, fmt.Errorf("embed: sequence %d has %d ids; want 1 to %d", start+i, len(s), m.layout.MaxSeqLength)
+			}
+			encs[i] = Sequence(s)
+			counts[start+i] = len(s)
+		}
+		vecs, err := m.RunBatch(ctx, encs)
+		if err != nil {
+			return embedding.Result{}, err
+		}
+		out = append(out, vecs...)
+	}
+	return embedding.Result{Vectors: out, Tokens: counts, Timing: embedding.Timing{Inference: time.Since(began)}}, nil
+}
+
 // Embed returns one embedding and one token count per text, in order, and
 // its time as Inference (a Model has no queue). Texts are grouped by
 // length into batches of at most BatchSize so little compute goes to padding.

@@ -14,8 +14,15 @@ import (
 // uses it: special tokens added, truncated at max_seq_length, never padded
 // (padding happens per batch). It is safe for concurrent use.
 type Tokenizer struct {
-	tk    *tokenizers.Tokenizer
-	lower bool
+	tk *tokenizers.Tokenizer
+	// full is the same tokenizer without truncation: /tokenize, token
+	// counts before truncation and the windows of long texts.
+	full   *tokenizers.Tokenizer
+	maxLen int
+	// prefix and suffix are the special tokens the model adds around a
+	// text ([CLS] and [SEP] for BERT).
+	prefix, suffix []int64
+	lower          bool
 	// dropsNUL: the normalizer deletes U+0000 anyway (BERT's clean_text),
 	// so removing it before the C call, which cannot carry it, changes nothing.
 	dropsNUL bool
@@ -55,7 +62,19 @@ func NewTokenizer(path string, maxSeqLength int, lowerCase bool) (*Tokenizer, er
 	if err != nil {
 		return nil, fmt.Errorf("embed: load tokenizer %s: %w", path, err)
 	}
-	return &Tokenizer{tk: tk, lower: lowerCase, dropsNUL: dropsNUL}, nil
+	doc["truncation"] = json.RawMessage("null")
+	if data, err = json.Marshal(doc); err != nil {
+		tk.Close()
+		return nil, fmt.Errorf("embed: re-encode tokenizer: %w", err)
+	}
+	full, err := tokenizers.FromBytes(data)
+	if err != nil {
+		tk.Close()
+		return nil, fmt.Errorf("embed: load tokenizer %s: %w", path, err)
+	}
+	t := &Tokenizer{tk: tk, full: full, maxLen: maxSeqLength, lower: lowerCase, dropsNUL: dropsNUL}
+	t.findSpecials()
+	return t, nil
 }
 
 // Encoding is one tokenized text.
@@ -90,8 +109,8 @@ func (t *Tokenizer) Encode(text string) (Encoding, error) {
 	return e, nil
 }
 
-// Close frees the native tokenizer.
-func (t *Tokenizer) Close() error { return t.tk.Close() }
+// Close frees the native tokenizers.
+func (t *Tokenizer) Close() error { return errors.Join(t.tk.Close(), t.full.Close()) }
 
 func widen(v []uint32) []int64 {
 	out := make([]int64, len(v))
