@@ -29,9 +29,19 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	req.RequestID = bodyRequestID(w, r, req.RequestID)
 	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.Response, error) {
 		return s.client.Match(ctx, req)
-	}, func(_ http.Header, resp *contracts.Response) (int, any, *contracts.Error) {
+	}, func(h http.Header, resp *contracts.Response) (int, any, *contracts.Error) {
 		if resp.RequestID == "" {
 			resp.RequestID = req.RequestID
+		}
+		if t := resp.Truncated; t != nil {
+			setTruncated(h, "query", t.Query)
+			if len(t.ProductDescriptions) > 0 {
+				names := h.Get(headerTruncated)
+				setTruncated(h, "product_descriptions", t.ProductDescriptions)
+				if names != "" {
+					h.Set(headerTruncated, names+","+h.Get(headerTruncated))
+				}
+			}
 		}
 		return http.StatusOK, resp, nil
 	}, writeError)

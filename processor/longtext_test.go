@@ -148,8 +148,9 @@ func TestTruncationVisible(t *testing.T) {
 	resp, body = proctest.Post(t, b.URL+"/predict", pred+`}`)
 	var pr contracts.Response
 	if err := json.Unmarshal(body, &pr); err != nil || resp.StatusCode != http.StatusOK || pr.Truncated == nil ||
-		!slices.Equal(pr.Truncated.ProductDescriptions, []int{1}) || len(pr.Truncated.Query) != 0 {
-		t.Fatalf("/predict: status %d: %s", resp.StatusCode, body)
+		!slices.Equal(pr.Truncated.ProductDescriptions, []int{1}) || len(pr.Truncated.Query) != 0 ||
+		resp.Header.Get("X-Truncated-Inputs") != "product_descriptions[1]" {
+		t.Fatalf("/predict: status %d, X-Truncated-Inputs %q: %s", resp.StatusCode, resp.Header.Get("X-Truncated-Inputs"), body)
 	}
 	resp, body = proctest.Post(t, b.URL+"/predict", pred+`, "truncate": false}`)
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"field":"product_descriptions[1]"`) {
