@@ -229,13 +229,18 @@ func NewOIDCVerifier(ctx context.Context, cfg OIDCConfig) (*OIDCVerifier, error)
 		}
 		v.jwksURL = u
 	}
-	if _, err := url.Parse(v.jwksURL); err != nil {
-		return nil, fmt.Errorf("security: OIDC: JWKS URL: %w", err)
+	u, err := url.Parse(v.jwksURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("security: OIDC: JWKS URL %q: want an http(s) URL", v.jwksURL)
 	}
-	if err := v.fetch(ctx); err != nil {
+	if u.Scheme != "https" {
+		cfg.Logger.Warn("OIDC: the JWKS URL is not https: whoever can tamper with that traffic can mint tokens", "jwks_url", v.jwksURL)
+	}
+	err = v.fetch(ctx)
+	if err != nil {
 		cfg.Logger.Error("OIDC: cannot fetch the IdP's keys yet; tokens are refused until a fetch succeeds", "jwks_url", v.jwksURL, "err", err)
 	}
-	go v.refresh(ctx)
+	go v.refresh(ctx, err != nil)
 	return v, nil
 }
 
@@ -374,10 +379,12 @@ func sameKIDs(a, b *keySet) bool {
 }
 
 // refresh fetches the keys every RefreshInterval until ctx ends; after a
-// failed fetch, again after MinRefetch.
-func (v *OIDCVerifier) refresh(ctx context.Context) {
+// failed fetch (failing: the first one failed), again after MinRefetch.
+func (v *OIDCVerifier) refresh(ctx context.Context, failing bool) {
 	wait := v.cfg.RefreshInterval
-	failing := false
+	if failing {
+		wait = v.cfg.MinRefetch
+	}
 	for {
 		t := time.NewTimer(wait)
 		select {
@@ -401,18 +408,17 @@ func (v *OIDCVerifier) refresh(ctx context.Context) {
 }
 
 // refetch fetches the keys again, unless a fetch started less than
-// MinRefetch ago; a caller that finds a fetch under way waits for it. It
-// reports whether the key set may have changed.
-func (v *OIDCVerifier) refetch(ctx context.Context) bool {
+// MinRefetch ago (maybe while the caller waited for the lock: a caller that
+// finds a fetch under way waits for it, then uses its keys).
+func (v *OIDCVerifier) refetch(ctx context.Context) {
 	v.fetchMu.Lock()
 	defer v.fetchMu.Unlock()
 	if time.Since(v.lastAttempt) < v.cfg.MinRefetch {
-		return true // a fetch just ran (maybe while we waited for the lock)
+		return
 	}
 	if err := v.fetchLocked(ctx); err != nil {
 		v.cfg.Logger.Warn("OIDC: cannot fetch the IdP's keys for an unknown kid", "jwks_url", v.jwksURL, "err", err)
 	}
-	return true
 }
 
 // keyFor finds the key a token names: by kid, fetching the JWKS again for a
@@ -448,11 +454,10 @@ func (v *OIDCVerifier) keyFor(ctx context.Context, kid, alg string) (any, error)
 	if key != nil || err != nil {
 		return key, err
 	}
-	if v.refetch(ctx) {
-		key, loaded, err = find()
-		if key != nil || err != nil {
-			return key, err
-		}
+	v.refetch(ctx)
+	key, loaded, err = find()
+	if key != nil || err != nil {
+		return key, err
 	}
 	if !loaded {
 		return nil, tokenErr(TokenKeysUnavailable, "the IdP's signing keys could not be fetched; retry later")

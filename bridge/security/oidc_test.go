@@ -282,12 +282,19 @@ func TestOIDCIdPDown(t *testing.T) {
 	idp.AddKey(t, "new", "RSA")
 	refused(t, v, idp.Sign(t, "new", idp.Claims("app", "predict")), security.TokenUnknownKey)
 
-	// A bridge started while the IdP is down refuses tokens, clearly, until it is back.
-	cold := newVerifier(t, idp, security.OIDCConfig{JWKSURL: idp.JWKSURL(), MinRefetch: time.Millisecond, RefreshInterval: time.Hour})
-	refused(t, cold, tok, security.TokenKeysUnavailable)
-	idp.SetDown(false)
-	waitUntil(t, "the cold verifier to fetch the keys", func() bool {
-		_, err := cold.Verify(context.Background(), tok)
+	// A bridge started while the IdP is down refuses tokens, clearly, and
+	// retries every MinRefetch (not every RefreshInterval, an hour) on its own.
+	idp2 := oidctest.New(t)
+	idp2.AddKey(t, "k", "RSA")
+	idp2.SetDown(true)
+	cold := newVerifier(t, idp2, security.OIDCConfig{JWKSURL: idp2.JWKSURL(), MinRefetch: 10 * time.Millisecond, RefreshInterval: time.Hour})
+	tok2 := idp2.Sign(t, "k", idp2.Claims("app", "predict"))
+	refused(t, cold, tok2, security.TokenKeysUnavailable)
+	idp2.SetDown(false)
+	hits = idp2.JWKSHits.Load()
+	waitUntil(t, "the cold verifier to retry on its own", func() bool { return idp2.JWKSHits.Load() > hits })
+	waitUntil(t, "the cold verifier to have the keys", func() bool {
+		_, err := cold.Verify(context.Background(), tok2)
 		return err == nil
 	})
 }
