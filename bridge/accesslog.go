@@ -8,6 +8,8 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/simmatch/simmatch/bridge/security"
 )
 
 // statusClientClosedRequest is what the access log records when the caller
@@ -16,7 +18,8 @@ import (
 const statusClientClosedRequest = 499
 
 // accessLog writes one log line per request: method, route, status, duration,
-// request id, trace id, the API key's name (never the key) and, for errors,
+// request id, trace id, the API key's name (never the key) or the token's
+// subject, the tenant and, for errors,
 // the error code. Never the body.
 // Successful probes and scrapes (/health, /ready, /metrics) log at Debug so
 // they do not drown the rest; server errors log at Warn (retryable) or Error.
@@ -44,6 +47,12 @@ func accessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 				}
 				if info.key != "" {
 					attrs = append(attrs, slog.String("api_key", info.key))
+				}
+				if p := info.principal; p != nil {
+					if p.Method == security.MethodOIDC {
+						attrs = append(attrs, slog.String("oidc_subject", p.Name))
+					}
+					attrs = append(attrs, slog.String("tenant", p.Tenant))
 				}
 				if route == "" {
 					attrs = append(attrs, slog.String("path", r.URL.Path))

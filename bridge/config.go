@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/simmatch/simmatch/bridge/security"
 	"github.com/simmatch/simmatch/contracts"
 )
 
@@ -76,6 +77,10 @@ type Config struct {
 	// X-API-Key) on every path but PublicPaths; route groups add the scope
 	// they need. Nil means no authentication.
 	Keys *KeyStore
+	// OIDC verifies JWT bearer tokens of an OpenID Connect / OAuth2 IdP,
+	// beside or instead of Keys (a bearer that looks like a JWT goes to it).
+	// Nil means no tokens.
+	OIDC *security.OIDCVerifier
 	// PublicPaths are the paths served without a key when Keys is set; nil
 	// means DefaultPublicPaths, an empty non-nil slice means none.
 	PublicPaths []string

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/simmatch/simmatch/bridge/security"
 	"github.com/simmatch/simmatch/contracts"
 )
 
@@ -21,6 +22,8 @@ type reqInfo struct {
 	id  string           // the request id, as answered in X-Request-Id
 	err *contracts.Error // the error answered, if any
 	key string           // the name of the API key the request came with, once authenticated
+	// principal is who the request is authenticated as (key or token), once authenticated.
+	principal *security.Principal
 	// start is when the bridge received the request, for X-Total-Time.
 	start time.Time
 }

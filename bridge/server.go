@@ -60,9 +60,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TracerProvider != nil {
 		opts = append(opts, contracts.WithTracerProvider(cfg.TracerProvider))
 	}
-	if cfg.Propagator != nil {
-		opts = append(opts, contracts.WithPropagator(cfg.Propagator))
-	}
+	// The trace context and the request's principal (auth.go).
+	opts = append(opts, contracts.WithPropagator(clientPropagator(cfg)))
 	if s.client, err = contracts.NewClient(cfg.NATS, opts...); err != nil {
 		s.metrics.unregister(cfg.Metrics)
 		return nil, err

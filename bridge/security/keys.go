@@ -54,11 +54,22 @@ type Key struct {
 	// rate and burst, when set, override the bridge's default RateLimit for this key.
 	rate  *float64
 	burst *int
+	// tenant is the key's tenant= field, or its name.
+	tenant string
+	// principal is what a request with this key is authenticated as.
+	principal *Principal
 }
 
 // Name is the key's name from the keys file: a log field and metric label,
 // never the key.
 func (k *Key) Name() string { return k.name }
+
+// Tenant is the tenant the key belongs to: its tenant= field in the keys
+// file, or the key's name.
+func (k *Key) Tenant() string { return k.tenant }
+
+// Principal is who a request with this key is authenticated as.
+func (k *Key) Principal() *Principal { return k.principal }
 
 // Limit is the key's token bucket: def with the key's own rate and burst.
 func (k *Key) Limit(def RateLimit) RateLimit {
@@ -77,8 +88,9 @@ func (k *Key) Allows(scope Scope) bool { return k.scopes[ScopeAll] || k.scopes[s
 // parseKeys parses the keys-file format (see docs/security.md):
 //
 //	# comment
-//	<name> <sha256 hex of the key> <scope>[,<scope>...] [rate=<per second>] [burst=<n>]
+//	<name> <sha256 hex of the key> <scope>[,<scope>...] [rate=<per second>] [burst=<n>] [tenant=<name>]
 //
+// tenant names the tenant the key belongs to (default: the key's name).
 // rate and burst override the bridge's SIMMATCH_RATE_LIMIT and
 // SIMMATCH_RATE_BURST for that key, each on its own.
 // Errors name the line and the field, never the line's content.
@@ -145,10 +157,19 @@ func parseKeyLine(fields []string) (*Key, error) {
 				return nil, fmt.Errorf("burst: want an integer >= 0, got %q", val)
 			}
 			k.burst = &b
+		case "tenant":
+			if !ValidTenant(val) {
+				return nil, fmt.Errorf("tenant: want 1 to %d of A-Z a-z 0-9 . _ -", maxTenantLen)
+			}
+			k.tenant = val
 		default:
-			return nil, fmt.Errorf("field %d: want rate=<per second> or burst=<n>", i+4)
+			return nil, fmt.Errorf("field %d: want rate=<per second>, burst=<n> or tenant=<name>", i+4)
 		}
 	}
+	if k.tenant == "" {
+		k.tenant = k.name
+	}
+	k.principal = &Principal{Name: k.name, Tenant: k.tenant, Method: MethodAPIKey, scopes: k.scopes, key: k}
 	return k, nil
 }
 

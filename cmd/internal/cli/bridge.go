@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/simmatch/simmatch/bridge"
+	"github.com/simmatch/simmatch/bridge/security"
 	"github.com/simmatch/simmatch/contracts"
 )
 
@@ -35,12 +37,53 @@ type Bridge struct {
 	TLSKeyFile     string
 	TLSClientCA    string
 	ReloadInterval time.Duration
+	// OIDC configures JWT bearer tokens of an OpenID Connect IdP
+	// (SIMMATCH_OIDC_*); an empty Issuer means none.
+	OIDC OIDC
 	// CatalogWriteTimeout bounds a catalog upsert, which embeds every description.
 	CatalogWriteTimeout time.Duration
 
 	// JobMaxQueries, JobMaxBodyBytes and JobChunkSize bound and split
 	// asynchronous jobs (POST /v1/jobs).
 	JobMaxQueries, JobMaxBodyBytes, JobChunkSize int
+}
+
+// OIDC are the settings of OIDC bearer tokens (security.OIDCConfig).
+type OIDC struct {
+	Issuer, Audience, JWKSURL                       string
+	ScopeClaim, ScopePrefix, TenantClaim, NameClaim string
+	Algorithms                                      string
+	ClockSkew, Refresh, MinRefetch                  time.Duration
+}
+
+// Config is the verifier configuration of o, logging to logger.
+func (o OIDC) Config(logger *slog.Logger) (security.OIDCConfig, error) {
+	cfg := security.OIDCConfig{Issuer: o.Issuer, JWKSURL: o.JWKSURL, ScopeClaim: o.ScopeClaim, ScopePrefix: o.ScopePrefix,
+		TenantClaim: o.TenantClaim, NameClaim: o.NameClaim, ClockSkew: o.ClockSkew, RefreshInterval: o.Refresh,
+		MinRefetch: o.MinRefetch, Logger: logger}
+	if o.Issuer == "" {
+		if o.Audience != "" || o.JWKSURL != "" || o.TenantClaim != "" {
+			return cfg, errors.New("SIMMATCH_OIDC_AUDIENCE, SIMMATCH_OIDC_JWKS_URL and SIMMATCH_OIDC_TENANT_CLAIM need SIMMATCH_OIDC_ISSUER")
+		}
+		return cfg, nil
+	}
+	cfg.Audiences = splitList(o.Audience)
+	cfg.Algorithms = splitList(o.Algorithms)
+	if o.ClockSkew == 0 {
+		return cfg, errors.New("SIMMATCH_OIDC_CLOCK_SKEW must be positive (at most 5m)")
+	}
+	return cfg, nil
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for e := range strings.SplitSeq(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // Bridge registers the bridge flags.
@@ -62,6 +105,17 @@ func (f *Flags) Bridge(s *Bridge) {
 	f.String(&s.TLSClientCA, "tls-client-ca-file", "SIMMATCH_TLS_CLIENT_CA_FILE", "", "PEM CAs whose client certificates are required (mutual TLS); empty: none asked")
 	f.Duration(&s.ReloadInterval, "reload-interval", "SIMMATCH_RELOAD_INTERVAL", 10*time.Second,
 		"how often the API keys and TLS files are checked for changes (SIGHUP checks at once)")
+	f.String(&s.OIDC.Issuer, "oidc-issuer", "SIMMATCH_OIDC_ISSUER", "", "OIDC issuer URL: accept its JWT access tokens as bearer tokens (beside API keys); empty: no tokens")
+	f.String(&s.OIDC.Audience, "oidc-audience", "SIMMATCH_OIDC_AUDIENCE", "", "comma-separated audiences; a token's aud must hold one (required with -oidc-issuer)")
+	f.String(&s.OIDC.JWKSURL, "oidc-jwks-url", "SIMMATCH_OIDC_JWKS_URL", "", "the IdP's JWKS URL; empty: the jwks_uri of the issuer's /.well-known/openid-configuration")
+	f.String(&s.OIDC.ScopeClaim, "oidc-scope-claim", "SIMMATCH_OIDC_SCOPE_CLAIM", security.DefaultOIDCScopeClaim, "claim holding the scopes: space-separated string or list; dots walk nested claims (realm_access.roles)")
+	f.String(&s.OIDC.ScopePrefix, "oidc-scope-prefix", "SIMMATCH_OIDC_SCOPE_PREFIX", "", "prefix stripped from the token's scopes (e.g. simmatch:); scopes without it are ignored")
+	f.String(&s.OIDC.TenantClaim, "oidc-tenant-claim", "SIMMATCH_OIDC_TENANT_CLAIM", "", "claim holding the tenant; empty: the principal's name (-oidc-name-claim) is its tenant")
+	f.String(&s.OIDC.NameClaim, "oidc-name-claim", "SIMMATCH_OIDC_NAME_CLAIM", security.DefaultOIDCNameClaim, "claim naming the principal in logs (sub, azp, client_id...)")
+	f.String(&s.OIDC.Algorithms, "oidc-algorithms", "SIMMATCH_OIDC_ALGORITHMS", strings.Join(security.DefaultOIDCAlgorithms, ","), "accepted signature algorithms (asymmetric only)")
+	f.Duration(&s.OIDC.ClockSkew, "oidc-clock-skew", "SIMMATCH_OIDC_CLOCK_SKEW", security.DefaultOIDCClockSkew, "how far exp, nbf and iat may be off (at most 5m)")
+	f.Duration(&s.OIDC.Refresh, "oidc-jwks-refresh", "SIMMATCH_OIDC_JWKS_REFRESH", security.DefaultJWKSRefreshInterval, "how often the IdP's keys are fetched again")
+	f.Duration(&s.OIDC.MinRefetch, "oidc-jwks-min-refetch", "SIMMATCH_OIDC_JWKS_MIN_REFETCH", security.DefaultJWKSMinRefetch, "least time between two fetches of the keys (a token with an unknown kid triggers one)")
 	f.Int(&s.JobMaxQueries, "job-max-queries", "SIMMATCH_JOB_MAX_QUERIES", contracts.DefaultJobMaxQueries, "most queries one asynchronous job (POST /v1/jobs) may hold")
 	f.Int(&s.JobMaxBodyBytes, "job-max-body-bytes", "SIMMATCH_JOB_MAX_BODY_BYTES", contracts.DefaultJobLimits.MaxBodyBytes, "largest POST /v1/jobs body, in bytes")
 	f.Int(&s.JobChunkSize, "job-chunk-size", "SIMMATCH_JOB_CHUNK_SIZE", contracts.DefaultJobChunkSize, "queries per job chunk: the unit processors pull, retry and store")
@@ -77,6 +131,7 @@ func (s Bridge) JobLimits(lim contracts.Limits) contracts.JobLimits {
 // from Bridge by Security.
 type BridgeSecurity struct {
 	keys        *bridge.KeyStore
+	oidc        *security.OIDCVerifier // nil: no tokens
 	publicPaths []string
 	rateLimit   bridge.RateLimit
 	tls         *tls.Config // nil: plain HTTP
@@ -100,9 +155,21 @@ func (s Bridge) Security(ctx context.Context, logger *slog.Logger) (*BridgeSecur
 			}
 		}
 	}
+	oidcCfg, err := s.OIDC.Config(logger)
+	if err != nil {
+		return nil, err
+	}
+	if oidcCfg.Issuer != "" {
+		if sec.oidc, err = security.NewOIDCVerifier(ctx, oidcCfg); err != nil {
+			return nil, err
+		}
+		logger.Info("OIDC bearer tokens accepted", "issuer", oidcCfg.Issuer, "jwks_url", sec.oidc.JWKSURL())
+	}
 	var reloads []func() error
 	if s.APIKeysFile == "" {
-		logger.Warn("no API keys file (SIMMATCH_API_KEYS_FILE): the API is open to anyone who reaches it")
+		if sec.oidc == nil {
+			logger.Warn("no API keys file (SIMMATCH_API_KEYS_FILE) nor OIDC issuer (SIMMATCH_OIDC_ISSUER): the API is open to anyone who reaches it")
+		}
 	} else {
 		ks, err := bridge.OpenKeyStore(s.APIKeysFile, logger)
 		if err != nil {
@@ -149,7 +216,7 @@ func (s Bridge) Config(sec *BridgeSecurity, nc *nats.Conn, lim contracts.Limits,
 	cfg := bridge.Config{NATS: nc, Limits: lim, RequestTimeout: s.RequestTimeout, CatalogWriteTimeout: s.CatalogWriteTimeout, Logger: logger,
 		AckTimeout: s.AckTimeout, Heartbeat: s.Heartbeat, MaxAttempts: s.MaxAttempts,
 		JobLimits: s.JobLimits(lim), JobChunkSize: s.JobChunkSize,
-		Keys: sec.keys, PublicPaths: sec.publicPaths, RateLimit: sec.rateLimit}
+		Keys: sec.keys, OIDC: sec.oidc, PublicPaths: sec.publicPaths, RateLimit: sec.rateLimit}
 	if reg != nil { // a nil *Registry in the interfaces would not be nil
 		cfg.Metrics, cfg.Gatherer = reg, reg
 	}
