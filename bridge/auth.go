@@ -48,7 +48,7 @@ func presentedKey(r *http.Request) (string, bool) {
 // with Retry-After when there is none. Messages never quote the key.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.public[r.URL.Path] {
+		if s.public[r.URL.Path] || isConsolePath(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}
