@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,8 +44,8 @@ func startBrowser(t *testing.T) *browser {
 			t.Fatalf("the console test needs chromium on PATH (or SIMMATCH_CHROMIUM): run deploy/scripts/install-chromium.sh (as root): %v", err)
 		}
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
-		chromedp.DisableGPU, chromedp.WindowSize(1200, 800))
+	opts := slices.Concat(chromedp.DefaultExecAllocatorOptions[:], []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.WindowSize(1200, 800)})
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	ctx, cancelTime := context.WithTimeout(ctx, 2*time.Minute)
@@ -187,7 +188,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the 401 is still shown: %q", b.text("#view-models .error"))
 	}
 	b.wait("live traffic", `document.querySelector('#traffic').dataset.state === 'live' && document.querySelector('#traffic').textContent.includes('/v1/models')`)
-	t.Logf("traffic: %s", b.text("#traffic"))
+	t.Logf("live traffic:\n%s", b.js(`[...document.querySelectorAll('#traffic tr')].map(r => [...r.cells].map(c => c.textContent).join(' | ')).join('\n')`))
 
 	// Catalogs and a hybrid search with explain and facets.
 	b.do(chromedp.Click(chromedp.CSS(`a[data-view=catalogs]`)))
@@ -299,6 +300,23 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if strings.Join(best, " ") != "0:1 1:0" {
 		t.Errorf("best cells %v, want the saw (d2) for wood and the hammer (d1) for nails", best)
+	}
+
+	// The page's own parsers: CSV with quotes, a newline in a field, metadata
+	// columns and a JSON metadata column; a quantile between two buckets.
+	got, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`(async () => {
+		const { parseProducts } = await import('/console/parse.js');
+		const { quantile } = await import('/console/prom.js');
+		const rows = parseProducts('x.csv', 'id,description,brand,metadata\r\na1,"Saw, ""circular""\nwith guide",Bosch,"{""color"": ""blue""}"\na2,Hammer,,\n');
+		return JSON.stringify({ rows, q: quantile(0.75, [[0.1, 2], [0.2, 4], [Infinity, 4]]) });
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = `{"rows":[{"product":{"id":"a1","description":"Saw, \"circular\"\nwith guide","metadata":{"brand":"Bosch","color":"blue"}},"line":2},` +
+		`{"product":{"id":"a2","description":"Hammer"},"line":4}],"q":0.15000000000000002}`
+	if got != want {
+		t.Errorf("parsers:\n got %s\nwant %s", got, want)
 	}
 
 	b.problems()
