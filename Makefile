@@ -30,7 +30,7 @@ NATS_SERVER_VERSION := v2.15.2
 NATS_SERVER := $(CACHE)/nats-server-$(NATS_SERVER_VERSION)/nats-server
 CHAOS_FLAGS ?=
 
-.PHONY: help deps run check-tree test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs bench-keyword bench-match chaos vulncheck
+.PHONY: help deps chromium run check-tree test test-go fuzz bench bench-smoke build lint clean bench-compare soak bench-catalog bench-switch bench-jobs bench-keyword bench-match chaos vulncheck
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -65,8 +65,11 @@ run: deps ## run the all-in-one (embedded NATS + processor + bridge on :8000)
 check-tree: ## fail if git tracks a binary, a non-script executable or a file over 1 MiB (testdata/ excepted)
 	deploy/scripts/check-tree.sh
 
+chromium: ## install Debian's chromium for the web console's browser test, unless one is there (root or sudo -n)
+	deploy/scripts/install-chromium.sh
+
 # check-tree first: it takes milliseconds and needs none of deps.
-test: check-tree deps ## run every test (real NATS, real ONNX Runtime, real model)
+test: check-tree deps chromium ## run every test (real NATS, real ONNX Runtime, real model, headless chromium)
 	go vet ./...
 	CGO_ENABLED=0 go build ./bridge/... ./contracts/... ./cmd/simmatch-bridge
 	go test $(GO_TEST_FLAGS) ./...

@@ -141,7 +141,7 @@ func (s *Server) credentialHint() string {
 // when there is none. Messages never quote the key or the token.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.public[r.URL.Path] {
+		if s.public[r.URL.Path] || isConsolePath(r.URL.Path) {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -133,6 +133,7 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.Gatherer != nil {
 		r.Method(http.MethodGet, "/metrics", metricsHandler(s.cfg.Gatherer, s.cfg.Logger))
 	}
+	s.consoleRoutes(r) // the web console's static files, always public (console.go)
 
 	// The API proper: each group declares the scope its routes need.
 	r.Group(func(r chi.Router) {
