@@ -22,7 +22,7 @@ func startOIDC(t *testing.T) (*oidctest.IdP, *security.OIDCVerifier) {
 	idp := oidctest.New(t)
 	idp.AddKey(t, "k1", "RSA")
 	v, err := security.NewOIDCVerifier(t.Context(), security.OIDCConfig{Issuer: idp.Issuer(), Audiences: []string{oidctest.Audience},
-		TenantClaim: "org", MinRefetch: time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+		TenantClaim: "org", MinRefetch: time.Nanosecond, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -219,7 +219,7 @@ func TestOIDCClockSkew(t *testing.T) {
 func TestOIDCKeyRotation(t *testing.T) {
 	idp := oidctest.New(t)
 	idp.AddKey(t, "old", "RSA")
-	v := newVerifier(t, idp, security.OIDCConfig{JWKSURL: idp.JWKSURL(), MinRefetch: time.Millisecond, RefreshInterval: time.Hour})
+	v := newVerifier(t, idp, security.OIDCConfig{JWKSURL: idp.JWKSURL(), MinRefetch: time.Nanosecond, RefreshInterval: time.Hour})
 	oldTok := idp.Sign(t, "old", idp.Claims("app", "predict"))
 	accepted(t, v, oldTok)
 	fetches := v.Fetches()
