@@ -43,9 +43,11 @@ func presentedKey(r *http.Request) (string, bool) {
 
 // authenticate guards every path but the public ones. With keys, it answers
 // 401 unless the request carries a known key, and remembers the key for
-// requireScope, the access log and the metrics. Then it takes a token from
+// requireScope, the access log and the metrics. Then the flood guard
+// (floodguard.go) judges the client's standing, and it takes a token from
 // the key's bucket (or the one shared bucket without keys) and answers 429
-// with Retry-After when there is none. Messages never quote the key.
+// with Retry-After when there is none: all before the body is read.
+// Messages never quote the key.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.public[r.URL.Path] {
@@ -71,14 +73,18 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			r = r.WithContext(context.WithValue(r.Context(), apiKeyCtx{}, k))
 			limit, bucket = k.Limit(limit), k.Name()
 		}
-		if ok, wait := s.limiter.Allow(bucket, limit); !ok {
-			after := security.RetryAfterSeconds(wait)
-			w.Header().Set("Retry-After", strconv.Itoa(after))
-			writeError(w, r, contracts.Errorf(contracts.CodeRateLimited,
-				"rate limit of %g requests/s (burst %d) exceeded; retry in %d s", limit.Rate, int(limit.BurstSize()), after))
-			return
-		}
-		next.ServeHTTP(w, r)
+		// The flood guard and the rate limit decide before anything of the
+		// body is read; the guard also sees the rate limit's refusals.
+		s.guard(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if ok, wait := s.limiter.Allow(bucket, limit); !ok {
+				after := security.RetryAfterSeconds(wait)
+				w.Header().Set("Retry-After", strconv.Itoa(after))
+				writeError(w, r, contracts.Errorf(contracts.CodeRateLimited,
+					"rate limit of %g requests/s (burst %d) exceeded; retry in %d s", limit.Rate, int(limit.BurstSize()), after))
+				return
+			}
+			next.ServeHTTP(w, r)
+		}))
 	})
 }
 

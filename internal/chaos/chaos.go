@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -419,10 +421,12 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 }
 
 type sample struct {
-	at      time.Time // when it was sent
-	polite  bool      // sent by a polite client of a flood scenario
-	tarpit  bool      // a 429 the bridge delayed on purpose (Simmatch-Tarpit-Ms)
-	door    string    // DoorPredict, DoorSearch or DoorEmbed
+	at      time.Time     // when it was sent
+	polite  bool          // sent by a polite client of a flood scenario
+	tarpit  bool          // a 429 the bridge delayed on purpose (Simmatch-Tarpit-Ms)
+	code    string        // the error's code, for answers other than 200
+	wait    time.Duration // the wait a refusal asked for
+	door    string        // DoorPredict, DoorSearch or DoorEmbed
 	latency time.Duration
 	outcome string // "200", "429", "504", "transport"
 	refused bool   // 429 or 503 with Retry-After
@@ -504,6 +508,15 @@ func (l *loader) client(ctx context.Context, hc *http.Client, url string, doors 
 		var wait time.Duration
 		resp, err := hc.Post(u, "application/json", bytes.NewReader(body))
 		if err == nil {
+			if resp.StatusCode != http.StatusOK {
+				var e struct {
+					Error struct {
+						Code string `json:"code"`
+					} `json:"error"`
+				}
+				_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
+				s.code = e.Error.Code
+			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			s.outcome = fmt.Sprint(resp.StatusCode)
@@ -516,7 +529,7 @@ func (l *loader) client(ctx context.Context, hc *http.Client, url string, doors 
 				wait = time.Duration(sec) * time.Second
 			}
 		}
-		s.latency = time.Since(start)
+		s.latency, s.wait = time.Since(start), wait
 		l.mu.Lock()
 		l.samples = append(l.samples, s)
 		l.mu.Unlock()
@@ -569,6 +582,7 @@ func runFlood(ctx context.Context, cfg Config, s Scenario, e *env, r *Result) {
 	fstop()
 	stop()
 	samples := append(polite.wait(), flood.wait()...)
+	writeSamples(filepath.Join(cfg.WorkDir, s.Name+"-samples.csv"), aloneStart, samples)
 	r.Retries = int(sumCounter(e.bridgeURL+"/metrics", "simmatch_bridge_nats_retries_total"))
 	r.summarize(samples)
 
@@ -623,6 +637,23 @@ func runFlood(ctx context.Context, cfg Config, s Scenario, e *env, r *Result) {
 func (l *loader) wait() []sample {
 	l.wg.Wait()
 	return l.samples
+}
+
+// writeSamples writes every request of a flood scenario to path, for a
+// closer look: seconds since the start, client kind, door, outcome,
+// latency in ms, tarpitted; best effort.
+func writeSamples(path string, start time.Time, samples []sample) {
+	var b strings.Builder
+	b.WriteString("t_s,client,door,outcome,latency_ms,tarpit,code,wait_ms\n")
+	for _, x := range samples {
+		kind := "flood"
+		if x.polite {
+			kind = "polite"
+		}
+		fmt.Fprintf(&b, "%.3f,%s,%s,%s,%.1f,%t,%s,%d\n", x.at.Sub(start).Seconds(), kind, x.door, x.outcome,
+			float64(x.latency.Microseconds())/1000, x.tarpit, x.code, x.wait.Milliseconds())
+	}
+	_ = os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // FloodTable writes the flood scenarios' figures as a Markdown table.
