@@ -40,8 +40,8 @@ type Config struct {
 	BatchWait                       time.Duration
 	// MaxQueueWait bounds an admitted request's wait (scheduler.Config.MaxQueueWait).
 	MaxQueueWait time.Duration
-	QueueGroup                      string
-	Limits                          contracts.Limits
+	QueueGroup   string
+	Limits       contracts.Limits
 	// SimilarityThreshold and MetricsTopK tune the model metrics
 	// (processor.Config.SimilarityThreshold and MetricsTopK).
 	SimilarityThreshold float64
