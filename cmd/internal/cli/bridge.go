@@ -27,7 +27,15 @@ type Bridge struct {
 	AckTimeout, Heartbeat time.Duration
 	MaxAttempts           int
 
-	APIKeysFile    string
+	APIKeysFile string
+	// Auth is SIMMATCH_AUTH: "none" lets the bridge listen beyond loopback
+	// without API keys or OIDC (said again in the log at start); "" is the
+	// default, which refuses to.
+	Auth string
+	// OIDCConfigured says that OIDC bearer tokens are configured
+	// (SIMMATCH_OIDC_ISSUER, set up by the OIDC settings): like API keys,
+	// it lets the bridge listen beyond loopback.
+	OIDCConfigured bool
 	PublicPaths    string
 	RateLimit      float64
 	RateBurst      int
@@ -45,7 +53,9 @@ type Bridge struct {
 
 // Bridge registers the bridge flags.
 func (f *Flags) Bridge(s *Bridge) {
-	f.String(&s.HTTPAddr, "http-addr", "SIMMATCH_HTTP_ADDR", ":8000", "HTTP listen address")
+	f.String(&s.HTTPAddr, "http-addr", "SIMMATCH_HTTP_ADDR", "127.0.0.1:8000",
+		"HTTP listen address; beyond loopback (e.g. :8000) it needs API keys or OIDC, or SIMMATCH_AUTH=none")
+	f.String(&s.Auth, "auth", "SIMMATCH_AUTH", "", "none: allow listening beyond loopback without API keys or OIDC (the API is then open to anyone who reaches it)")
 	f.Duration(&s.RequestTimeout, "request-timeout", "SIMMATCH_REQUEST_TIMEOUT", 10*time.Second, "how long /predict waits for a processor")
 	f.Duration(&s.AckTimeout, "ack-timeout", "SIMMATCH_ACK_TIMEOUT", contracts.DefaultAckTimeout, "how long the bridge waits for a processor to acknowledge a request before sending it to another")
 	f.Duration(&s.Heartbeat, "heartbeat", "SIMMATCH_HEARTBEAT", contracts.DefaultHeartbeat,
@@ -80,6 +90,8 @@ type BridgeSecurity struct {
 	publicPaths []string
 	rateLimit   bridge.RateLimit
 	tls         *tls.Config // nil: plain HTTP
+	// open: neither API keys nor OIDC; authNone: SIMMATCH_AUTH=none.
+	open, authNone bool
 }
 
 // Security loads the API keys and TLS files of s and keeps them current
@@ -89,7 +101,14 @@ func (s Bridge) Security(ctx context.Context, logger *slog.Logger) (*BridgeSecur
 	if s.RateLimit < 0 || s.RateBurst < 0 {
 		return nil, fmt.Errorf("SIMMATCH_RATE_LIMIT and SIMMATCH_RATE_BURST must not be negative, got %g and %d", s.RateLimit, s.RateBurst)
 	}
-	sec := &BridgeSecurity{rateLimit: bridge.RateLimit{Rate: s.RateLimit, Burst: s.RateBurst}, publicPaths: []string{}}
+	if s.Auth != "" && s.Auth != "none" {
+		return nil, fmt.Errorf("SIMMATCH_AUTH=%q: want none or nothing", s.Auth)
+	}
+	sec := &BridgeSecurity{rateLimit: bridge.RateLimit{Rate: s.RateLimit, Burst: s.RateBurst}, publicPaths: []string{},
+		open: s.APIKeysFile == "" && !s.OIDCConfigured, authNone: s.Auth == "none"}
+	if sec.authNone {
+		logger.Warn("SIMMATCH_AUTH=none: the bridge may listen beyond loopback without API keys or OIDC")
+	}
 	if s.PublicPaths != "none" {
 		for p := range strings.SplitSeq(s.PublicPaths, ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -101,7 +120,7 @@ func (s Bridge) Security(ctx context.Context, logger *slog.Logger) (*BridgeSecur
 		}
 	}
 	var reloads []func() error
-	if s.APIKeysFile == "" {
+	if sec.open {
 		logger.Warn("no API keys file (SIMMATCH_API_KEYS_FILE): the API is open to anyone who reaches it")
 	} else {
 		ks, err := bridge.OpenKeyStore(s.APIKeysFile, logger)
@@ -158,13 +177,34 @@ func (s Bridge) Config(sec *BridgeSecurity, nc *nats.Conn, lim contracts.Limits,
 
 // Listen listens on addr, with TLS when it is configured, and returns the
 // listener and the base URL it serves.
+// Without API keys or OIDC, it refuses an address beyond loopback unless
+// SIMMATCH_AUTH=none says so.
 func (sec *BridgeSecurity) Listen(addr string) (net.Listener, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("listen on %s (set SIMMATCH_HTTP_ADDR to use another address): %w", addr, err)
 	}
+	if err := CheckExposure(ln.Addr(), sec.open, sec.authNone); err != nil {
+		ln.Close()
+		return nil, "", err
+	}
 	if sec.tls == nil {
 		return ln, "http://" + ln.Addr().String(), nil
 	}
 	return tls.NewListener(ln, sec.tls), "https://" + ln.Addr().String(), nil
+}
+
+// CheckExposure refuses a listener at addr beyond loopback when the API is
+// open (no API keys, no OIDC), unless authNone (SIMMATCH_AUTH=none).
+func CheckExposure(addr net.Addr, open, authNone bool) error {
+	if !open || authNone {
+		return nil
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	if ok && tcp.IP.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve the API on %s without authentication: it is reachable beyond this machine; "+
+		"set SIMMATCH_API_KEYS_FILE (or OIDC), listen on loopback (SIMMATCH_HTTP_ADDR=127.0.0.1:8000), "+
+		"or set SIMMATCH_AUTH=none to serve it open on purpose", addr)
 }
