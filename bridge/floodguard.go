@@ -28,7 +28,9 @@ type FloodLimits struct {
 	// through holds a processor's lane ahead of everyone who came later.)
 	PenaltyConcurrency int
 	// PenaltyWindow is how long a client stays in bad standing after its
-	// last resend while refused (DefaultPenaltyWindow).
+	// last resend while refused. 0 (the zero value) turns the per-client
+	// guard off: no tarpit, no bad standing (the binaries default to
+	// DefaultPenaltyWindow, SIMMATCH_FLOOD_PENALTY_WINDOW).
 	PenaltyWindow time.Duration
 	// MaxTarpitted bounds the refusals held back at once (the tarpit): a
 	// request resent while refused is answered 429 only when its
@@ -52,9 +54,6 @@ const (
 func (l FloodLimits) withDefaults() FloodLimits {
 	if l.MaxConcurrent <= 0 {
 		l.MaxConcurrent = DefaultMaxConcurrent
-	}
-	if l.PenaltyWindow <= 0 {
-		l.PenaltyWindow = DefaultPenaltyWindow
 	}
 	if l.MaxTarpitted <= 0 {
 		l.MaxTarpitted = DefaultMaxTarpitted
@@ -119,7 +118,7 @@ func (g *floodGuard) enter(client string) (v verdict, wait time.Duration, releas
 	g.mu.Lock()
 	st := g.clients[client]
 	bad := false
-	if st != nil {
+	if st != nil && g.lim.PenaltyWindow > 0 {
 		st.seen = now
 		if now.Before(st.refusedUntil) {
 			st.badUntil = now.Add(g.lim.PenaltyWindow)
@@ -146,7 +145,7 @@ func (g *floodGuard) enter(client string) (v verdict, wait time.Duration, releas
 			g.penalized.Add(-1)
 		}
 		g.inFlight.Add(-1)
-		if refused > 0 {
+		if refused > 0 && g.lim.PenaltyWindow > 0 {
 			g.refused(client, refused)
 		}
 	}
@@ -229,7 +228,9 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next http.Handler
 			"this client resent requests while refused in the last %v: it is served only when the bridge has room; retry later", s.flood.lim.PenaltyWindow)
 		e.RetryAfterMs = int(wait.Milliseconds())
 		writeError(w, r, e)
-		s.flood.refused(client, wait)
+		if s.flood.lim.PenaltyWindow > 0 {
+			s.flood.refused(client, wait)
+		}
 	default:
 		e := contracts.Errorf(contracts.CodeOverloaded,
 			"the bridge is working on %d requests, its limit; retry later", s.flood.lim.MaxConcurrent)

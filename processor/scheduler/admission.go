@@ -18,6 +18,7 @@ type admission struct {
 	maxQueued int           // Config.MaxQueuedTokens
 	maxBatch  int           // Config.MaxBatchTokens
 	maxWait   time.Duration // Config.MaxQueueWait
+	margin    time.Duration // deadlineMargin (0 in unit tests of judge)
 	lanes     int           // the pool's size
 	metrics   *metrics
 
@@ -51,6 +52,14 @@ const admissionHeadroom = 1.5
 // finish in the deadline's last milliseconds would reach its caller as a
 // 504 after all.
 const deadlineMargin = 300 * time.Millisecond
+
+// due is deadline d less the margin; zero stays zero.
+func (a *admission) due(d time.Time) time.Time {
+	if d.IsZero() {
+		return d
+	}
+	return d.Add(-a.margin)
+}
 
 // load is the admission state for contracts.LoadReport; running is the
 // tokens in running batches.
@@ -225,8 +234,8 @@ func (a *admission) wouldMiss(q *queue, running int, r *request, now time.Time) 
 		return fmt.Sprintf("the processor would start on it in about %v (%d tokens queued, %d running), more than its longest queue wait of %v",
 			wait.Round(time.Millisecond), q.tokens, running, a.maxWait), wait - a.maxWait
 	}
-	if need := dur(ahead + own); !r.deadline.IsZero() && now.Add(need).After(r.deadline.Add(-deadlineMargin)) {
-		left := r.deadline.Add(-deadlineMargin).Sub(now)
+	if need := dur(ahead + own); !r.deadline.IsZero() && now.Add(need).After(a.due(r.deadline)) {
+		left := a.due(r.deadline).Sub(now)
 		return fmt.Sprintf("the processor would need about %v to answer (%d tokens queued, %d running), more than the %v left before the request's deadline",
 			need.Round(time.Millisecond), q.tokens, running, left.Round(time.Millisecond)), need - max(left, 0)
 	}
@@ -238,7 +247,7 @@ func (a *admission) wouldMiss(q *queue, running int, r *request, now time.Time) 
 		}
 		// Only protect a request that would make it now: one already late
 		// must not block every admission until it expires.
-		due := o.deadline.Add(-deadlineMargin)
+		due := a.due(o.deadline)
 		if fits := !now.Add(dur(ahead)).After(due); fits && now.Add(dur(ahead+own)).After(due) {
 			return fmt.Sprintf("admitting it would make a request already queued miss its deadline (%d tokens queued, %d running)",
 				q.tokens, running), dur(ahead)

@@ -73,8 +73,8 @@ type Config struct {
 	// that would wait longer is refused with code overloaded. A deeper
 	// queue adds latency, not throughput, and under a flood it fills with
 	// the work of whoever sent first; like TEI's fixed concurrency limit,
-	// it keeps every admitted request's wait short. Default
-	// DefaultMaxQueueWait.
+	// it keeps every admitted request's wait short. 0: no bound (the
+	// processor's setting defaults to DefaultMaxQueueWait).
 	MaxQueueWait time.Duration
 	// MaxWait is how long a lane may wait for more texts before running a
 	// batch that is not full; 0 (the default) runs what is queued at once.
@@ -117,9 +117,6 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Pool == nil {
 		cfg.Pool = NewPool(0)
 	}
-	if cfg.MaxQueueWait == 0 {
-		cfg.MaxQueueWait = DefaultMaxQueueWait
-	}
 	if cfg.MaxBatchTokens < 0 || cfg.MaxQueuedTokens < 0 || cfg.MaxWait < 0 || cfg.MaxQueueWait < 0 {
 		return nil, fmt.Errorf("scheduler: MaxBatchTokens %d, MaxQueuedTokens %d, MaxWait %v: want positive values (0: default)",
 			cfg.MaxBatchTokens, cfg.MaxQueuedTokens, cfg.MaxWait)
@@ -150,7 +147,7 @@ func New(cfg Config) (*Scheduler, error) {
 		}
 		s.metrics = m
 	}
-	s.adm = admission{maxQueued: cfg.MaxQueuedTokens, maxBatch: cfg.MaxBatchTokens, maxWait: cfg.MaxQueueWait, lanes: cfg.Pool.Size(), metrics: s.metrics}
+	s.adm = admission{maxQueued: cfg.MaxQueuedTokens, maxBatch: cfg.MaxBatchTokens, maxWait: cfg.MaxQueueWait, margin: deadlineMargin, lanes: cfg.Pool.Size(), metrics: s.metrics}
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go s.dispatch(ctx)

@@ -46,6 +46,9 @@ type Bridge struct {
 	// CatalogWriteTimeout bounds a catalog upsert, which embeds every description.
 	CatalogWriteTimeout time.Duration
 
+	// Flood configures the flood guard (bridge.FloodLimits).
+	Flood bridge.FloodLimits
+
 	// JobMaxQueries, JobMaxBodyBytes and JobChunkSize bound and split
 	// asynchronous jobs (POST /v1/jobs).
 	JobMaxQueries, JobMaxBodyBytes, JobChunkSize int
@@ -72,6 +75,12 @@ func (f *Flags) Bridge(s *Bridge) {
 	f.String(&s.TLSClientCA, "tls-client-ca-file", "SIMMATCH_TLS_CLIENT_CA_FILE", "", "PEM CAs whose client certificates are required (mutual TLS); empty: none asked")
 	f.Duration(&s.ReloadInterval, "reload-interval", "SIMMATCH_RELOAD_INTERVAL", 10*time.Second,
 		"how often the API keys and TLS files are checked for changes (SIGHUP checks at once)")
+	f.Int(&s.Flood.MaxConcurrent, "max-concurrent-requests", "SIMMATCH_MAX_CONCURRENT_REQUESTS", bridge.DefaultMaxConcurrent,
+		"requests the bridge works on at once; one more is answered 429 before its body is read")
+	f.Duration(&s.Flood.PenaltyWindow, "flood-penalty-window", "SIMMATCH_FLOOD_PENALTY_WINDOW", bridge.DefaultPenaltyWindow,
+		"a client (connection) that resends while refused has its refusals held back (tarpit) and is refused for this long after its last early resend; 0: off")
+	f.Int(&s.Flood.PenaltyConcurrency, "flood-penalty-concurrency", "SIMMATCH_FLOOD_PENALTY_CONCURRENCY", 0,
+		"requests in flight, bridge-wide, from clients in bad standing; 0: none")
 	f.Int(&s.JobMaxQueries, "job-max-queries", "SIMMATCH_JOB_MAX_QUERIES", contracts.DefaultJobMaxQueries, "most queries one asynchronous job (POST /v1/jobs) may hold")
 	f.Int(&s.JobMaxBodyBytes, "job-max-body-bytes", "SIMMATCH_JOB_MAX_BODY_BYTES", contracts.DefaultJobLimits.MaxBodyBytes, "largest POST /v1/jobs body, in bytes")
 	f.Int(&s.JobChunkSize, "job-chunk-size", "SIMMATCH_JOB_CHUNK_SIZE", contracts.DefaultJobChunkSize, "queries per job chunk: the unit processors pull, retry and store")
@@ -168,7 +177,7 @@ func (s Bridge) Config(sec *BridgeSecurity, nc *nats.Conn, lim contracts.Limits,
 	cfg := bridge.Config{NATS: nc, Limits: lim, RequestTimeout: s.RequestTimeout, CatalogWriteTimeout: s.CatalogWriteTimeout, Logger: logger,
 		AckTimeout: s.AckTimeout, Heartbeat: s.Heartbeat, MaxAttempts: s.MaxAttempts,
 		JobLimits: s.JobLimits(lim), JobChunkSize: s.JobChunkSize,
-		Keys: sec.keys, PublicPaths: sec.publicPaths, RateLimit: sec.rateLimit}
+		Keys: sec.keys, PublicPaths: sec.publicPaths, RateLimit: sec.rateLimit, Flood: s.Flood}
 	if reg != nil { // a nil *Registry in the interfaces would not be nil
 		cfg.Metrics, cfg.Gatherer = reg, reg
 	}
