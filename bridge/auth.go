@@ -136,9 +136,11 @@ func (s *Server) credentialHint() string {
 // it answers 401 unless the request carries a known key or a valid token,
 // and puts the principal in the request's context (security.PrincipalFrom)
 // for requireScope, the handlers, the access log, the metrics and the NATS
-// headers. Then it takes a token from the principal's bucket (or the one
+// headers. Then the flood guard (floodguard.go) judges the client's
+// standing, and it takes a token from the principal's bucket (or the one
 // shared bucket without authentication) and answers 429 with Retry-After
-// when there is none. Messages never quote the key or the token.
+// when there is none: all before the body is read. Messages never quote the
+// key or the token.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.public[r.URL.Path] || isConsolePath(r.URL.Path) {
@@ -161,14 +163,18 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			r = r.WithContext(security.WithPrincipal(r.Context(), p))
 			limit, bucket = p.Limit(limit), p.Bucket()
 		}
-		if ok, wait := s.limiter.Allow(bucket, limit); !ok {
-			after := security.RetryAfterSeconds(wait)
-			w.Header().Set("Retry-After", strconv.Itoa(after))
-			writeError(w, r, contracts.Errorf(contracts.CodeRateLimited,
-				"rate limit of %g requests/s (burst %d) exceeded; retry in %d s", limit.Rate, int(limit.BurstSize()), after))
-			return
-		}
-		next.ServeHTTP(w, r)
+		// The flood guard and the rate limit decide before anything of the
+		// body is read; the guard also sees the rate limit's refusals.
+		s.guard(w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if ok, wait := s.limiter.Allow(bucket, limit); !ok {
+				after := security.RetryAfterSeconds(wait)
+				w.Header().Set("Retry-After", strconv.Itoa(after))
+				writeError(w, r, contracts.Errorf(contracts.CodeRateLimited,
+					"rate limit of %g requests/s (burst %d) exceeded; retry in %d s", limit.Rate, int(limit.BurstSize()), after))
+				return
+			}
+			next.ServeHTTP(w, r)
+		}))
 	})
 }
 

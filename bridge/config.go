@@ -88,6 +88,10 @@ type Config struct {
 	// file sets its own; without Keys, one bucket shared by every caller of
 	// the non-public paths. The zero value means no limit.
 	RateLimit RateLimit
+	// Flood configures the flood guard (FloodLimits): a bridge-wide limit on
+	// requests at once, and how clients that resend while refused are
+	// slowed. The zero value means the defaults.
+	Flood FloodLimits
 	// JobLimits bound POST /v1/jobs; the zero value means
 	// contracts.DefaultJobLimits with Limits' text and description limits.
 	JobLimits contracts.JobLimits
@@ -164,6 +168,9 @@ func (c Config) withDefaults() (Config, error) {
 		if !strings.HasPrefix(p, "/") {
 			return c, fmt.Errorf("bridge: config: public path %q must start with /", p)
 		}
+	}
+	if f := c.Flood; f.MaxConcurrent < 0 || f.PenaltyConcurrency < 0 || f.PenaltyWindow < 0 || f.MaxTarpitted < 0 || f.MaxTarpitDelay < 0 {
+		return c, fmt.Errorf("bridge: config: flood limits must not be negative, got %+v", f)
 	}
 	if r := c.RateLimit; r.Rate < 0 || r.Burst < 0 || math.IsNaN(r.Rate) || math.IsInf(r.Rate, 0) {
 		return c, fmt.Errorf("bridge: config: rate limit: want a finite rate and a burst >= 0, got %+v", r)

@@ -25,6 +25,7 @@ type Server struct {
 	models  *contracts.ModelControl
 	jobs    *jobstore.Jobs
 	gate    *loadGate
+	flood   *floodGuard
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -36,7 +37,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, public: map[string]bool{}, limiter: security.NewLimiter()}
+	s := &Server{cfg: cfg, public: map[string]bool{}, limiter: security.NewLimiter(), flood: newFloodGuard(cfg.Flood)}
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}

@@ -3,7 +3,8 @@
 // loopback, faults under steady load through the three doors (POST /predict,
 // catalog search, POST /v1/embeddings), a Markdown table of what callers saw
 // per door. It exits non-zero when a scenario could not run or lost a request
-// (a failure other than 429/503 with Retry-After).
+// (a failure other than 429/503 with Retry-After), or when a flood scenario
+// missed a target (chaos.Result.Misses).
 // `make chaos` builds everything and runs it; every scenario is bounded by
 // -duration, and every process it starts is killed when it ends.
 package main
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	results, err := chaos.Run(ctx, cfg, only)
 	chaos.Table(stdout, results)
+	fmt.Fprintln(stdout)
+	chaos.FloodTable(stdout, results)
 	if err != nil {
 		return err
 	}
@@ -90,9 +93,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				lost = append(lost, fmt.Sprintf("%s: %d of %d %s requests lost %v", r.Scenario.Name, s.Lost, s.Requests, d, s.LostBy))
 			}
 		}
+		for _, m := range r.Misses() {
+			lost = append(lost, r.Scenario.Name+": "+m)
+		}
 	}
 	if len(lost) > 0 {
-		return fmt.Errorf("requests lost (logs in %s):\n  %s", cfg.WorkDir, strings.Join(lost, "\n  "))
+		return fmt.Errorf("requests lost or targets missed (logs in %s):\n  %s", cfg.WorkDir, strings.Join(lost, "\n  "))
 	}
 	return nil
 }

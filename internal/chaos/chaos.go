@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +31,13 @@ type Scenario struct {
 	NATSNodes int
 	// Clients and Descriptions override the steady load when > 0.
 	Clients, Descriptions int
+	// Flood makes the scenario a flood (see runFlood): Clients clients
+	// that resend at once after every refusal, ignoring Retry-After,
+	// beside Polite well-behaved clients of the steady load's shape, for
+	// FloodDuration (the -duration flag when zero).
+	Flood         bool
+	Polite        int
+	FloodDuration time.Duration
 	// inject runs the fault; it returns when the fault is over, with a
 	// note for the table (e.g. how many requests the killed processor had).
 	inject func(ctx context.Context, e *env) (string, error)
@@ -40,7 +50,8 @@ var Scenarios = []Scenario{
 	{Name: "rolling", Fault: "rolling SIGTERM restart of all three processors", inject: rollingRestart},
 	{Name: "nats-restart", Fault: "NATS server restart, 2 s down", NATSNodes: 1, inject: restartNATS},
 	{Name: "cluster-node-kill", Fault: "kill -9 one node of a 3-node NATS cluster", NATSNodes: 3, inject: killNATSNode},
-	{Name: "overload", Fault: "10x overload: 64 clients x 200 descriptions", Clients: 64, Descriptions: 200,
+	{Name: "overload", Fault: "flood: 64 clients x 200 descriptions resending at once after every 429, beside 2 polite clients",
+		Clients: 64, Descriptions: 200, Flood: true, Polite: 2, FloodDuration: 15 * time.Second,
 		inject: func(context.Context, *env) (string, error) { return "", nil }},
 }
 
@@ -206,6 +217,70 @@ type Result struct {
 	KilledInFlight int                   // requests in flight at a killed processor (-1: unknown or none killed)
 	Retries        int                   // requests the bridge sent again (simmatch_bridge_nats_retries_total; -1: unknown)
 	FastRejectP99  time.Duration         // p99 latency of 429 answers, when there were any
+	// Flood is what a flood scenario measured (nil for the others).
+	Flood *FloodStats
+}
+
+// FloodStats is what a flood scenario measured: the polite clients'
+// goodput alone and beside the flood, the admitted requests that timed out,
+// how fast refusals were and the load generator's share of the CPU.
+type FloodStats struct {
+	// PoliteAlone and PoliteFlood are the polite clients' answered
+	// requests per second, alone (before the flood) and during it.
+	PoliteAlone, PoliteFlood float64
+	// Answered is every 200 during the flood (both kinds of client).
+	Answered int
+	// Timeouts counts 504 answers, every client: admitted requests that
+	// missed their deadline.
+	Timeouts int
+	// Refused counts 429s during the flood; Tarpitted those the bridge
+	// delayed on purpose (Simmatch-Tarpit-Ms), Cut the flooders' requests
+	// whose connection the bridge closed.
+	Refused, Tarpitted, Cut int
+	// RefusedP99 is the p99 latency of the 429s not delayed on purpose;
+	// TarpitP99 of the delayed ones; PoliteRefusedP99 of the polite
+	// clients' 429s.
+	RefusedP99, TarpitP99, PoliteRefusedP99 time.Duration
+	// LoadCPU is the load generator's (this process's) CPU share of all the
+	// CPU used by it and the processes of the scenario during the flood.
+	LoadCPU float64
+	// BridgeCPU is the bridge's share of the same.
+	BridgeCPU float64
+}
+
+// Goodput is the polite clients' goodput beside the flood as a fraction of
+// their goodput alone (0 when not measured).
+func (f *FloodStats) Goodput() float64 {
+	if f == nil || f.PoliteAlone <= 0 {
+		return 0
+	}
+	return f.PoliteFlood / f.PoliteAlone
+}
+
+// Flood scenario targets: no admitted request times out, the polite clients
+// keep at least half their goodput, refusals stay fast.
+const (
+	FloodMinGoodput    = 0.5
+	FloodMaxRefusedP99 = 50 * time.Millisecond
+)
+
+// Misses lists the flood targets a result missed (none for other scenarios).
+func (r Result) Misses() []string {
+	f := r.Flood
+	if f == nil {
+		return nil
+	}
+	var m []string
+	if f.Timeouts > 0 {
+		m = append(m, fmt.Sprintf("%d admitted requests timed out (504), want 0", f.Timeouts))
+	}
+	if g := f.Goodput(); g < FloodMinGoodput {
+		m = append(m, fmt.Sprintf("polite goodput %.2f of alone (%.1f of %.1f req/s), want >= %.1f", g, f.PoliteFlood, f.PoliteAlone, FloodMinGoodput))
+	}
+	if f.RefusedP99 > FloodMaxRefusedP99 {
+		m = append(m, fmt.Sprintf("429 p99 %v, want <= %v", f.RefusedP99, FloodMaxRefusedP99))
+	}
+	return m
 }
 
 // Run runs the named scenarios (all when names is empty) one after the other,
@@ -290,6 +365,10 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 			return r
 		}
 	}
+	if s.Flood {
+		runFlood(ctx, cfg, s, e, &r)
+		return r
+	}
 	clients, descs := cfg.Clients, cfg.Descriptions
 	if s.Clients > 0 {
 		clients, descs = s.Clients, s.Descriptions
@@ -342,7 +421,12 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 }
 
 type sample struct {
-	door    string // DoorPredict, DoorSearch or DoorEmbed
+	at      time.Time     // when it was sent
+	polite  bool          // sent by a polite client of a flood scenario
+	tarpit  bool          // a 429 the bridge delayed on purpose (Simmatch-Tarpit-Ms)
+	code    string        // the error's code, for answers other than 200
+	wait    time.Duration // the wait a refusal asked for
+	door    string        // DoorPredict, DoorSearch or DoorEmbed
 	latency time.Duration
 	outcome string // "200", "429", "504", "transport"
 	refused bool   // 429 or 503 with Retry-After
@@ -397,41 +481,198 @@ func request(base, door string, c, n, descs int) (string, []byte) {
 // client taking the doors in turn (client c starts at door c), so every door
 // carries a steady share of the load; requests in flight when it ends are
 // still waited for (their own timeout bounds them), so none is counted as
-// failed because the run stopped.
+// failed because the run stopped. After a refusal each client waits 50 ms.
 func startLoad(ctx context.Context, url string, doors []string, clients, descs int) *loader {
 	l := &loader{}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	for c := range clients {
-		l.wg.Go(func() {
-			for n := 0; ctx.Err() == nil; n++ {
-				door := doors[(c+n)%len(doors)]
-				u, body := request(url, door, c, n, descs)
-				start := time.Now()
-				s := sample{door: door, outcome: "transport"}
-				resp, err := hc.Post(u, "application/json", bytes.NewReader(body))
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					s.outcome = fmt.Sprint(resp.StatusCode)
-					s.refused = (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) &&
-						resp.Header.Get("Retry-After") != ""
-				}
-				s.latency = time.Since(start)
-				l.mu.Lock()
-				l.samples = append(l.samples, s)
-				l.mu.Unlock()
-				if s.refused {
-					_ = sleep(ctx, 50*time.Millisecond) // a polite client backs off
-				}
-			}
-		})
+		l.wg.Go(func() { l.client(ctx, hc, url, doors, c, descs, backoffFixed) })
 	}
 	return l
+}
+
+// How a client of the load waits after a refusal.
+const (
+	backoffFixed  = iota // 50 ms, whatever the answer says
+	backoffHonour        // Retry-After-Ms, else Retry-After (a polite client)
+	backoffNone          // resend at once (a flooder)
+)
+
+// client is load client c: it sends until ctx ends.
+func (l *loader) client(ctx context.Context, hc *http.Client, url string, doors []string, c, descs, backoff int) {
+	for n := 0; ctx.Err() == nil; n++ {
+		door := doors[(c+n)%len(doors)]
+		u, body := request(url, door, c, n, descs)
+		start := time.Now()
+		s := sample{at: start, door: door, outcome: "transport", polite: backoff == backoffHonour}
+		var wait time.Duration
+		resp, err := hc.Post(u, "application/json", bytes.NewReader(body))
+		if err == nil {
+			if resp.StatusCode != http.StatusOK {
+				var e struct {
+					Error struct {
+						Code string `json:"code"`
+					} `json:"error"`
+				}
+				_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
+				s.code = e.Error.Code
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			s.outcome = fmt.Sprint(resp.StatusCode)
+			s.refused = (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) &&
+				resp.Header.Get("Retry-After") != ""
+			s.tarpit = resp.Header.Get("Simmatch-Tarpit-Ms") != ""
+			if ms, err := strconv.Atoi(resp.Header.Get("Retry-After-Ms")); err == nil {
+				wait = time.Duration(ms) * time.Millisecond
+			} else if sec, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+				wait = time.Duration(sec) * time.Second
+			}
+		}
+		s.latency, s.wait = time.Since(start), wait
+		l.mu.Lock()
+		l.samples = append(l.samples, s)
+		l.mu.Unlock()
+		if !s.refused {
+			continue
+		}
+		switch backoff {
+		case backoffFixed:
+			_ = sleep(ctx, 50*time.Millisecond)
+		case backoffHonour:
+			_ = sleep(ctx, wait)
+		}
+	}
+}
+
+// runFlood runs a flood scenario: s.Polite polite clients alone for a
+// third of the flood's duration (their goodput alone), then s.Clients
+// flooders beside them for s.FloodDuration. Each client has a connection of
+// its own, kept alive, like an SDK's client.
+func runFlood(ctx context.Context, cfg Config, s Scenario, e *env, r *Result) {
+	dur := s.FloodDuration
+	if dur <= 0 {
+		dur = cfg.Duration
+	}
+	newClient := func() *http.Client {
+		return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	}
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	polite, flood := &loader{}, &loader{}
+	for c := range s.Polite {
+		hc := newClient()
+		polite.wg.Go(func() { polite.client(lctx, hc, e.bridgeURL, cfg.Doors, 1000+c, cfg.Descriptions, backoffHonour) })
+	}
+	aloneStart := time.Now()
+	if sleep(lctx, dur/3) != nil {
+		r.Err = lctx.Err()
+		return
+	}
+	floodStart := time.Now()
+	cpu0 := e.cpuTicks()
+	fctx, fstop := context.WithCancel(lctx)
+	for c := range s.Clients {
+		hc := newClient()
+		flood.wg.Go(func() { flood.client(fctx, hc, e.bridgeURL, cfg.Doors, c, s.Descriptions, backoffNone) })
+	}
+	_ = sleep(lctx, dur)
+	floodEnd := time.Now()
+	cpu1 := e.cpuTicks()
+	fstop()
+	stop()
+	samples := append(polite.wait(), flood.wait()...)
+	writeSamples(filepath.Join(cfg.WorkDir, s.Name+"-samples.csv"), aloneStart, samples)
+	r.Retries = int(sumCounter(e.bridgeURL+"/metrics", "simmatch_bridge_nats_retries_total"))
+	r.summarize(samples)
+
+	f := &FloodStats{}
+	var refused, tarpit, politeRefused []time.Duration
+	aloneOK, floodOK := 0, 0
+	for _, x := range samples {
+		if x.outcome == "504" {
+			f.Timeouts++
+		}
+		done := x.at.Add(x.latency)
+		if x.polite && x.outcome == "200" {
+			switch {
+			case done.Before(floodStart):
+				aloneOK++
+			case !x.at.Before(floodStart) && !done.After(floodEnd):
+				floodOK++
+			}
+		}
+		if x.at.Before(floodStart) {
+			continue
+		}
+		switch {
+		case x.outcome == "200":
+			f.Answered++
+		case x.outcome == "transport" && !x.polite:
+			f.Cut++
+		case x.outcome == "429":
+			f.Refused++
+			if x.tarpit {
+				f.Tarpitted++
+				tarpit = append(tarpit, x.latency)
+			} else {
+				refused = append(refused, x.latency)
+			}
+			if x.polite {
+				politeRefused = append(politeRefused, x.latency)
+			}
+		}
+	}
+	f.PoliteAlone = float64(aloneOK) / floodStart.Sub(aloneStart).Seconds()
+	f.PoliteFlood = float64(floodOK) / floodEnd.Sub(floodStart).Seconds()
+	f.RefusedP99, f.TarpitP99, f.PoliteRefusedP99 = quantile(refused, 0.99), quantile(tarpit, 0.99), quantile(politeRefused, 0.99)
+	if total := cpu1.total() - cpu0.total(); total > 0 {
+		f.LoadCPU = float64(cpu1.self-cpu0.self) / float64(total)
+		f.BridgeCPU = float64(cpu1.bridge-cpu0.bridge) / float64(total)
+	}
+	r.Flood = f
+	r.FastRejectP99 = f.RefusedP99
 }
 
 func (l *loader) wait() []sample {
 	l.wg.Wait()
 	return l.samples
+}
+
+// writeSamples writes every request of a flood scenario to path, for a
+// closer look: seconds since the start, client kind, door, outcome,
+// latency in ms, tarpitted; best effort.
+func writeSamples(path string, start time.Time, samples []sample) {
+	var b strings.Builder
+	b.WriteString("t_s,client,door,outcome,latency_ms,tarpit,code,wait_ms\n")
+	for _, x := range samples {
+		kind := "flood"
+		if x.polite {
+			kind = "polite"
+		}
+		fmt.Fprintf(&b, "%.3f,%s,%s,%s,%.1f,%t,%s,%d\n", x.at.Sub(start).Seconds(), kind, x.door, x.outcome,
+			float64(x.latency.Microseconds())/1000, x.tarpit, x.code, x.wait.Milliseconds())
+	}
+	_ = os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// FloodTable writes the flood scenarios' figures as a Markdown table.
+func FloodTable(w io.Writer, results []Result) {
+	header := false
+	for _, r := range results {
+		f := r.Flood
+		if f == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "| flood | polite goodput alone | beside the flood | ratio | answered | admitted then 504 | 429s (tarpitted) | cut | 429 p99 (not tarpitted) | tarpit p99 | polite 429 p99 | CPU share: load generator, bridge |")
+			fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+			header = true
+		}
+		fmt.Fprintf(w, "| %s | %.1f req/s | %.1f req/s | %.2f | %d | %d | %d (%d) | %d | %s | %s | %s | %.0f%%, %.0f%% |\n", r.Scenario.Name,
+			f.PoliteAlone, f.PoliteFlood, f.Goodput(), f.Answered, f.Timeouts, f.Refused, f.Tarpitted, f.Cut,
+			ms(f.RefusedP99), ms(f.TarpitP99), ms(f.PoliteRefusedP99), 100*f.LoadCPU, 100*f.BridgeCPU)
+	}
 }
 
 func (r *Result) summarize(samples []sample) {

@@ -388,3 +388,51 @@ func rssBytes(p *proc) int64 {
 	}
 	return 0
 }
+
+// cpuSample is CPU time in clock ticks: this process's and its children's
+// (every process of the scenario still running).
+type cpuSample struct{ self, others, bridge int64 }
+
+func (c cpuSample) total() int64 { return c.self + c.others }
+
+// cpuTicks reads the CPU time (user + system) of this process and of every
+// process the scenario started that is still running.
+func (e *env) cpuTicks() cpuSample {
+	c := cpuSample{self: procTicks("self")}
+	e.mu.Lock()
+	procs := e.procs
+	e.mu.Unlock()
+	for _, p := range procs {
+		select {
+		case <-p.done:
+			continue
+		default:
+		}
+		t := procTicks(strconv.Itoa(p.cmd.Process.Pid))
+		c.others += t
+		if p == e.bridge {
+			c.bridge += t
+		}
+	}
+	return c
+}
+
+// procTicks is utime + stime of /proc/<pid>/stat; 0 when unreadable.
+func procTicks(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ")".
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return u + s
+}

@@ -38,8 +38,10 @@ type Config struct {
 	// MaxBatchTokens, MaxQueuedTokens and BatchWait configure the scheduler.
 	MaxBatchTokens, MaxQueuedTokens int
 	BatchWait                       time.Duration
-	QueueGroup                      string
-	Limits                          contracts.Limits
+	// MaxQueueWait bounds an admitted request's wait (scheduler.Config.MaxQueueWait).
+	MaxQueueWait time.Duration
+	QueueGroup   string
+	Limits       contracts.Limits
 	// SimilarityThreshold and MetricsTopK tune the model metrics
 	// (processor.Config.SimilarityThreshold and MetricsTopK).
 	SimilarityThreshold float64
@@ -255,7 +257,7 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 	registry, err := models.New(models.Config{
 		Root: s.storeRoot(), Library: s.ORTLibrary, IntraOpThreads: s.IntraOpThreads, Metrics: reg, Logger: logger,
 		Scheduler: scheduler.Config{Pool: newPool(s.Workers), MaxBatchTokens: s.MaxBatchTokens,
-			MaxQueuedTokens: s.MaxQueuedTokens, MaxWait: s.BatchWait},
+			MaxQueuedTokens: s.MaxQueuedTokens, MaxWait: s.BatchWait, MaxQueueWait: s.MaxQueueWait},
 		Wrap: func(e processor.Embedder) processor.Embedder {
 			if c == nil {
 				return e

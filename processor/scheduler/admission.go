@@ -15,9 +15,11 @@ import (
 // refuses with code overloaded and a retry hint. Its fields are guarded by
 // Scheduler.mu; its methods are called with that lock held.
 type admission struct {
-	maxQueued int // Config.MaxQueuedTokens
-	maxBatch  int // Config.MaxBatchTokens
-	lanes     int // the pool's size
+	maxQueued int           // Config.MaxQueuedTokens
+	maxBatch  int           // Config.MaxBatchTokens
+	maxWait   time.Duration // Config.MaxQueueWait
+	margin    time.Duration // deadlineMargin (0 in unit tests of judge)
+	lanes     int           // the pool's size
 	metrics   *metrics
 
 	rate float64 // real tokens per second of one lane (moving average of full batches); 0: not measured yet
@@ -43,6 +45,21 @@ const (
 
 // admissionHeadroom is how many times the measured time admission plans for.
 const admissionHeadroom = 1.5
+
+// deadlineMargin is kept free before every deadline admission plans
+// against: the answer still has to travel back through NATS and the bridge,
+// whose own timer runs from before the processor's, so a request planned to
+// finish in the deadline's last milliseconds would reach its caller as a
+// 504 after all.
+const deadlineMargin = 300 * time.Millisecond
+
+// due is deadline d less the margin; zero stays zero.
+func (a *admission) due(d time.Time) time.Time {
+	if d.IsZero() {
+		return d
+	}
+	return d.Add(-a.margin)
+}
 
 // load is the admission state for contracts.LoadReport; running is the
 // tokens in running batches.
@@ -213,8 +230,12 @@ func (a *admission) wouldMiss(q *queue, running int, r *request, now time.Time) 
 	for _, o := range q.reqs[:q.position(r)] {
 		ahead += o.pendingTokens
 	}
-	if need := dur(ahead + own); !r.deadline.IsZero() && now.Add(need).After(r.deadline) {
-		left := r.deadline.Sub(now)
+	if wait := dur(ahead); a.maxWait > 0 && wait > a.maxWait {
+		return fmt.Sprintf("the processor would start on it in about %v (%d tokens queued, %d running), more than its longest queue wait of %v",
+			wait.Round(time.Millisecond), q.tokens, running, a.maxWait), wait - a.maxWait
+	}
+	if need := dur(ahead + own); !r.deadline.IsZero() && now.Add(need).After(a.due(r.deadline)) {
+		left := a.due(r.deadline).Sub(now)
 		return fmt.Sprintf("the processor would need about %v to answer (%d tokens queued, %d running), more than the %v left before the request's deadline",
 			need.Round(time.Millisecond), q.tokens, running, left.Round(time.Millisecond)), need - max(left, 0)
 	}
@@ -226,7 +247,8 @@ func (a *admission) wouldMiss(q *queue, running int, r *request, now time.Time) 
 		}
 		// Only protect a request that would make it now: one already late
 		// must not block every admission until it expires.
-		if fits := !now.Add(dur(ahead)).After(o.deadline); fits && now.Add(dur(ahead+own)).After(o.deadline) {
+		due := a.due(o.deadline)
+		if fits := !now.Add(dur(ahead)).After(due); fits && now.Add(dur(ahead+own)).After(due) {
 			return fmt.Sprintf("admitting it would make a request already queued miss its deadline (%d tokens queued, %d running)",
 				q.tokens, running), dur(ahead)
 		}

@@ -51,6 +51,8 @@ const (
 	// DefaultMaxQueuedTokens bounds the tokens waiting for a lane: about
 	// half a minute of work for two cores on short texts.
 	DefaultMaxQueuedTokens = 1 << 17
+	// DefaultMaxQueueWait is Config.MaxQueueWait's default.
+	DefaultMaxQueueWait = 2 * time.Second
 )
 
 // Config configures New. Model is required.
@@ -66,6 +68,14 @@ type Config struct {
 	// would go over it is refused with code overloaded, unless the queue is
 	// empty. Default DefaultMaxQueuedTokens.
 	MaxQueuedTokens int
+	// MaxQueueWait bounds how long an admitted request waits for the work
+	// ahead of it (at the measured speed, with admission's headroom): one
+	// that would wait longer is refused with code overloaded. A deeper
+	// queue adds latency, not throughput, and under a flood it fills with
+	// the work of whoever sent first; like TEI's fixed concurrency limit,
+	// it keeps every admitted request's wait short. 0: no bound (the
+	// processor's setting defaults to DefaultMaxQueueWait).
+	MaxQueueWait time.Duration
 	// MaxWait is how long a lane may wait for more texts before running a
 	// batch that is not full; 0 (the default) runs what is queued at once.
 	MaxWait time.Duration
@@ -107,7 +117,7 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Pool == nil {
 		cfg.Pool = NewPool(0)
 	}
-	if cfg.MaxBatchTokens < 0 || cfg.MaxQueuedTokens < 0 || cfg.MaxWait < 0 {
+	if cfg.MaxBatchTokens < 0 || cfg.MaxQueuedTokens < 0 || cfg.MaxWait < 0 || cfg.MaxQueueWait < 0 {
 		return nil, fmt.Errorf("scheduler: MaxBatchTokens %d, MaxQueuedTokens %d, MaxWait %v: want positive values (0: default)",
 			cfg.MaxBatchTokens, cfg.MaxQueuedTokens, cfg.MaxWait)
 	}
@@ -137,7 +147,7 @@ func New(cfg Config) (*Scheduler, error) {
 		}
 		s.metrics = m
 	}
-	s.adm = admission{maxQueued: cfg.MaxQueuedTokens, maxBatch: cfg.MaxBatchTokens, lanes: cfg.Pool.Size(), metrics: s.metrics}
+	s.adm = admission{maxQueued: cfg.MaxQueuedTokens, maxBatch: cfg.MaxBatchTokens, maxWait: cfg.MaxQueueWait, margin: deadlineMargin, lanes: cfg.Pool.Size(), metrics: s.metrics}
 	ctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
 	go s.dispatch(ctx)

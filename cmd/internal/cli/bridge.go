@@ -29,7 +29,11 @@ type Bridge struct {
 	AckTimeout, Heartbeat time.Duration
 	MaxAttempts           int
 
-	APIKeysFile    string
+	APIKeysFile string
+	// Auth is SIMMATCH_AUTH: "none" lets the bridge listen beyond loopback
+	// without API keys or OIDC (said again in the log at start); "" is the
+	// default, which refuses to.
+	Auth string
 	PublicPaths    string
 	RateLimit      float64
 	RateBurst      int
@@ -42,6 +46,9 @@ type Bridge struct {
 	OIDC OIDC
 	// CatalogWriteTimeout bounds a catalog upsert, which embeds every description.
 	CatalogWriteTimeout time.Duration
+
+	// Flood configures the flood guard (bridge.FloodLimits).
+	Flood bridge.FloodLimits
 
 	// JobMaxQueries, JobMaxBodyBytes and JobChunkSize bound and split
 	// asynchronous jobs (POST /v1/jobs).
@@ -88,7 +95,9 @@ func splitList(s string) []string {
 
 // Bridge registers the bridge flags.
 func (f *Flags) Bridge(s *Bridge) {
-	f.String(&s.HTTPAddr, "http-addr", "SIMMATCH_HTTP_ADDR", ":8000", "HTTP listen address")
+	f.String(&s.HTTPAddr, "http-addr", "SIMMATCH_HTTP_ADDR", "127.0.0.1:8000",
+		"HTTP listen address; beyond loopback (e.g. :8000) it needs API keys or OIDC, or SIMMATCH_AUTH=none")
+	f.String(&s.Auth, "auth", "SIMMATCH_AUTH", "", "none: allow listening beyond loopback without API keys or OIDC (the API is then open to anyone who reaches it)")
 	f.Duration(&s.RequestTimeout, "request-timeout", "SIMMATCH_REQUEST_TIMEOUT", 10*time.Second, "how long /predict waits for a processor")
 	f.Duration(&s.AckTimeout, "ack-timeout", "SIMMATCH_ACK_TIMEOUT", contracts.DefaultAckTimeout, "how long the bridge waits for a processor to acknowledge a request before sending it to another")
 	f.Duration(&s.Heartbeat, "heartbeat", "SIMMATCH_HEARTBEAT", contracts.DefaultHeartbeat,
@@ -116,6 +125,12 @@ func (f *Flags) Bridge(s *Bridge) {
 	f.Duration(&s.OIDC.ClockSkew, "oidc-clock-skew", "SIMMATCH_OIDC_CLOCK_SKEW", security.DefaultOIDCClockSkew, "how far exp, nbf and iat may be off (at most 5m)")
 	f.Duration(&s.OIDC.Refresh, "oidc-jwks-refresh", "SIMMATCH_OIDC_JWKS_REFRESH", security.DefaultJWKSRefreshInterval, "how often the IdP's keys are fetched again")
 	f.Duration(&s.OIDC.MinRefetch, "oidc-jwks-min-refetch", "SIMMATCH_OIDC_JWKS_MIN_REFETCH", security.DefaultJWKSMinRefetch, "least time between two fetches of the keys (a token with an unknown kid triggers one)")
+	f.Int(&s.Flood.MaxConcurrent, "max-concurrent-requests", "SIMMATCH_MAX_CONCURRENT_REQUESTS", bridge.DefaultMaxConcurrent,
+		"requests the bridge works on at once; one more is answered 429 before its body is read")
+	f.Duration(&s.Flood.PenaltyWindow, "flood-penalty-window", "SIMMATCH_FLOOD_PENALTY_WINDOW", bridge.DefaultPenaltyWindow,
+		"a client (connection) that resends while refused has its refusals held back (tarpit) and is refused for this long after its last early resend; 0: off")
+	f.Int(&s.Flood.PenaltyConcurrency, "flood-penalty-concurrency", "SIMMATCH_FLOOD_PENALTY_CONCURRENCY", 0,
+		"requests in flight, bridge-wide, from clients in bad standing; 0: none")
 	f.Int(&s.JobMaxQueries, "job-max-queries", "SIMMATCH_JOB_MAX_QUERIES", contracts.DefaultJobMaxQueries, "most queries one asynchronous job (POST /v1/jobs) may hold")
 	f.Int(&s.JobMaxBodyBytes, "job-max-body-bytes", "SIMMATCH_JOB_MAX_BODY_BYTES", contracts.DefaultJobLimits.MaxBodyBytes, "largest POST /v1/jobs body, in bytes")
 	f.Int(&s.JobChunkSize, "job-chunk-size", "SIMMATCH_JOB_CHUNK_SIZE", contracts.DefaultJobChunkSize, "queries per job chunk: the unit processors pull, retry and store")
@@ -135,6 +150,8 @@ type BridgeSecurity struct {
 	publicPaths []string
 	rateLimit   bridge.RateLimit
 	tls         *tls.Config // nil: plain HTTP
+	// open: neither API keys nor OIDC; authNone: SIMMATCH_AUTH=none.
+	open, authNone bool
 }
 
 // Security loads the API keys and TLS files of s and keeps them current
@@ -144,7 +161,14 @@ func (s Bridge) Security(ctx context.Context, logger *slog.Logger) (*BridgeSecur
 	if s.RateLimit < 0 || s.RateBurst < 0 {
 		return nil, fmt.Errorf("SIMMATCH_RATE_LIMIT and SIMMATCH_RATE_BURST must not be negative, got %g and %d", s.RateLimit, s.RateBurst)
 	}
-	sec := &BridgeSecurity{rateLimit: bridge.RateLimit{Rate: s.RateLimit, Burst: s.RateBurst}, publicPaths: []string{}}
+	if s.Auth != "" && s.Auth != "none" {
+		return nil, fmt.Errorf("SIMMATCH_AUTH=%q: want none or nothing", s.Auth)
+	}
+	sec := &BridgeSecurity{rateLimit: bridge.RateLimit{Rate: s.RateLimit, Burst: s.RateBurst}, publicPaths: []string{},
+		open: s.APIKeysFile == "" && s.OIDC.Issuer == "", authNone: s.Auth == "none"}
+	if sec.authNone {
+		logger.Warn("SIMMATCH_AUTH=none: the bridge may listen beyond loopback without API keys or OIDC")
+	}
 	if s.PublicPaths != "none" {
 		for p := range strings.SplitSeq(s.PublicPaths, ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -216,7 +240,7 @@ func (s Bridge) Config(sec *BridgeSecurity, nc *nats.Conn, lim contracts.Limits,
 	cfg := bridge.Config{NATS: nc, Limits: lim, RequestTimeout: s.RequestTimeout, CatalogWriteTimeout: s.CatalogWriteTimeout, Logger: logger,
 		AckTimeout: s.AckTimeout, Heartbeat: s.Heartbeat, MaxAttempts: s.MaxAttempts,
 		JobLimits: s.JobLimits(lim), JobChunkSize: s.JobChunkSize,
-		Keys: sec.keys, OIDC: sec.oidc, PublicPaths: sec.publicPaths, RateLimit: sec.rateLimit}
+		Keys: sec.keys, OIDC: sec.oidc, PublicPaths: sec.publicPaths, RateLimit: sec.rateLimit, Flood: s.Flood}
 	if reg != nil { // a nil *Registry in the interfaces would not be nil
 		cfg.Metrics, cfg.Gatherer = reg, reg
 	}
@@ -225,13 +249,34 @@ func (s Bridge) Config(sec *BridgeSecurity, nc *nats.Conn, lim contracts.Limits,
 
 // Listen listens on addr, with TLS when it is configured, and returns the
 // listener and the base URL it serves.
+// Without API keys or OIDC, it refuses an address beyond loopback unless
+// SIMMATCH_AUTH=none says so.
 func (sec *BridgeSecurity) Listen(addr string) (net.Listener, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("listen on %s (set SIMMATCH_HTTP_ADDR to use another address): %w", addr, err)
 	}
+	if err := CheckExposure(ln.Addr(), sec.open, sec.authNone); err != nil {
+		ln.Close()
+		return nil, "", err
+	}
 	if sec.tls == nil {
 		return ln, "http://" + ln.Addr().String(), nil
 	}
 	return tls.NewListener(ln, sec.tls), "https://" + ln.Addr().String(), nil
+}
+
+// CheckExposure refuses a listener at addr beyond loopback when the API is
+// open (no API keys, no OIDC), unless authNone (SIMMATCH_AUTH=none).
+func CheckExposure(addr net.Addr, open, authNone bool) error {
+	if !open || authNone {
+		return nil
+	}
+	tcp, ok := addr.(*net.TCPAddr)
+	if ok && tcp.IP.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("refusing to serve the API on %s without authentication: it is reachable beyond this machine; "+
+		"set SIMMATCH_API_KEYS_FILE (or OIDC), listen on loopback (SIMMATCH_HTTP_ADDR=127.0.0.1:8000), "+
+		"or set SIMMATCH_AUTH=none to serve it open on purpose", addr)
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"io"
+	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +106,13 @@ func TestRedactURLs(t *testing.T) {
 		{"nats://alice:s3cret@nats:4222", "nats://REDACTED@nats:4222"},
 		{"nats://t0ken@a:4222,nats://b:4222", "nats://REDACTED@a:4222,nats://b:4222"},
 		{"nats://us%zzer:pw@host", "(unparsable URL redacted)"},
+		{"alice:s3cret@nats:4222", "REDACTED@nats:4222"},
+		{"t0ken@nats:4222", "REDACTED@nats:4222"},
+		{"nats:4222", "nats:4222"},
+		{"tls://alice:s3cret@nats:4222", "tls://REDACTED@nats:4222"},
+		{"ws://alice:s3cret@nats:8080/path", "ws://REDACTED@nats:8080/path"},
+		{"nats://a:4222, alice:s3cret@b:4222", "nats://a:4222,REDACTED@b:4222"},
+		{"al@ice:s3cret@nats:4222", "REDACTED@nats:4222"},
 	}
 	for _, tt := range tests {
 		if got := RedactURLs(tt.in); got != tt.want {
@@ -163,5 +172,70 @@ func TestExplicit(t *testing.T) {
 		if got := f.Explicit(name); got != want {
 			t.Errorf("Explicit(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// TestCheckExposure: without API keys or OIDC, the bridge and the
+// all-in-one (both listen through BridgeSecurity.Listen) refuse an address
+// beyond loopback unless SIMMATCH_AUTH=none.
+func TestCheckExposure(t *testing.T) {
+	loop := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8000}
+	any4 := &net.TCPAddr{IP: net.IPv4zero, Port: 8000}
+	any6 := &net.TCPAddr{IP: net.IPv6zero, Port: 8000}
+	lan := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 5), Port: 8000}
+	tests := []struct {
+		addr           net.Addr
+		open, authNone bool
+		wantErr        bool
+	}{
+		{loop, true, false, false},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 8000}, true, false, false},
+		{any4, true, false, true},
+		{any6, true, false, true},
+		{lan, true, false, true},
+		{any4, true, true, false},
+		{any4, false, false, false}, // API keys or OIDC
+	}
+	for _, tt := range tests {
+		err := CheckExposure(tt.addr, tt.open, tt.authNone)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("CheckExposure(%v, open %t, SIMMATCH_AUTH=none %t) = %v, want error %t", tt.addr, tt.open, tt.authNone, err, tt.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), "SIMMATCH_AUTH=none") {
+			t.Errorf("the error does not say how to allow it: %v", err)
+		}
+	}
+}
+
+// TestListenRefusesOpenAPIBeyondLoopback: Security + Listen, the path of
+// the bridge and the all-in-one, on 0.0.0.0 without keys.
+func TestListenRefusesOpenAPIBeyondLoopback(t *testing.T) {
+	ctx := t.Context()
+	logger := slog.New(slog.DiscardHandler)
+	for _, auth := range []string{"", "none"} {
+		sec, err := Bridge{Auth: auth, PublicPaths: "none"}.Security(ctx, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, _, err := sec.Listen("0.0.0.0:0")
+		if auth == "" && err == nil {
+			ln.Close()
+			t.Errorf("0.0.0.0 without keys nor SIMMATCH_AUTH=none: listening, want a refusal")
+		}
+		if auth == "none" {
+			if err != nil {
+				t.Errorf("SIMMATCH_AUTH=none: %v", err)
+			} else {
+				ln.Close()
+			}
+		}
+		if ln, _, err := sec.Listen("127.0.0.1:0"); err != nil {
+			t.Errorf("loopback (SIMMATCH_AUTH=%q): %v", auth, err)
+		} else {
+			ln.Close()
+		}
+	}
+	if _, err := (Bridge{Auth: "nope"}).Security(ctx, logger); err == nil {
+		t.Errorf("SIMMATCH_AUTH=nope accepted")
 	}
 }

@@ -137,7 +137,16 @@ func NATSLogHandlers(logger *slog.Logger) nats.Option {
 func RedactURLs(urls string) string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
+		p = strings.TrimSpace(p)
+		if !strings.Contains(p, "://") {
+			// host:port or user:password@host:port: url.Parse would read
+			// "user" as a scheme and the rest as opaque.
+			if at := strings.LastIndexByte(p, '@'); at >= 0 {
+				parts[i] = "REDACTED@" + p[at+1:]
+			}
+			continue
+		}
+		u, err := url.Parse(p)
 		switch {
 		case err != nil && strings.Contains(p, "@"):
 			parts[i] = "(unparsable URL redacted)"
