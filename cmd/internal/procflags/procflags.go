@@ -37,7 +37,7 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.Int(&s.MaxQueuedTokens, "max-queued-tokens", "SIMMATCH_MAX_QUEUED_TOKENS", scheduler.DefaultMaxQueuedTokens,
 		"tokens that may wait for a lane; a request beyond is answered 'overloaded' (429)")
 	f.Duration(&s.MaxQueueWait, "max-queue-wait", "SIMMATCH_MAX_QUEUE_WAIT", scheduler.DefaultMaxQueueWait,
-		"longest wait for the work ahead that admission accepts (at the measured speed); a request that would wait longer is answered 'overloaded' (429)")
+		"longest wait for the work ahead that admission accepts (at the measured speed); a request that would wait longer is answered 'overloaded' (429); 0: only the request's deadline bounds it")
 	f.Duration(&s.BatchWait, "batch-wait", "SIMMATCH_BATCH_WAIT", 0,
 		"how long a batch that is not full may wait for more texts; 0: run at once")
 	f.String(&s.QueueGroup, "queue-group", "SIMMATCH_QUEUE_GROUP", contracts.DefaultQueueGroup, "NATS queue group the processors share")
