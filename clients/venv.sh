@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Prints the path of a Python with the pinned client SDKs of clients/requirements.txt,
-# making the venv first if needed. The venv is cached under $SIMMATCH_CACHE (default
-# ~/.cache/simmatch), named by the requirements' hash, so a change of pins makes a new one.
+# Prints the path of a Python with the pinned packages of a requirements file (the
+# argument; default clients/requirements.txt, the client SDKs), making the venv first if
+# needed. The venv is cached under $SIMMATCH_CACHE (default ~/.cache/simmatch), named by
+# the requirements' hash, so a change of pins makes a new one.
 # It reaches only the Python package index, through pip, with every file checked by hash.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-req=$here/requirements.txt
+req=$(realpath "${1:-$here/requirements.txt}")
 cache=${SIMMATCH_CACHE:-$HOME/.cache/simmatch}
 sum=$(sha256sum "$req" | cut -c1-12)
 venv=$cache/clients-venv-$sum
