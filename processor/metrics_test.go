@@ -207,6 +207,10 @@ func TestMetricsCountWorkerErrors(t *testing.T) {
 	if err := <-bigDone; err != nil {
 		t.Fatal(err)
 	}
+	// The reply goes out before the request leaves the in-flight gauge.
+	waitFor(t, 10*time.Second, "no request in flight", func() bool {
+		return testenv.MetricValue(t, testenv.Gather(t, reg), "simmatch_processor_in_flight", nil) == 0
+	})
 
 	fams := testenv.Gather(t, reg)
 	subject := func(outcome string) map[string]string {
