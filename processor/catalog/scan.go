@@ -326,7 +326,7 @@ func (x *Index) scanF32Rows(quads [][4]*f32Probe, nfast int, rest []*probe, marg
 	for b := lo; b < hi; b += f32Block {
 		e := min(b+f32Block, hi)
 		for r := b; r < e; r++ {
-			rinv[r-b] = 0 // scored exactly
+			rinv[r-b] = math.NaN() // scored exactly
 			if rn := x.norms[r]; f32Norm(rn) {
 				rinv[r-b] = 1 / rn
 			}
@@ -345,22 +345,33 @@ func (x *Index) scanF32Rows(quads [][4]*f32Probe, nfast int, rest []*probe, marg
 
 // collectF32 adds rows [b, e) to c, their estimates at dots[4*(r-b)]: a
 // row whose estimate is within margin of the threshold, or whose norm is
-// out of f32Norm's range, is scored exactly.
+// out of f32Norm's range (rinv NaN), is scored exactly. The loop rejects
+// first, in one comparison, the estimates below both the threshold minus
+// the margin and the collector's cut: most rows of a pass.
 func (x *Index) collectF32(p *f32Probe, c *estCollector, dots []float32, rinv []float64, margin float64, b, e int) {
 	d := x.dims
 	needMeta := len(p.filter) > 0 || c.groups != nil || len(c.spec.facets) > 0
 	exact := func(r int) float64 { return vecmath.Cosine(p.vec, x.matrix[r*d:(r+1)*d:(r+1)*d], p.qn, x.norms[r]) }
-	for r := b; r < e; r++ {
-		i := r - b
-		var s float64
-		known := rinv[i] == 0
+	tlim := math.Inf(-1)
+	if t := p.threshold; t != nil {
+		tlim = *t - margin
+	}
+	lim := max(c.cut, tlim)
+	qinv := p.qinv
+	rinv = rinv[:e-b]
+	dots = dots[:4*len(rinv)-3] // e > b; dots starts at this probe's column
+	for i, ri := range rinv {
+		s := float64(dots[4*i]) * qinv * ri
+		if s < lim { // false for NaN
+			continue
+		}
+		r := b + i
+		known := ri != ri
 		if known {
 			s = exact(r)
-		} else {
-			s = float64(dots[4*i]) * p.qinv * rinv[i]
-		}
-		if s < c.cut {
-			continue
+			if s < c.cut {
+				continue
+			}
 		}
 		var meta map[string]string
 		if needMeta {
@@ -382,6 +393,7 @@ func (x *Index) collectF32(p *f32Probe, c *estCollector, dots []float32, rinv []
 			}
 		}
 		c.add(cand{row: r, score: s}, meta)
+		lim = max(c.cut, tlim)
 	}
 }
 

@@ -48,6 +48,14 @@ func TestF32PassMatchesExact(t *testing.T) {
 		for i := 0; i < 1500; i += 7 { // holes filled by swap-remove
 			x.Delete(uint64(50000+i), fmt.Sprint(i))
 		}
+		// Rows out of f32Norm's range (scored exactly): zero, tiny, huge.
+		for i, scale := range []float32{0, 1e-12, 1e16, 1e-40} {
+			v := make([]float32, dims)
+			for j := range v {
+				v[j] = float32(rng.NormFloat64()) * scale
+			}
+			x.Upsert(uint64(60000+i), contracts.Product{ID: fmt.Sprint("odd", i), Metadata: map[string]string{"m": "1", "color": "red"}}, v)
+		}
 		for _, nq := range []int{4, 16, 128} {
 			qs := make([]*Query, nq)
 			for i := range qs {
@@ -60,6 +68,14 @@ func TestF32PassMatchesExact(t *testing.T) {
 				default:
 					for j := range q {
 						q[j] = float32(rng.NormFloat64())
+					}
+				}
+				switch i {
+				case 7: // a zero query: scored exactly beside the others
+					clear(q)
+				case 11: // a tiny one
+					for j := range q {
+						q[j] *= 1e-20
 					}
 				}
 				o := contracts.SearchOptions{Count: true, Facets: []string{"color"}}
