@@ -164,7 +164,9 @@ func TestDotF32x4RowsPanics(t *testing.T) {
 }
 
 // BenchmarkDotF32x4Rows is 4 and 8 queries against 4096 rows of 384 dims
-// (6 MiB: from L2/L3, as a catalog pass reads a block), in GFLOP/s (2 flops
+// (6 MiB: from L3 or memory, as a pass first reads a block) and against a
+// 192-row block 21 times (from L2, as a pass's other quads of probes read
+// it), in GFLOP/s (2 flops
 // a multiply-add), beside Dot on the same work and the register-only FMA
 // peak of one core.
 func BenchmarkDotF32x4Rows(b *testing.B) {
@@ -193,6 +195,18 @@ func BenchmarkDotF32x4Rows(b *testing.B) {
 				}
 			}
 			gflops(b, nq)
+		})
+		// A catalog pass's block: 192 rows (288 KiB), L2-resident.
+		b.Run("kernel-block192/q="+itoa(nq), func(b *testing.B) {
+			const block = 192
+			for b.Loop() {
+				for range rows / block {
+					for j := 0; j < nq; j += 4 {
+						DotF32x4Rows(dst[:4*block], [4][]float32{qs[j], qs[j+1], qs[j+2], qs[j+3]}, m[:block*d])
+					}
+				}
+			}
+			b.ReportMetric(2*float64(nq)*float64(rows/block*block)*d*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 		b.Run("generic/q="+itoa(nq), func(b *testing.B) {
 			for b.Loop() {
