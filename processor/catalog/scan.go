@@ -213,6 +213,10 @@ func (x *Index) scan(probes []*probe, w, lo, hi int) {
 // it out of reach to measure the exact pass.
 var F32Probes = 4
 
+// f32Generic lets the float32 pass run where DotF32x4Rows has no kernel
+// (vecmath.F32x4Fast), which is slower than the exact pass: tests only.
+var f32Generic = false
+
 // f32Margin bounds |estimate - exact cosine| for dims-dimensional rows,
 // relative to the cosine (the products of unit vectors): the float32 dot
 // product is within gamma_n(2^-24) * sum|q_i r_i| <= gamma_n(2^-24) |q||r|
@@ -247,7 +251,7 @@ type f32Probe struct {
 // only when a float32 index's pass has at least F32Probes of them) and the
 // others (a zero or oddly scaled query), which are scored exactly.
 func (x *Index) f32Split(probes []*probe) (fast []*f32Probe, rest []*probe) {
-	if x.Int8() || len(probes) < max(F32Probes, 1) {
+	if x.Int8() || len(probes) < max(F32Probes, 1) || !(vecmath.F32x4Fast(x.dims) || f32Generic) {
 		return nil, nil
 	}
 	for _, p := range probes {

@@ -42,6 +42,8 @@ func nearTieIndex(rng *rand.Rand, n, dims int) (*Index, [][]float32) {
 // sizes, under thresholds (one exactly equal to a product's score),
 // filters, exact ties and near ties at the k-th place.
 func TestF32PassMatchesExact(t *testing.T) {
+	f32Generic = true
+	defer func() { f32Generic = false }()
 	for _, dims := range []int{64, 20} { // 20: the Go fallback's sums
 		rng := rand.New(rand.NewPCG(21, uint64(dims)))
 		x, bases := nearTieIndex(rng, 6000, dims)

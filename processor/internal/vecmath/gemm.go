@@ -37,12 +37,17 @@ func DotF32x4Rows(dst []float32, q [4][]float32, m []float32) {
 	if rows == 0 {
 		return
 	}
-	if useAVX2 && d > 0 && d%8 == 0 {
+	if F32x4Fast(d) {
 		dotF32x4RowsAVX2(&dst[0], &q[0][0], &q[1][0], &q[2][0], &q[3][0], &m[0], d, rows)
 		return
 	}
 	dotF32x4RowsGeneric(dst, q, m)
 }
+
+// F32x4Fast reports whether DotF32x4Rows runs its assembly kernel for
+// queries of d floats (amd64 with AVX2 and FMA, d a positive multiple of
+// 8); the Go code is far slower than Dot.
+func F32x4Fast(d int) bool { return useAVX2 && d > 0 && d%8 == 0 }
 
 func dotF32x4RowsGeneric(dst []float32, q [4][]float32, m []float32) {
 	d := len(q[0])
