@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"math"
 	"slices"
 	"time"
 
@@ -132,7 +133,8 @@ func readAll(m []float32, w int) float32 {
 // BenchmarkSharedPass compares, in one run on the same matrix, 16 clients
 // that each search top-10 in a loop, with each search scanning on its own
 // (solo) and with concurrent searches sharing passes (shared, the
-// default). It reports requests/s.
+// default; shared-exact: without the float32 kernel, F32Probes out of
+// reach). It reports requests/s.
 func BenchmarkSharedPass(b *testing.B) {
 	const dims, clients = 384, 16
 	n := benchRows(b)
@@ -153,14 +155,14 @@ func BenchmarkSharedPass(b *testing.B) {
 			qs[i][j] = float32(rng.NormFloat64())
 		}
 	}
-	for _, solo := range []bool{true, false} {
-		name := "shared"
-		if solo {
-			name = "solo"
-		}
+	for _, name := range []string{"solo", "shared", "shared-exact"} {
 		b.Run(fmt.Sprintf("%s/rows=%d/clients=%d", name, n, clients), func(b *testing.B) {
-			x.solo = solo
-			defer func() { x.solo = false }()
+			x.solo = name == "solo"
+			old := F32Probes
+			if name == "shared-exact" {
+				F32Probes = math.MaxInt
+			}
+			defer func() { x.solo, F32Probes = false, old }()
 			passes := x.passes.Load()
 			for b.Loop() {
 				var wg sync.WaitGroup

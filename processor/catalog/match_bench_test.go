@@ -33,10 +33,13 @@ func matchBenchRows(b *testing.B) int {
 // a processor works through a dedupe job: chunks of 512 source rows, each
 // answered in passes of MatchPass queries over the whole matrix (every
 // core), max_neighbors 50, threshold 0.9. It reports the wall time of the
-// whole dedupe, its GFLOP/s (2 N N dims / time) beside the peak measured in
-// the same run (vecmath.Dot over L1-resident vectors on every core), the
-// fraction of that peak, and the memory (the matrix, and the process's
-// peak RSS). The sub-benchmarks vary MatchPass.
+// whole dedupe, its GFLOP/s (2 N N dims / time) beside the float32 FMA
+// peak measured in the same run (vecmath.PeakGFLOPS: register-only FMAs on
+// every core), the fraction of that peak, and the memory (the matrix, and
+// the process's peak RSS). The sub-benchmarks vary MatchPass, with the
+// float32 kernel (pass=...) and with the exact per-probe pass
+// (exact/pass=..., F32Probes out of reach); the log line also gives
+// vecmath.Dot's own peak (L1-resident vectors, every core).
 func BenchmarkDedupe(b *testing.B) {
 	const dims = 384
 	n := matchBenchRows(b)
@@ -57,15 +60,22 @@ func BenchmarkDedupe(b *testing.B) {
 		ids[i] = strconv.Itoa(i)
 		x.Upsert(uint64(i+1), contracts.Product{ID: ids[i]}, vec)
 	}
-	peak := dotPeak(dims)
-	b.Logf("N=%d dims=%d GOMAXPROCS=%d; measured peak (vecmath.Dot, L1-resident, every core): %.1f GFLOP/s; matrix %.0f MiB",
-		n, dims, runtime.GOMAXPROCS(0), peak, float64(x.MatrixBytes())/(1<<20))
+	peak := vecmath.PeakGFLOPS(runtime.GOMAXPROCS(0), time.Second)
+	b.Logf("N=%d dims=%d GOMAXPROCS=%d; measured float32 FMA peak (register-only, every core): %.1f GFLOP/s; vecmath.Dot peak (L1-resident, every core): %.1f GFLOP/s; matrix %.0f MiB",
+		n, dims, runtime.GOMAXPROCS(0), peak, dotPeak(dims), float64(x.MatrixBytes())/(1<<20))
 	th := 0.9
-	for _, pass := range []int{32, 128, 512} {
-		b.Run("pass="+strconv.Itoa(pass), func(b *testing.B) {
-			old := MatchPass
-			MatchPass = pass
-			defer func() { MatchPass = old }()
+	for _, c := range []struct {
+		name  string
+		pass  int
+		exact bool
+	}{{"pass=32", 32, false}, {"pass=128", 128, false}, {"pass=512", 512, false}, {"exact/pass=128", 128, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			old, oldF32 := MatchPass, F32Probes
+			MatchPass = c.pass
+			if c.exact {
+				F32Probes = math.MaxInt
+			}
+			defer func() { MatchPass, F32Probes = old, oldF32 }()
 			pairs := 0
 			b.ResetTimer()
 			for range b.N {

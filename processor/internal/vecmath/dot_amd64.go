@@ -24,3 +24,14 @@ func dotInt8AVX2(a, b []int8) int32
 //
 //go:noescape
 func dotInt8RowsAVX2(q, m []int8, dst []int32)
+
+// dotF32x4RowsAVX2 is DotF32x4Rows for d a positive multiple of 8: dst
+// holds 4*rows floats, m rows*d, each q d (dot_amd64.s).
+//
+//go:noescape
+func dotF32x4RowsAVX2(dst, q0, q1, q2, q3, m *float32, d, rows int)
+
+// fmaPeakAVX2 runs n iterations of 12 register-only 8-lane FMAs (dot_amd64.s).
+//
+//go:noescape
+func fmaPeakAVX2(n int)

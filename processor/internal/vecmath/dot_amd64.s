@@ -247,3 +247,177 @@ rcombine:
 rdone:
 	VZEROUPPER
 	RET
+
+// func dotF32x4RowsAVX2(dst, q0, q1, q2, q3, m *float32, d, rows int)
+// dst[4r+j] = the float32 dot product of qj with row r of m (d floats a
+// row, rows rows; d a positive multiple of 8). Register blocking: three
+// rows at a time, twelve accumulators Y(4a+j) for row a and query j; each
+// chunk of 8 floats of a row is loaded once for its four FMAs, and each
+// chunk of a query once for its three. Lane l of an accumulator sums, by
+// one VFMADD231PS a chunk, the products of the elements i = l mod 8, in
+// order; then the horizontal sum is ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7))
+// for the four queries of a row at once (three VHADDPS, one VADDPS). The
+// single-row loop does the same operations, so a row's results do not
+// depend on its position in the block.
+TEXT ·dotF32x4RowsAVX2(SB), NOSPLIT, $0-64
+	MOVQ dst+0(FP), DI
+	MOVQ q0+8(FP), R8
+	MOVQ q1+16(FP), R9
+	MOVQ q2+24(FP), R10
+	MOVQ q3+32(FP), R11
+	MOVQ m+40(FP), SI
+	MOVQ d+48(FP), DX
+	MOVQ rows+56(FP), CX
+	SHLQ $2, DX // the row stride in bytes
+	LEAQ (SI)(DX*1), R12
+	LEAQ (R12)(DX*1), R13
+
+f3rows:
+	CMPQ CX, $3
+	JL   f1rows
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	XORQ   BX, BX
+
+f3loop:
+	VMOVUPS     (SI)(BX*1), Y12
+	VMOVUPS     (R12)(BX*1), Y13
+	VMOVUPS     (R13)(BX*1), Y14
+	VMOVUPS     (R8)(BX*1), Y15
+	VFMADD231PS Y15, Y12, Y0
+	VFMADD231PS Y15, Y13, Y4
+	VFMADD231PS Y15, Y14, Y8
+	VMOVUPS     (R9)(BX*1), Y15
+	VFMADD231PS Y15, Y12, Y1
+	VFMADD231PS Y15, Y13, Y5
+	VFMADD231PS Y15, Y14, Y9
+	VMOVUPS     (R10)(BX*1), Y15
+	VFMADD231PS Y15, Y12, Y2
+	VFMADD231PS Y15, Y13, Y6
+	VFMADD231PS Y15, Y14, Y10
+	VMOVUPS     (R11)(BX*1), Y15
+	VFMADD231PS Y15, Y12, Y3
+	VFMADD231PS Y15, Y13, Y7
+	VFMADD231PS Y15, Y14, Y11
+	ADDQ        $32, BX
+	CMPQ        BX, DX
+	JL          f3loop
+
+	// Row 0: Y0..Y3 -> (DI).
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (DI)
+	// Row 1: Y4..Y7 -> 16(DI).
+	VHADDPS      Y5, Y4, Y4
+	VHADDPS      Y7, Y6, Y6
+	VHADDPS      Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS       X5, X4, X4
+	VMOVUPS      X4, 16(DI)
+	// Row 2: Y8..Y11 -> 32(DI).
+	VHADDPS      Y9, Y8, Y8
+	VHADDPS      Y11, Y10, Y10
+	VHADDPS      Y10, Y8, Y8
+	VEXTRACTF128 $1, Y8, X9
+	VADDPS       X9, X8, X8
+	VMOVUPS      X8, 32(DI)
+	ADDQ         $48, DI
+	LEAQ         (R13)(DX*1), SI
+	LEAQ         (SI)(DX*1), R12
+	LEAQ         (R12)(DX*1), R13
+	SUBQ         $3, CX
+	JMP          f3rows
+
+f1rows:
+	TESTQ CX, CX
+	JE    fdone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   BX, BX
+
+f1loop:
+	VMOVUPS     (SI)(BX*1), Y12
+	VMOVUPS     (R8)(BX*1), Y15
+	VFMADD231PS Y15, Y12, Y0
+	VMOVUPS     (R9)(BX*1), Y15
+	VFMADD231PS Y15, Y12, Y1
+	VMOVUPS     (R10)(BX*1), Y15
+	VFMADD231PS Y15, Y12, Y2
+	VMOVUPS     (R11)(BX*1), Y15
+	VFMADD231PS Y15, Y12, Y3
+	ADDQ        $32, BX
+	CMPQ        BX, DX
+	JL          f1loop
+
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVUPS      X0, (DI)
+	ADDQ         $16, DI
+	ADDQ         DX, SI
+	DECQ         CX
+	JMP          f1rows
+
+fdone:
+	VZEROUPPER
+	RET
+
+// func fmaPeakAVX2(n int)
+// n iterations of twelve independent VFMADD231PS (8 lanes each) on
+// registers only: the float32 FMA throughput of a core, 192 flops an
+// iteration, with no load in the way.
+TEXT ·fmaPeakAVX2(SB), NOSPLIT, $0-8
+	MOVQ n+0(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+
+ploop:
+	TESTQ CX, CX
+	JE    pdone
+	VFMADD231PS Y12, Y13, Y0
+	VFMADD231PS Y12, Y13, Y1
+	VFMADD231PS Y12, Y13, Y2
+	VFMADD231PS Y12, Y13, Y3
+	VFMADD231PS Y12, Y13, Y4
+	VFMADD231PS Y12, Y13, Y5
+	VFMADD231PS Y12, Y13, Y6
+	VFMADD231PS Y12, Y13, Y7
+	VFMADD231PS Y12, Y13, Y8
+	VFMADD231PS Y12, Y13, Y9
+	VFMADD231PS Y12, Y13, Y10
+	VFMADD231PS Y12, Y13, Y11
+	DECQ CX
+	JMP  ploop
+
+pdone:
+	VZEROUPPER
+	RET
