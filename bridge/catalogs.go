@@ -15,7 +15,8 @@ import (
 // predict): REST over the catalog operations of contracts.Client.
 func (s *Server) catalogReadRoutes(r chi.Router) {
 	r.Get("/v1/catalogs", s.listCatalogs)
-	r.Get("/v1/catalogs/{catalog}/products/{id}", productCall(s, s.client.GetProduct))
+	r.Get("/v1/catalogs/{catalog}/products/{id}", productCall(s, s.client.GetProduct,
+		func(resp *contracts.ProductResponse, name string) { resp.Catalog = name }))
 	r.Post("/v1/catalogs/{catalog}/search", s.searchCatalog)
 }
 
@@ -25,7 +26,8 @@ func (s *Server) catalogWriteRoutes(r chi.Router) {
 	r.Delete("/v1/catalogs/{catalog}", s.dropCatalog)
 	r.Post("/v1/catalogs/{catalog}/products", s.bulkUpsert)
 	r.Put("/v1/catalogs/{catalog}/products/{id}", s.putProduct)
-	r.Delete("/v1/catalogs/{catalog}/products/{id}", productCall(s, s.client.DeleteProduct))
+	r.Delete("/v1/catalogs/{catalog}/products/{id}", productCall(s, s.client.DeleteProduct,
+		func(resp *contracts.DeleteResponse, name string) { resp.Catalog = name }))
 }
 
 // pathParam is a path parameter, percent-decoded: chi matches on the raw
@@ -50,7 +52,7 @@ type productBody struct {
 }
 
 func (s *Server) putProduct(w http.ResponseWriter, r *http.Request) {
-	cat, id, ok := s.productPath(w, r)
+	t, cat, id, ok := s.productPath(w, r)
 	if !ok {
 		return
 	}
@@ -58,7 +60,7 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := &contracts.UpsertRequest{Catalog: cat, RequestID: bodyRequestID(w, r, body.RequestID),
+	req := &contracts.UpsertRequest{Catalog: t.qualify(cat), RequestID: bodyRequestID(w, r, body.RequestID),
 		Products: []contracts.Product{{ID: id, Description: body.Description, Metadata: body.Metadata}}}
 	if err := req.Validate(s.cfg.CatalogLimits, s.cfg.Limits); err != nil {
 		// One product: name its fields as the body does.
@@ -71,9 +73,7 @@ func (s *Server) putProduct(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &e)
 		return
 	}
-	relay(w, r, s.cfg.CatalogWriteTimeout, func(ctx context.Context) (*contracts.UpsertResponse, error) {
-		return s.client.UpsertProducts(ctx, req)
-	}, asIs, writeError)
+	s.relayUpsert(w, r, t, cat, req)
 }
 
 // bulkBody is the body of POST /v1/catalogs/{catalog}/products.
@@ -84,8 +84,20 @@ type bulkBody struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
+// relayUpsert sends req (on the caller's catalog cat) and answers.
+func (s *Server) relayUpsert(w http.ResponseWriter, r *http.Request, t tenancy, cat string, req *contracts.UpsertRequest) {
+	relay(w, r, s.cfg.CatalogWriteTimeout, func(ctx context.Context) (*contracts.UpsertResponse, error) {
+		resp, err := s.client.UpsertProducts(ctx, req)
+		if err != nil {
+			return nil, t.fixErr(err, cat)
+		}
+		resp.Catalog = cat
+		return resp, nil
+	}, asIs, writeError)
+}
+
 func (s *Server) bulkUpsert(w http.ResponseWriter, r *http.Request) {
-	cat, ok := s.catalogPath(w, r)
+	t, cat, ok := s.catalogPath(w, r)
 	if !ok {
 		return
 	}
@@ -93,51 +105,75 @@ func (s *Server) bulkUpsert(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req := &contracts.UpsertRequest{Catalog: cat, Products: body.Products, Model: body.Model, RequestID: bodyRequestID(w, r, body.RequestID)}
+	req := &contracts.UpsertRequest{Catalog: t.qualify(cat), Products: body.Products, Model: body.Model, RequestID: bodyRequestID(w, r, body.RequestID)}
 	if err := req.Validate(s.cfg.CatalogLimits, s.cfg.Limits); err != nil {
 		writeError(w, r, contracts.AsError(err))
 		return
 	}
-	relay(w, r, s.cfg.CatalogWriteTimeout, func(ctx context.Context) (*contracts.UpsertResponse, error) {
-		return s.client.UpsertProducts(ctx, req)
-	}, asIs, writeError)
+	s.relayUpsert(w, r, t, cat, req)
 }
 
 // productCall serves GET and DELETE of one product: both relay the path's
-// product to call.
-func productCall[Resp any](s *Server, call func(context.Context, *contracts.ProductRequest) (Resp, error)) http.HandlerFunc {
+// product to call; rename sets the reply's catalog to the caller's name.
+func productCall[Resp any](s *Server, call func(context.Context, *contracts.ProductRequest) (Resp, error), rename func(Resp, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		cat, id, ok := s.productPath(w, r)
+		t, cat, id, ok := s.productPath(w, r)
 		if !ok {
 			return
 		}
-		req := &contracts.ProductRequest{Catalog: cat, ID: id, RequestID: infoFrom(r.Context()).id}
+		req := &contracts.ProductRequest{Catalog: t.qualify(cat), ID: id, RequestID: infoFrom(r.Context()).id}
 		relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (Resp, error) {
-			return call(ctx, req)
+			resp, err := call(ctx, req)
+			if err != nil {
+				return resp, t.fixErr(err, cat)
+			}
+			rename(resp, cat)
+			return resp, nil
 		}, asIs, writeError)
 	}
 }
 
+// listCatalogs lists the caller's catalogs: a tenant's, unqualified; an
+// admin's (or with authentication off) every one, as stored.
 func (s *Server) listCatalogs(w http.ResponseWriter, r *http.Request) {
+	t := tenancyOf(r.Context())
 	req := &contracts.ListRequest{RequestID: infoFrom(r.Context()).id}
 	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.ListResponse, error) {
-		return s.client.ListCatalogs(ctx, req)
+		resp, err := s.client.ListCatalogs(ctx, req)
+		if err != nil || t.prefix == "" {
+			return resp, err
+		}
+		mine := make([]contracts.CatalogInfo, 0, len(resp.Catalogs))
+		for _, c := range resp.Catalogs {
+			if name, ok := t.unqualify(c.Name); ok {
+				c.Name = name
+				mine = append(mine, c)
+			}
+		}
+		// Sorted still: the names kept share one prefix.
+		resp.Catalogs = mine
+		return resp, nil
 	}, asIs, writeError)
 }
 
 func (s *Server) dropCatalog(w http.ResponseWriter, r *http.Request) {
-	cat, ok := s.catalogPath(w, r)
+	t, cat, ok := s.catalogPath(w, r)
 	if !ok {
 		return
 	}
-	req := &contracts.DropRequest{Catalog: cat, RequestID: infoFrom(r.Context()).id}
+	req := &contracts.DropRequest{Catalog: t.qualify(cat), RequestID: infoFrom(r.Context()).id}
 	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.DropResponse, error) {
-		return s.client.DropCatalog(ctx, req)
+		resp, err := s.client.DropCatalog(ctx, req)
+		if err != nil {
+			return nil, t.fixErr(err, cat)
+		}
+		resp.Catalog = cat
+		return resp, nil
 	}, asIs, writeError)
 }
 
 func (s *Server) searchCatalog(w http.ResponseWriter, r *http.Request) {
-	cat, ok := s.catalogPath(w, r)
+	t, cat, ok := s.catalogPath(w, r)
 	if !ok {
 		return
 	}
@@ -149,34 +185,36 @@ func (s *Server) searchCatalog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, contracts.FieldError("catalog", 0, "the body names catalog %q but the path names %q; omit it from the body", req.Catalog, cat))
 		return
 	}
-	req.Catalog = cat
+	req.Catalog = t.qualify(cat)
 	req.RequestID = bodyRequestID(w, r, req.RequestID)
 	if err := req.Validate(s.cfg.CatalogLimits, s.cfg.Limits); err != nil {
 		writeError(w, r, contracts.AsError(err))
 		return
 	}
 	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.SearchResponse, error) {
-		return s.client.SearchCatalog(ctx, req)
+		resp, err := s.client.SearchCatalog(ctx, req)
+		return resp, t.fixErr(err, cat)
 	}, asIs, writeError)
 }
 
-func (s *Server) catalogPath(w http.ResponseWriter, r *http.Request) (string, bool) {
+// catalogPath is the path's catalog as the caller named it (checked with
+// tenancy.check), and the caller's tenancy, which qualifies it.
+func (s *Server) catalogPath(w http.ResponseWriter, r *http.Request) (tenancy, string, bool) {
+	t := tenancyOf(r.Context())
 	cat, e := pathParam(r, "catalog")
 	if e == nil {
-		if err := contracts.ValidateCatalogName(cat); err != nil {
-			e = contracts.AsError(err)
-		}
+		e = t.check("catalog", cat)
 	}
 	if e != nil {
 		writeError(w, r, e)
-		return "", false
+		return t, "", false
 	}
-	return cat, true
+	return t, cat, true
 }
 
-func (s *Server) productPath(w http.ResponseWriter, r *http.Request) (cat, id string, ok bool) {
-	if cat, ok = s.catalogPath(w, r); !ok {
-		return "", "", false
+func (s *Server) productPath(w http.ResponseWriter, r *http.Request) (t tenancy, cat, id string, ok bool) {
+	if t, cat, ok = s.catalogPath(w, r); !ok {
+		return t, "", "", false
 	}
 	id, e := pathParam(r, "id")
 	if e == nil {
@@ -186,7 +224,7 @@ func (s *Server) productPath(w http.ResponseWriter, r *http.Request) (cat, id st
 	}
 	if e != nil {
 		writeError(w, r, e)
-		return "", "", false
+		return t, "", "", false
 	}
-	return cat, id, true
+	return t, cat, id, true
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -25,12 +26,29 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	t := tenancyOf(r.Context())
+	cats := jobCatalogs(req)
+	names := make([]string, len(cats))
+	for i, c := range cats {
+		if *c.name == "" {
+			continue // Validate says it is required
+		}
+		if e := t.check(c.field, *c.name); e != nil {
+			writeError(w, r, e)
+			return
+		}
+		names[i] = *c.name
+	}
 	if err := req.Validate(s.cfg.JobLimits); err != nil {
 		writeError(w, r, contracts.AsError(err))
 		return
 	}
+	for _, c := range cats {
+		*c.name = t.qualify(*c.name)
+	}
 	relay(w, r, 0, func(ctx context.Context) (*contracts.JobStatus, error) {
-		return s.jobs.Submit(ctx, req)
+		st, err := s.jobs.SubmitFor(ctx, t.owner(), req)
+		return st, t.fixErr(err, names...)
 	}, func(h http.Header, st *contracts.JobStatus) (int, any, *contracts.Error) {
 		h.Set("Location", "/v1/jobs/"+st.ID)
 		return http.StatusAccepted, st, nil
@@ -38,14 +56,29 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) jobStatus(w http.ResponseWriter, r *http.Request) {
-	relay(w, r, 0, func(ctx context.Context) (*contracts.JobStatus, error) {
-		return s.jobs.Status(ctx, chi.URLParam(r, "id"))
-	}, asIs, writeError)
+	s.jobCall(w, r, s.jobs.Status)
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	s.jobCall(w, r, s.jobs.Cancel)
+}
+
+// jobCall answers with call's status of the path's job, when the caller
+// may see it (jobAccess). A tenant reads a failed job's error with its own
+// catalog names.
+func (s *Server) jobCall(w http.ResponseWriter, r *http.Request, call func(context.Context, string) (*contracts.JobStatus, error)) {
+	id := chi.URLParam(r, "id")
 	relay(w, r, 0, func(ctx context.Context) (*contracts.JobStatus, error) {
-		return s.jobs.Cancel(ctx, chi.URLParam(r, "id"))
+		if err := s.jobAccess(ctx, id); err != nil {
+			return nil, err
+		}
+		st, err := call(ctx, id)
+		if err == nil {
+			if p := tenancyOf(r.Context()).prefix; p != "" {
+				st.Error = strings.ReplaceAll(st.Error, p, "")
+			}
+		}
+		return st, err
 	}, asIs, writeError)
 }
 
@@ -56,7 +89,12 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 func (s *Server) jobResults(w http.ResponseWriter, r *http.Request) {
 	var bw *bufio.Writer
 	var enc *json.Encoder
-	err := s.jobs.Lines(r.Context(), chi.URLParam(r, "id"), func(res any) error {
+	id := chi.URLParam(r, "id")
+	if err := s.jobAccess(r.Context(), id); err != nil {
+		writeError(w, r, contracts.AsError(err))
+		return
+	}
+	err := s.jobs.Lines(r.Context(), id, func(res any) error {
 		if bw == nil {
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			w.WriteHeader(http.StatusOK)

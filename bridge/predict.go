@@ -22,13 +22,22 @@ func (s *Server) predict(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	t, cat := tenancyOf(r.Context()), req.Catalog
+	if cat != "" {
+		if e := t.check("catalog", cat); e != nil {
+			writeError(w, r, e)
+			return
+		}
+	}
 	if err := req.Validate(s.cfg.Limits); err != nil {
 		writeError(w, r, contracts.AsError(err))
 		return
 	}
+	req.Catalog = t.qualify(cat)
 	req.RequestID = bodyRequestID(w, r, req.RequestID)
 	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.Response, error) {
-		return s.client.Match(ctx, req)
+		resp, err := s.client.Match(ctx, req)
+		return resp, t.fixErr(err, cat)
 	}, func(h http.Header, resp *contracts.Response) (int, any, *contracts.Error) {
 		if resp.RequestID == "" {
 			resp.RequestID = req.RequestID

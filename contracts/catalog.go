@@ -58,10 +58,57 @@ var DefaultCatalogLimits = CatalogLimits{
 // that sets none: a catalog may hold millions of products.
 const DefaultCatalogTopK = 10
 
-var catalogName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+var (
+	catalogName          = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	qualifiedCatalogName = regexp.MustCompile(`^(?:[A-Za-z0-9_=-]{1,64}=)?[A-Za-z0-9_-]{1,64}$`)
+)
 
-// ValidateCatalogName checks a catalog name: 1 to 64 letters, digits, '_' or '-'.
+// TenantSeparator ends the tenant part of a qualified catalog name
+// (QualifyCatalogName). '=' is valid in JetStream stream names, subject
+// tokens and key-value keys, and catalog names never hold it.
+const TenantSeparator = "="
+
+// QualifyCatalogName is the name under which tenant's catalog name is
+// stored: the tenant, its '.'s (which stream names and subjects reserve)
+// replaced by '=', then '=', then name. Tenants never hold '=' and catalog
+// names never hold '.' or '=', so the mapping is one to one: the last '='
+// ends the tenant (SplitCatalogName). Processors treat the result as any
+// other catalog name, so tenants stay apart without a lookup.
+func QualifyCatalogName(tenant, name string) string {
+	return TenantCatalogPrefix(tenant) + name
+}
+
+// TenantCatalogPrefix is what QualifyCatalogName puts before a tenant's
+// catalog names.
+func TenantCatalogPrefix(tenant string) string {
+	return strings.ReplaceAll(tenant, ".", TenantSeparator) + TenantSeparator
+}
+
+// SplitCatalogName undoes QualifyCatalogName: the tenant and the name, or
+// ok false for a name that is not qualified.
+func SplitCatalogName(qualified string) (tenant, name string, ok bool) {
+	i := strings.LastIndex(qualified, TenantSeparator)
+	if i < 0 {
+		return "", qualified, false
+	}
+	return strings.ReplaceAll(qualified[:i], TenantSeparator, "."), qualified[i+1:], true
+}
+
+// ValidateCatalogName checks a catalog name as processors take it: 1 to 64
+// letters, digits, '_' or '-', optionally qualified by a tenant
+// (QualifyCatalogName). Names from users are checked with
+// ValidateUserCatalogName.
 func ValidateCatalogName(name string) error {
+	if !qualifiedCatalogName.MatchString(name) {
+		return FieldError("catalog", 64, "%q is not a catalog name: want 1 to 64 letters, digits, '_' or '-', optionally after a tenant and '='", name)
+	}
+	return nil
+}
+
+// ValidateUserCatalogName checks a catalog name a tenant gives: 1 to 64
+// letters, digits, '_' or '-' (never a qualified name: the bridge qualifies
+// it).
+func ValidateUserCatalogName(name string) error {
 	if !catalogName.MatchString(name) {
 		return FieldError("catalog", 64, "%q is not a catalog name: want 1 to 64 letters, digits, '_' or '-'", name)
 	}

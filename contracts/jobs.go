@@ -108,7 +108,11 @@ type JobChunk struct {
 // JobMeta is a job's key-value entry: what processors need besides the
 // chunk, and the state set by cancellation or failure.
 type JobMeta struct {
-	ID                  string     `json:"id"`
+	ID string `json:"id"`
+	// Owner is the tenant that submitted the job, "" when authentication
+	// was off: the bridge tells other tenants (admins aside) that the job
+	// does not exist.
+	Owner               string     `json:"owner,omitempty"`
 	Kind                JobKind    `json:"kind,omitempty"` // "" is JobKindQuery
 	ProductDescriptions []string   `json:"product_descriptions,omitempty"`
 	Catalog             string     `json:"catalog,omitempty"`

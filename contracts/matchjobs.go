@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // JobKind is what a job computes.
@@ -126,9 +127,17 @@ func validateCatalogField(field, name string) error {
 		return FieldError(field, 0, "required: a catalog name")
 	}
 	if err := ValidateCatalogName(name); err != nil {
-		return FieldError(field, 64, "%q is not a catalog name: want 1 to 64 letters, digits, '_' or '-'", name)
+		return renameField(err, field)
 	}
 	return nil
+}
+
+// renameField is err (a FieldError of field "catalog") naming field instead.
+func renameField(err error, field string) error {
+	e := *AsError(err)
+	e.Message = field + strings.TrimPrefix(e.Message, e.Field)
+	e.Field = field
+	return &e
 }
 
 func validateThreshold(field string, t *float64) error {

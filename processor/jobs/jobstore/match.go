@@ -75,8 +75,8 @@ func (j *Jobs) checkCatalogs(ctx context.Context, req *contracts.JobRequest) err
 }
 
 // submitPlanned stores a match or dedupe job and queues its planning chunk.
-func (j *Jobs) submitPlanned(ctx context.Context, kv jetstream.KeyValue, st jetstream.KeyValueStatus, id string, now time.Time, req *contracts.JobRequest) (*contracts.JobStatus, error) {
-	meta := &contracts.JobMeta{ID: id, Kind: req.Kind(), Match: req.Match, Dedupe: req.Dedupe, Notify: req.Notify, Created: now}
+func (j *Jobs) submitPlanned(ctx context.Context, kv jetstream.KeyValue, st jetstream.KeyValueStatus, id, owner string, now time.Time, req *contracts.JobRequest) (*contracts.JobStatus, error) {
+	meta := &contracts.JobMeta{ID: id, Owner: owner, Kind: req.Kind(), Match: req.Match, Dedupe: req.Dedupe, Notify: req.Notify, Created: now}
 	if ttl := st.TTL(); ttl > 0 {
 		meta.Expires = now.Add(ttl)
 	}

@@ -65,8 +65,14 @@ func NewJobID() string {
 }
 
 // Submit stores the job and queues its chunks. The job is queued when
-// Submit returns.
+// Submit returns. The job has no owner (SubmitFor).
 func (j *Jobs) Submit(ctx context.Context, req *contracts.JobRequest) (*contracts.JobStatus, error) {
+	return j.SubmitFor(ctx, "", req)
+}
+
+// SubmitFor is Submit for a job that belongs to tenant owner
+// (contracts.JobMeta.Owner; "" for none): see Owned.
+func (j *Jobs) SubmitFor(ctx context.Context, owner string, req *contracts.JobRequest) (*contracts.JobStatus, error) {
 	kv, err := j.bucket(ctx)
 	if err != nil {
 		return nil, err
@@ -83,7 +89,7 @@ func (j *Jobs) Submit(ctx context.Context, req *contracts.JobRequest) (*contract
 		}
 	}
 	if req.Match != nil || req.Dedupe != nil {
-		return j.submitPlanned(ctx, kv, st, id, now, req)
+		return j.submitPlanned(ctx, kv, st, id, owner, now, req)
 	}
 	matches := len(req.ProductDescriptions)
 	perMatch := 30
@@ -106,7 +112,7 @@ func (j *Jobs) Submit(ctx context.Context, req *contracts.JobRequest) (*contract
 	}
 	offsets := splitChunks(req.Query, j.chunkSize, perMatch*matches, budget)
 	chunks := len(offsets)
-	meta := &contracts.JobMeta{ID: id, ProductDescriptions: req.ProductDescriptions, Catalog: req.Catalog, TopK: req.TopK, Threshold: req.Threshold,
+	meta := &contracts.JobMeta{ID: id, Owner: owner, ProductDescriptions: req.ProductDescriptions, Catalog: req.Catalog, TopK: req.TopK, Threshold: req.Threshold,
 		Notify: req.Notify, Total: len(req.Query), Offsets: offsets, Chunks: chunks, Created: now}
 	if ttl := st.TTL(); ttl > 0 {
 		meta.Expires = now.Add(ttl)
@@ -173,7 +179,7 @@ func (j *Jobs) Meta(ctx context.Context, id string) (*contracts.JobMeta, jetstre
 	}
 	e, err := kv.Get(ctx, id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil, &contracts.Error{Code: contracts.CodeNotFound, Message: fmt.Sprintf("no job %s: it never existed or its retention ended", id)}
+		return nil, nil, jobNotFound(id)
 	}
 	if err != nil {
 		return nil, nil, contracts.Errorf(contracts.CodeInternal, "jobs: read job %s: %v", id, err)
@@ -183,6 +189,26 @@ func (j *Jobs) Meta(ctx context.Context, id string) (*contracts.JobMeta, jetstre
 		return nil, nil, contracts.Errorf(contracts.CodeInternal, "jobs: decode job %s: %v", id, err)
 	}
 	return &m, e, nil
+}
+
+// jobNotFound is the error for a job that is not there, or not the
+// caller's (Owned): the two are told apart by nobody.
+func jobNotFound(id string) error {
+	return &contracts.Error{Code: contracts.CodeNotFound, Message: fmt.Sprintf("no job %s: it never existed or its retention ended", id)}
+}
+
+// Owned returns nil when the job id belongs to tenant, and otherwise the
+// very error of an unknown id (not_found), so that other tenants learn
+// nothing of it. A job submitted without an owner belongs to no tenant.
+func (j *Jobs) Owned(ctx context.Context, id, tenant string) error {
+	m, _, err := j.Meta(ctx, id)
+	if err != nil {
+		return err
+	}
+	if m.Owner != tenant {
+		return jobNotFound(id)
+	}
+	return nil
 }
 
 func validJobID(id string) bool {
