@@ -11,7 +11,8 @@
 #   simmatch (default: the all-in-one, HTTP on :8000), simmatch-processor,
 #   simmatch-bridge, simmatch-healthcheck.
 # Without BAKE_MODEL=1 mount the model at /models (`make deps` puts it in
-# ./models): docker run -v "$PWD/models:/models:ro" -p 8000:8000 simmatch
+# ./models): docker run -v "$PWD/models:/models:ro" -p 127.0.0.1:8000:8000 \
+#   -e SIMMATCH_HTTP_ADDR=:8000 -e SIMMATCH_AUTH=none simmatch   (or API keys: docs/security.md)
 #
 # Base images are build args so the same file builds from the public images
 # (the defaults) and from local ones on machines that cannot pull
