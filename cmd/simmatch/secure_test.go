@@ -68,6 +68,23 @@ func TestAllInOneSecured(t *testing.T) {
 		t.Fatalf("with the key: %d %+v, want 200 with the saw first", status, got)
 	}
 
+	// /ready (public) names the processor's default model and its catalogs.
+	var ready struct {
+		DefaultModel string `json:"default_model"`
+		Catalogs     *contracts.CatalogsState
+	}
+	testenv.WaitFor(t, 30*time.Second, "/ready", func() bool {
+		resp, err := c.Get(base + "/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&ready) == nil
+	})
+	if ready.DefaultModel != "all-MiniLM-L6-v2@fp32" || ready.Catalogs == nil || !ready.Catalogs.Listed || len(ready.Catalogs.Loading) != 0 {
+		t.Fatalf("/ready: %+v, want the default model and the catalogs listed", ready)
+	}
+
 	// The CLI against the same service: SIMMATCH_API_KEY and SIMMATCH_CA_FILE.
 	caFile := filepath.Join(dir, "ca.crt")
 	testenv.WriteFile(t, caFile, ca.PEM)
