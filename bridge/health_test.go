@@ -3,9 +3,11 @@ package bridge
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/simmatch/simmatch/contracts"
@@ -71,14 +73,48 @@ func TestReady(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = svc.Stop() })
+		// Its models status answer says what it has loaded; the test changes it.
+		var mu sync.Mutex
+		status := contracts.ProcessorModels{Processor: "p1",
+			Models:   []contracts.ModelVersionStatus{{Name: "all-MiniLM-L6-v2", Version: "fp32", State: contracts.ModelLoading}},
+			Catalogs: &contracts.CatalogsState{Loading: []string{}}}
+		sub, err := nc.Subscribe(contracts.SubjectModelsStatus, func(m *nats.Msg) {
+			mu.Lock()
+			b, _ := json.Marshal(status)
+			mu.Unlock()
+			_ = m.Respond(b)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
 		if err := nc.Flush(); err != nil { // the server knows the service's subscriptions
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = svc.Stop() })
+		set := func(change func(*contracts.ProcessorModels)) {
+			mu.Lock()
+			change(&status)
+			mu.Unlock()
+		}
+
+		notReady(t, "processor p1: no default model serving (all-MiniLM-L6-v2@fp32 is loading); the stored catalogs are not listed yet")
+		set(func(p *contracts.ProcessorModels) {
+			p.Models[0].State, p.Models[0].Default, p.DefaultModel = contracts.ModelServing, true, "all-MiniLM-L6-v2@fp32"
+			p.Catalogs = &contracts.CatalogsState{Listed: true, Following: 2, Loading: []string{"shop", "tools"}}
+		})
+		notReady(t, "processor p1: catalogs loading: shop, tools")
+		set(func(p *contracts.ProcessorModels) { p.Catalogs.Loading = nil })
 		resp, body := b.get(t, "/ready")
-		var st statusBody
-		if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode != 200 || st.Status != "ready" {
-			t.Fatalf("got %d %s, want 200 ready", resp.StatusCode, body)
+		var st readyBody
+		if err := json.Unmarshal(body, &st); err != nil || resp.StatusCode != 200 || st.Status != "ready" ||
+			st.DefaultModel != "all-MiniLM-L6-v2@fp32" || st.Processor != "p1" || st.Catalogs == nil || st.Catalogs.Following != 2 {
+			t.Fatalf("got %d %s, want 200 ready with p1's model and catalogs", resp.StatusCode, body)
+		}
+		// A processor without catalogs (SIMMATCH_CATALOGS=off) is ready with its model.
+		set(func(p *contracts.ProcessorModels) { p.Catalogs = nil })
+		if resp, body := b.get(t, "/ready"); resp.StatusCode != 200 {
+			t.Fatalf("no catalogs: got %d %s, want 200", resp.StatusCode, body)
 		}
 	})
 

@@ -146,7 +146,9 @@ func (s *Server) embeddings(w http.ResponseWriter, r *http.Request) {
 func (s *Server) embed(w http.ResponseWriter, r *http.Request, req *contracts.EmbedRequest, field string,
 	present presenter[*contracts.EmbedResponse], writeErr errorWriter) {
 	req.RequestID = infoFrom(r.Context()).id
-	if err := req.Validate(s.cfg.Limits); err != nil {
+	// Over the per-call limit, the texts are split into processor calls of
+	// MaxEmbedInputs, up to the MaxEmbedTotal ceiling (contracts.EmbedSplit).
+	if err := req.ValidateSplit(s.cfg.Limits); err != nil {
 		writeErr(w, r, contracts.AsError(err))
 		return
 	}
@@ -155,7 +157,7 @@ func (s *Server) embed(w http.ResponseWriter, r *http.Request, req *contracts.Em
 		n = len(req.InputIDs.Seqs)
 	}
 	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.EmbedResponse, error) {
-		return s.client.Embed(ctx, req)
+		return s.client.EmbedSplit(ctx, req, s.cfg.Limits.MaxEmbedInputs())
 	}, func(h http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
 		if len(resp.Embeddings) != n {
 			return 0, nil, contracts.Errorf(contracts.CodeInternal, "processor returned %d embeddings for %d texts", len(resp.Embeddings), n)

@@ -2,6 +2,8 @@ package contracts
 
 import (
 	"context"
+	"errors"
+	"fmt"
 )
 
 // SubjectEmbed is the NATS subject processors serve embedding requests on.
@@ -119,4 +121,104 @@ func (r *EmbedRequest) Validate(lim Limits) error {
 // embeddings until ctx's deadline (or the client's timeout), as Match does.
 func (c *Client) Embed(ctx context.Context, req *EmbedRequest) (*EmbedResponse, error) {
 	return do[EmbedResponse](ctx, c, SubjectEmbed, req, req.RequestID)
+}
+
+// EmbedSplitFactor bounds splitting: an embed request of more texts than
+// Limits.MaxEmbedInputs (the per-call limit, what one processor call may
+// hold) is split into calls of at most that many texts, up to
+// Limits.MaxEmbedTotal texts in all; more are refused with 422 naming
+// "input" and that ceiling.
+const EmbedSplitFactor = 8
+
+// embedSplitParallel is how many parts of a split request are in flight at once.
+const embedSplitParallel = 4
+
+// MaxEmbedTotal is the ceiling of texts one embed request may hold when its
+// sender splits it (Client.EmbedSplit): EmbedSplitFactor times
+// MaxEmbedInputs (8 × 1024 = 8192 with DefaultLimits).
+func (lim Limits) MaxEmbedTotal() int { return EmbedSplitFactor * lim.MaxEmbedInputs() }
+
+// ValidateSplit checks r as Validate does, but allows up to
+// lim.MaxEmbedTotal() texts: what a sender that splits with EmbedSplit
+// accepts. Token id arrays are not split: they keep the per-call limit.
+func (r *EmbedRequest) ValidateSplit(lim Limits) error {
+	if r.InputIDs != nil || len(r.Input) <= lim.MaxEmbedInputs() || lim.MaxEmbedInputs() <= 0 {
+		return r.Validate(lim)
+	}
+	if n, ceiling := len(r.Input), lim.MaxEmbedTotal(); n > ceiling {
+		return FieldError("input", ceiling, "has %d texts; the ceiling is %d (requests over %d texts are split into calls of %d, up to %d texts)",
+			n, ceiling, lim.MaxEmbedInputs(), lim.MaxEmbedInputs(), ceiling)
+	}
+	wide := lim
+	wide.MaxQueries, wide.MaxDescriptions = 0, lim.MaxEmbedTotal()
+	return r.Validate(wide)
+}
+
+// EmbedSplit embeds req's texts in calls of at most perCall texts (at most
+// four in flight) and joins the answers in request order: the indexes of
+// Truncated and Chunked are the request's. A request within perCall is one
+// Embed call. Every part must be answered by the same model version; a
+// default switched between parts fails with a conflict to retry.
+func (c *Client) EmbedSplit(ctx context.Context, req *EmbedRequest, perCall int) (*EmbedResponse, error) {
+	if perCall <= 0 || req.InputIDs != nil || len(req.Input) <= perCall {
+		return c.Embed(ctx, req)
+	}
+	nparts := (len(req.Input) + perCall - 1) / perCall
+	parts := make([]*EmbedResponse, nparts)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, embedSplitParallel)
+	errs := make(chan error, nparts)
+	for i := range nparts {
+		part := *req
+		part.Input = req.Input[i*perCall : min((i+1)*perCall, len(req.Input))]
+		if req.RequestID != "" {
+			part.RequestID = fmt.Sprintf("%s.%d", req.RequestID, i)
+		}
+		go func() {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				errs <- ctx.Err()
+				return
+			}
+			defer func() { <-sem }()
+			resp, err := c.Embed(ctx, &part)
+			if err == nil && len(resp.Embeddings) != len(part.Input) {
+				err = Errorf(CodeInternal, "processor returned %d embeddings for %d texts", len(resp.Embeddings), len(part.Input))
+			}
+			parts[i] = resp
+			if err != nil {
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range nparts {
+		if err := <-errs; err != nil && (first == nil || errors.Is(first, context.Canceled)) {
+			first = err
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	out := &EmbedResponse{Model: parts[0].Model, RequestID: req.RequestID, Timed: parts[0].Timed,
+		Embeddings: make([][]float32, 0, len(req.Input)), Tokens: make([]int, 0, len(req.Input))}
+	for i, p := range parts {
+		if p.Model != out.Model {
+			return nil, Errorf(CodeConflict, "the model changed while the request was embedded in parts (%s, then %s); send it again",
+				ModelRef(out.Model.Name, out.Model.Version), ModelRef(p.Model.Name, p.Model.Version))
+		}
+		off := i * perCall
+		out.Embeddings = append(out.Embeddings, p.Embeddings...)
+		out.Tokens = append(out.Tokens, p.Tokens...)
+		for _, t := range p.Truncated {
+			out.Truncated = append(out.Truncated, off+t)
+		}
+		for _, t := range p.Chunked {
+			out.Chunked = append(out.Chunked, off+t)
+		}
+	}
+	return out, nil
 }

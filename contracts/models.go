@@ -104,7 +104,51 @@ type ProcessorModels struct {
 	// simmatch_models key-value bucket, "local" when it is controlled alone.
 	DesiredState string               `json:"desired_state"`
 	Models       []ModelVersionStatus `json:"models"`
+	// DefaultModel is the "name@version" that serves requests naming no
+	// model, "" while none does (loading, or a switch under way).
+	DefaultModel string `json:"default_model"`
+	// Catalogs is the state of the catalogs the processor follows; nil when
+	// it serves no catalogs.
+	Catalogs *CatalogsState `json:"catalogs,omitempty"`
 	Timed
+}
+
+// CatalogsState is what a processor has loaded of the stored catalogs: the
+// bridge's /ready waits for a processor whose catalogs are caught up.
+type CatalogsState struct {
+	// Listed is false until the processor has listed the stored catalogs at
+	// start and begun following each.
+	Listed bool `json:"listed"`
+	// Following is how many catalogs the processor follows.
+	Following int `json:"following"`
+	// Loading names the followed catalogs that have not yet applied their
+	// stream up to where it stood when the processor began following them.
+	Loading []string `json:"loading"`
+}
+
+// Ready reports whether p serves requests naming no model and has its
+// catalogs caught up; if not, missing says what is missing, in words.
+func (p ProcessorModels) Ready() (ok bool, missing string) {
+	var miss []string
+	if p.DefaultModel == "" {
+		m := "no default model serving"
+		for _, v := range p.Models {
+			if v.State == ModelLoading {
+				m += " (" + ModelRef(v.Name, v.Version) + " is loading)"
+				break
+			}
+		}
+		miss = append(miss, m)
+	}
+	if c := p.Catalogs; c != nil {
+		if !c.Listed {
+			miss = append(miss, "the stored catalogs are not listed yet")
+		}
+		if len(c.Loading) > 0 {
+			miss = append(miss, fmt.Sprintf("catalogs loading: %s", strings.Join(c.Loading, ", ")))
+		}
+	}
+	return len(miss) == 0, strings.Join(miss, "; ")
 }
 
 // ModelsStatus gathers the answers of every processor to a status request.

@@ -33,7 +33,7 @@ func runEmbed(ctx context.Context, args []string, getenv func(string) string, st
 			return usageError(errors.New("embed: no text; give TEXT arguments or lines on stdin"))
 		}
 	}
-	a, err := newAPI(af.url)
+	a, err := newAPI(af)
 	if err != nil {
 		return err
 	}

@@ -110,7 +110,7 @@ func openJob(cmd, usage string, args []string, getenv func(string) string, stdou
 	if len(pos) != 1 {
 		return nil, "", af, usageError(fmt.Errorf("jobs %s: want one job ID, got %d arguments", cmd, len(pos)))
 	}
-	a, err = newAPI(af.url)
+	a, err = newAPI(af)
 	return a, pos[0], af, err
 }
 

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,10 +37,19 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "simmatch:", err)
+			fmt.Fprintln(os.Stderr, errorLine(err))
 		}
 		os.Exit(exitCode(err))
 	}
+}
+
+// errorLine is err as printed on stderr: prefixed with "simmatch:" once
+// (the service's own errors already are).
+func errorLine(err error) string {
+	if msg := err.Error(); strings.HasPrefix(msg, "simmatch: ") {
+		return msg
+	}
+	return "simmatch: " + err.Error()
 }
 
 // serve starts the all-in-one and blocks until ctx ends. ready, when not

@@ -60,7 +60,7 @@ func postRanking(ctx context.Context, af apiFlags, df *descFlags, path string, r
 	if err != nil {
 		return nil, err
 	}
-	a, err := newAPI(af.url)
+	a, err := newAPI(af)
 	if err != nil {
 		return nil, err
 	}

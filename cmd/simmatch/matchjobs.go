@@ -110,7 +110,7 @@ func runDedupe(ctx context.Context, args []string, getenv func(string) string, s
 // runPlannedJob submits a match or dedupe job, follows it with a progress
 // line on stderr and writes its results.
 func runPlannedJob(ctx context.Context, af apiFlags, req contracts.JobRequest, of outFlags, stdout io.Writer) error {
-	a, err := newAPI(af.url)
+	a, err := newAPI(af)
 	if err != nil {
 		return err
 	}

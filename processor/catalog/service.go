@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -121,6 +123,9 @@ type Service struct {
 
 	mu   sync.Mutex
 	cats map[string]*followed
+	// listed is set once preload has listed the stored catalogs and begun
+	// following each (State, for readiness).
+	listed atomic.Bool
 
 	sem chan struct{} // Concurrency: the catalog endpoints' slots
 
@@ -139,6 +144,7 @@ type followed struct {
 	newIdx  func(dims int) *Index // NewIndex, or an int8 index
 	model   contracts.ModelInfo   // the stream's metadata: the model it was created with, and the dimensions
 	created time.Time             // the stream's creation time: a dropped and re-created catalog is another stream
+	until   uint64                // the stream's last sequence when following began: caught up once applied
 
 	mu      sync.RWMutex
 	idxs    map[string]*Index // by name@version
@@ -232,6 +238,9 @@ func New(cfg Config) (*Service, error) {
 func (s *Service) preload() {
 	ctx, cancel := context.WithTimeout(s.ctx, time.Minute)
 	defer cancel()
+	// Listed even when listing fails (logged below): the catalogs then load
+	// on first use, and readiness must not wait forever for them.
+	defer s.listed.Store(true)
 	names, err := s.catalogNames(ctx)
 	if err != nil {
 		if s.ctx.Err() == nil {
@@ -316,6 +325,7 @@ func (s *Service) start(ctx context.Context, name string, f *followed) error {
 	info := st.CachedInfo()
 	f.model = modelFromMetadata(info.Config.Metadata)
 	f.created = info.Created
+	f.until = info.State.LastSeq
 	if f.model.Dimensions <= 0 {
 		return contracts.Errorf(contracts.CodeInternal, "catalog %s: stream %s has no model dimensions in its metadata", name, info.Config.Name)
 	}
@@ -544,6 +554,29 @@ func (s *Service) embedOn(ctx context.Context, e processor.Embedder, texts []str
 		return embedding.Result{}, contracts.Errorf(contracts.CodeModelError, "model returned %d embeddings for %d texts", len(res.Vectors), len(texts))
 	}
 	return res, nil
+}
+
+// State is the catalogs' loading state, for readiness (the processor's
+// status answer): whether the stored catalogs were listed at start, and the
+// followed catalogs that have not caught up with their stream yet.
+func (s *Service) State() contracts.CatalogsState {
+	st := contracts.CatalogsState{Listed: s.listed.Load(), Loading: []string{}}
+	s.mu.Lock()
+	cats := maps.Clone(s.cats)
+	s.mu.Unlock()
+	for name, f := range cats {
+		st.Following++
+		select {
+		case <-f.ready:
+			if f.err == nil && f.seen.Applied() < f.until {
+				st.Loading = append(st.Loading, name)
+			}
+		default:
+			st.Loading = append(st.Loading, name)
+		}
+	}
+	slices.Sort(st.Loading)
+	return st
 }
 
 // Following reports whether this processor follows the catalog (has it in memory).

@@ -46,6 +46,9 @@ type ControlConfig struct {
 	// given a model explicitly). Without it a recorded name wins and this
 	// processor follows the fleet (a processor joining a fleet).
 	Own bool
+	// Catalogs, when set, reports the catalogs' loading state in status
+	// answers (catalog.Service.State); nil: the processor serves no catalogs.
+	Catalogs func() contracts.CatalogsState
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -390,7 +393,13 @@ func (c *Control) Status() contracts.ProcessorModels {
 	if c.kv != nil {
 		mode = "jetstream"
 	}
-	return contracts.ProcessorModels{Processor: c.cfg.Processor.Info().ID, RSSBytes: RSS(), DesiredState: mode, Models: c.cfg.Registry.Status()}
+	st := contracts.ProcessorModels{Processor: c.cfg.Processor.Info().ID, RSSBytes: RSS(), DesiredState: mode,
+		Models: c.cfg.Registry.Status(), DefaultModel: c.cfg.Registry.Primary()}
+	if c.cfg.Catalogs != nil {
+		cs := c.cfg.Catalogs()
+		st.Catalogs = &cs
+	}
+	return st
 }
 
 // Stop ends the watch of the desired state. Stop the processor first: its

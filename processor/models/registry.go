@@ -571,6 +571,18 @@ func (r *Registry) Status() []contracts.ModelVersionStatus {
 	return l
 }
 
+// Primary returns the "name@version" that serves requests naming no model,
+// or "" when none is serving.
+func (r *Registry) Primary() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, err := r.find("")
+	if err != nil {
+		return ""
+	}
+	return contracts.ModelRef(v.name, v.ver)
+}
+
 // Defaults returns the default version of each loaded name.
 func (r *Registry) Defaults() map[string]string {
 	r.mu.Lock()

@@ -322,8 +322,12 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 	n.Processor = p
 	// Control before the processor in the stack: Stop drains the processor
 	// first, and control requests in flight need the watch of the desired state.
-	ctl, err := models.StartControl(context.Background(), models.ControlConfig{NATS: nc, Registry: registry,
-		Processor: p, Replicas: s.JetStreamReplicas, Own: s.OwnDefault, Logger: logger})
+	ccfg := models.ControlConfig{NATS: nc, Registry: registry,
+		Processor: p, Replicas: s.JetStreamReplicas, Own: s.OwnDefault, Logger: logger}
+	if cats != nil {
+		ccfg.Catalogs = cats.State
+	}
+	ctl, err := models.StartControl(context.Background(), ccfg)
 	if err != nil {
 		_ = p.Stop(context.Background()) // stops the catalogs too
 		return nil, err
