@@ -38,6 +38,10 @@ type Scenario struct {
 	Flood         bool
 	Polite        int
 	FloodDuration time.Duration
+	// MatchJob runs a catalog match job across the fault (see
+	// fillMatchCatalogs and killProcessor): the fault must find it
+	// running, and it must end done with every row once.
+	MatchJob bool
 	// inject runs the fault; it returns when the fault is over, with a
 	// note for the table (e.g. how many requests the killed processor had).
 	inject func(ctx context.Context, e *env) (string, error)
@@ -46,7 +50,7 @@ type Scenario struct {
 // Scenarios are the faults of the suite, in the order they run.
 var Scenarios = []Scenario{
 	{Name: "none", Fault: "none", inject: func(context.Context, *env) (string, error) { return "", nil }},
-	{Name: "kill9", Fault: "kill -9 one processor of three, restart it 5 s later", inject: killProcessor},
+	{Name: "kill9", Fault: "kill -9 one processor of three mid match job, restart it 5 s later", MatchJob: true, inject: killProcessor},
 	{Name: "rolling", Fault: "rolling SIGTERM restart of all three processors", inject: rollingRestart},
 	{Name: "nats-restart", Fault: "NATS server restart, 2 s down", NATSNodes: 1, inject: restartNATS},
 	{Name: "cluster-node-kill", Fault: "kill -9 one node of a 3-node NATS cluster", NATSNodes: 3, inject: killNATSNode},
@@ -59,10 +63,32 @@ var Scenarios = []Scenario{
 // in flight (read from its /metrics: 4 or more, waited for up to 5 s, else
 // any), so that the kill catches requests of more than one door (the gauge
 // counts /predict and embeddings requests, queued or running), and restarts
-// it 5 s later.
+// it 5 s later. With a match job (Scenario.MatchJob) the job is submitted
+// first and the kill waits for it to be part done (an error when it is
+// done first); after the restart the job must end done with one result
+// line per feed item and the planted products first.
 func killProcessor(ctx context.Context, e *env) (string, error) {
+	var job *MatchJobStats
+	var submitted time.Time
+	if e.matchJob {
+		var err error
+		submitted = time.Now()
+		if job, err = e.submitMatchJob(); err != nil {
+			return "", err
+		}
+		e.job = job
+		if err := e.waitMidJob(ctx, job); err != nil {
+			return "", err
+		}
+	}
 	inFlight := 0.0
+	if job != nil { // the job is under way: kill now, whatever is in flight
+		inFlight = gauge("http://"+e.procAddrs[0]+"/metrics", "simmatch_processor_in_flight")
+	}
 	for _, want := range []float64{4, 1} {
+		if job != nil {
+			break
+		}
 		if waitUntil(5*time.Second, "requests in flight at processor 1", func() bool {
 			inFlight = gauge("http://"+e.procAddrs[0]+"/metrics", "simmatch_processor_in_flight")
 			return inFlight >= want
@@ -78,7 +104,11 @@ func killProcessor(ctx context.Context, e *env) (string, error) {
 	if err := sleep(ctx, 5*time.Second); err != nil {
 		return note, err
 	}
-	return note, e.startProcessor(0)
+	if err := e.startProcessor(0); err != nil || job == nil {
+		return note, err
+	}
+	err := e.finishMatchJob(ctx, job, submitted)
+	return note + "; " + job.String(), err
 }
 
 func rollingRestart(ctx context.Context, e *env) (string, error) {
@@ -219,6 +249,9 @@ type Result struct {
 	FastRejectP99  time.Duration         // p99 latency of 429 answers, when there were any
 	// Flood is what a flood scenario measured (nil for the others).
 	Flood *FloodStats
+	// MatchJob is what the match job run across the fault found (nil
+	// without Scenario.MatchJob, or when it could not be submitted).
+	MatchJob *MatchJobStats
 }
 
 // FloodStats is what a flood scenario measured: the polite clients'
@@ -337,7 +370,7 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 	for _, d := range cfg.Doors {
 		r.ByDoor[d] = &DoorStats{LostBy: map[string]int{}}
 	}
-	e := &env{cfg: cfg, natsURL: cfg.NATSURL, killedInFlight: -1}
+	e := &env{cfg: cfg, natsURL: cfg.NATSURL, killedInFlight: -1, matchJob: s.MatchJob}
 	defer e.close()
 	nodes := s.NATSNodes
 	if nodes == 0 && cfg.NATSURL == "" {
@@ -364,6 +397,14 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 			r.Err = err
 			return r
 		}
+	}
+	if s.MatchJob {
+		t0 := time.Now()
+		if err := e.fillMatchCatalogs(); err != nil {
+			r.Err = err
+			return r
+		}
+		cfg.Log("%s: the match job's catalogs (2 x %d products) filled in %v", s.Name, matchItems, time.Since(t0).Round(10*time.Millisecond))
 	}
 	if s.Flood {
 		runFlood(ctx, cfg, s, e, &r)
@@ -407,7 +448,7 @@ func runOne(ctx context.Context, cfg Config, s Scenario) Result {
 	if err := sleep(lctx, cfg.Duration/3); err == nil {
 		fctx, cancel := context.WithTimeout(lctx, 2*time.Minute)
 		note, err := s.inject(fctx, e)
-		r.Note, r.Err, r.KilledInFlight = note, err, e.killedInFlight
+		r.Note, r.Err, r.KilledInFlight, r.MatchJob = note, err, e.killedInFlight, e.job
 		cancel()
 	}
 	_ = sleep(lctx, max(time.Until(start.Add(cfg.Duration)), cfg.Duration/3))

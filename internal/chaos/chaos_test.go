@@ -18,11 +18,13 @@ import (
 // and bridge binaries against a real NATS server (with JetStream, for the
 // catalog), under steady load from 8 clients that take the three doors in
 // turn (POST /predict, catalog search, POST /v1/embeddings); one processor
-// of three is killed with kill -9 once it has requests in flight (and
-// restarted 5 s later), then, in a fresh set-up, all three are restarted one
-// by one with SIGTERM. Per door, not one request may be lost, nor even
-// refused (two processors of three are always up). `make chaos` runs the
-// full suite.
+// of three is killed with kill -9 in the middle of a catalog match job (300
+// feed items against a 300-product shop, in chunks of 2), with requests in
+// flight, and restarted 5 s later: the job must end done with one row per
+// feed item and the planted product first for 95% or more; then, in a
+// fresh set-up, all three are restarted one by one with SIGTERM. Per door,
+// not one request may be lost, nor even refused (two processors of three
+// are always up). `make chaos` runs the full suite.
 func TestChaosShort(t *testing.T) {
 	modelDir, ortLib := testenv.ModelPaths(t)
 	bin := t.TempDir()
@@ -70,6 +72,19 @@ func TestChaosShort(t *testing.T) {
 	}
 	if k := results[0].KilledInFlight; k < 1 {
 		t.Errorf("kill9: the killed processor had %d requests in flight, want some", k)
+	}
+	// The match job run across the kill (its checks are the scenario's:
+	// an error above when a row is missing or doubled, the planted
+	// product first for less than 95%, or the job done before the kill).
+	switch m := results[0].MatchJob; {
+	case m == nil:
+		t.Errorf("kill9: no match job ran across the kill")
+	case m.DoneAtKill <= 0 || m.DoneAtKill >= m.TotalAtKill:
+		t.Errorf("kill9: the kill came at %d/%d of the match job, want in the middle", m.DoneAtKill, m.TotalAtKill)
+	case m.Rows != m.Items || m.Missing != 0 || m.Doubled != 0:
+		t.Errorf("kill9: %s", m)
+	default:
+		t.Logf("kill9: %s", m)
 	}
 	if t.Failed() {
 		dumpLogs(t, cfg.WorkDir)

@@ -81,6 +81,10 @@ type env struct {
 	killedInFlight int
 	// replicas of the processors' JetStream assets (0: their default, 1).
 	replicas int
+	// matchJob: the fault runs a match job (Scenario.MatchJob); job is it
+	// once submitted.
+	matchJob bool
+	job      *MatchJobStats
 }
 
 func freePort() (int, error) {
@@ -249,6 +253,7 @@ func (e *env) startProcessor(i int) error {
 		"NATS_URL=" + e.natsURL, "SIMMATCH_METRICS_ADDR=" + e.procAddrs[i], "SIMMATCH_MODEL_DIR=" + e.cfg.ModelDir,
 		"SIMMATCH_ORT_LIB=" + e.cfg.ORTLib, "SIMMATCH_WORKERS=1", "SIMMATCH_LOG_LEVEL=warn",
 		"SIMMATCH_JETSTREAM_REPLICAS=" + strconv.Itoa(max(e.replicas, 1)),
+		"SIMMATCH_JOB_ACK_WAIT=" + jobAckWait.String(), "SIMMATCH_JOB_MATCH_CHUNK_SIZE=" + strconv.Itoa(matchChunkSize),
 	})
 	if err != nil {
 		return err

@@ -74,6 +74,9 @@ type Config struct {
 	Jobs         string
 	JobRetention time.Duration
 	JobAckWait   time.Duration
+	// JobMatchChunkSize is the most source products of one match or dedupe
+	// chunk (jobs.Config.MatchChunkSize; 0: its default).
+	JobMatchChunkSize int
 	// OwnDefault makes the model loaded at start the recorded default of
 	// the desired state, over one recorded before (models.ControlConfig.Own):
 	// the all-in-one sets it when its model was given explicitly. Without
@@ -338,7 +341,8 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 	// hand are finished and stored while the models still serve them.
 	if jnc != nil {
 		jcfg := jobs.Config{NATS: jnc, Embedder: registry, Logger: logger,
-			Replicas: s.JetStreamReplicas, Retention: s.JobRetention, AckWait: s.JobAckWait}
+			Replicas: s.JetStreamReplicas, Retention: s.JobRetention, AckWait: s.JobAckWait,
+			MatchChunkSize: s.JobMatchChunkSize}
 		if cats != nil { // match, dedupe and catalog query jobs
 			jcfg.Catalogs = cats
 		}
@@ -348,6 +352,13 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 		}
 		n.Jobs = w
 		n.onStop(w.Stop)
+		if reg != nil {
+			_ = reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "simmatch_jobs_chunks_total",
+				Help: "Job chunks whose results this processor stored."}, func() float64 { return float64(w.Stats().Chunks) }))
+			_ = reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "simmatch_jobs_chunks_redelivered_total",
+				Help: "Job chunks this processor received that had been delivered before (to a processor that died, stopped or failed)."},
+				func() float64 { return float64(w.Stats().Redelivered) }))
+		}
 	}
 	if cats != nil {
 		// Catalogs follow the desired default version: re-embedded in the

@@ -63,6 +63,8 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.String(&s.Jobs, "jobs", "SIMMATCH_JOBS", "auto", "asynchronous jobs worker: on (fail without JetStream), off, or auto (on when NATS has JetStream)")
 	f.Duration(&s.JobRetention, "job-retention", "SIMMATCH_JOB_RETENTION", 24*time.Hour, "how long jobs and their results are kept")
 	f.Duration(&s.JobAckWait, "job-ack-wait", "SIMMATCH_JOB_ACK_WAIT", 30*time.Second, "how long a job chunk may go without a heartbeat before another processor gets it")
+	f.Int(&s.JobMatchChunkSize, "job-match-chunk-size", "SIMMATCH_JOB_MATCH_CHUNK_SIZE", contracts.DefaultMatchChunkSize,
+		"most source products of one match or dedupe job chunk (fewer when their results could outgrow a NATS message)")
 	f.Duration(&s.CatalogReembedCheck, "catalog-reembed-check", "SIMMATCH_CATALOG_REEMBED_CHECK", catalog.DefaultReembedCheck, "how often a processor compares each catalog's model version with the desired default, to re-embed it after a switch")
 	f.Duration(&s.CatalogReembedClaimTTL, "catalog-reembed-claim-ttl", "SIMMATCH_CATALOG_REEMBED_CLAIM_TTL", catalog.DefaultReembedClaimTTL, "how long a processor that died while re-embedding a catalog keeps its claim before another takes the work over")
 }
