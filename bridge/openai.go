@@ -157,7 +157,7 @@ func (s *Server) embed(w http.ResponseWriter, r *http.Request, req *contracts.Em
 		n = len(req.InputIDs.Seqs)
 	}
 	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.EmbedResponse, error) {
-		return s.client.EmbedSplit(ctx, req, s.cfg.Limits.MaxEmbedInputs())
+		return s.client.EmbedSplit(ctx, req, embedPartSize(s.cfg.Limits.MaxEmbedInputs(), s.cfg.NATS.MaxPayload()))
 	}, func(h http.Header, resp *contracts.EmbedResponse) (int, any, *contracts.Error) {
 		if len(resp.Embeddings) != n {
 			return 0, nil, contracts.Errorf(contracts.CodeInternal, "processor returned %d embeddings for %d texts", len(resp.Embeddings), n)
@@ -208,6 +208,23 @@ func setTruncated(h http.Header, field string, idx []int) {
 		names[i] = field + "[" + strconv.Itoa(k) + "]"
 	}
 	h.Set(headerTruncated, strings.Join(names, ","))
+}
+
+// embedReplyBytesPerText is what one text costs in an embedding reply on
+// NATS, as JSON: up to 14 bytes per float32 for models of up to 768
+// dimensions, and the token count.
+const embedReplyBytesPerText = 768*14 + 64
+
+// embedPartSize is how many texts one processor call of a split embedding
+// request carries: at most the per-call limit, and few enough that the
+// reply fits in the NATS server's max_payload (a 1 MiB max_payload carries
+// about 90 texts a call; a processor refuses a reply that does not fit).
+func embedPartSize(perCall int, maxPayload int64) int {
+	if maxPayload <= 0 {
+		return perCall
+	}
+	fit := int((maxPayload - 64<<10) / embedReplyBytesPerText)
+	return max(1, min(perCall, fit))
 }
 
 // headerTruncated names the inputs a model read truncated.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -196,6 +197,13 @@ func (p *Processor) serve(c *call, hdr nats.Header) {
 		p.fail(c, contracts.Errorf(contracts.CodeInternal, "encode reply: %v", err))
 		return
 	}
+	// A reply over the server's max_payload would be refused by NATS and
+	// the caller left waiting: it gets an error that says what to do.
+	if max := p.cfg.NATS.MaxPayload(); max > 0 && int64(len(data))+replyHeaderRoom > max {
+		p.fail(c, &contracts.Error{Code: contracts.CodePayloadTooLarge,
+			Message: fmt.Sprintf("the answer is %d bytes, over the NATS server's max_payload of %d: send fewer texts per request (or raise max_payload)", len(data), max)})
+		return
+	}
 	hdr = nats.Header{}
 	contracts.SetTiming(hdr, took(resp))
 	if err := p.publish(c, hdr, data); err != nil {
@@ -205,6 +213,9 @@ func (p *Processor) serve(c *call, hdr nats.Header) {
 	}
 	p.finish(c, "")
 }
+
+// replyHeaderRoom is kept free of a reply's max_payload for its headers.
+const replyHeaderRoom = 4 << 10
 
 // run calls the endpoint's Serve; a panic is an internal error.
 func (p *Processor) run(c *call) (resp any, err error) {

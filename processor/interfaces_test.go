@@ -6,14 +6,17 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
 )
@@ -152,7 +155,8 @@ func TestOpenAIEmbeddingsErrors(t *testing.T) {
 		{"empty text", `{"model":"all-MiniLM-L6-v2","input":["ok"," "]}`, 422, contracts.CodeInvalidRequest, "input[1]", "invalid_request_error"},
 		{"bad format", `{"model":"all-MiniLM-L6-v2","input":"x","encoding_format":"int8"}`, 422, contracts.CodeInvalidRequest, "encoding_format", "invalid_request_error"},
 		{"unknown field", `{"model":"all-MiniLM-L6-v2","input":"x","foo":1}`, 422, contracts.CodeInvalidRequest, "foo", "invalid_request_error"},
-		{"too many", `{"model":"all-MiniLM-L6-v2","input":[` + strings.Repeat(`"a",`, 1024) + `"a"]}`, 422, contracts.CodeInvalidRequest, "input", "invalid_request_error"},
+		// Past the per-call limit a request is split; past 8x it, refused.
+		{"too many", `{"model":"all-MiniLM-L6-v2","input":[` + strings.Repeat(`"a",`, 8*1024) + `"a"]}`, 422, contracts.CodeInvalidRequest, "input", "invalid_request_error"},
 		{"bad json", `{"model":`, 400, contracts.CodeMalformedJSON, "", "invalid_request_error"},
 		{"bad input_type", `{"model":"all-MiniLM-L6-v2","input":"x","input_type":"passage"}`, 422, contracts.CodeInvalidRequest, "input_type", "invalid_request_error"},
 	}
@@ -172,7 +176,7 @@ func TestOpenAIEmbeddingsErrors(t *testing.T) {
 			}
 			e := got.Error
 			if resp.StatusCode != tt.status || e.Code != tt.code || e.Type != tt.typ || e.Message == "" {
-				t.Fatalf("got %d %s", resp.StatusCode, data)
+				t.Fatalf("got %d %.300s", resp.StatusCode, data)
 			}
 			if (tt.param == "") != (e.Param == nil) || e.Param != nil && *e.Param != tt.param {
 				t.Errorf("param: got %s, want %q", data, tt.param)
@@ -339,5 +343,36 @@ func TestEmbedNamesItsModel(t *testing.T) {
 	resp, err := c.Embed(context.Background(), &contracts.EmbedRequest{Input: contracts.Queries{"hello"}, Model: "all-MiniLM-L6-v2"})
 	if err != nil || resp.Model.Name != "all-MiniLM-L6-v2" || emb.Texts.Load() != 1 {
 		t.Fatalf("served model: %v, %+v after %d texts", err, resp, emb.Texts.Load())
+	}
+}
+
+// An answer over the NATS server's max_payload is never lost: the processor
+// answers payload_too_large at once (a direct NATS caller sent too many
+// texts), and the bridge sends such a request in parts that fit.
+func TestEmbedAnswerOverMaxPayload(t *testing.T) {
+	ns := startNATS(t)
+	startProcessor(t, ns, nil)
+	texts := make([]string, 600) // about 3 MB of JSON vectors, over the 1 MiB max_payload
+	for i := range texts {
+		texts[i] = fmt.Sprintf("item %d", i)
+	}
+	c, err := contracts.NewClient(testenv.Connect(t, ns), contracts.WithTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = c.Embed(context.Background(), &contracts.EmbedRequest{Input: texts})
+	if e := contracts.AsError(err); e == nil || e.Code != contracts.CodePayloadTooLarge || !strings.Contains(e.Message, "max_payload") {
+		t.Fatalf("600 texts straight to a processor: %v, want payload_too_large naming max_payload", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("the refusal took %v: it must not wait for a deadline", d)
+	}
+	b := proctest.StartBridge(t, ns, nil)
+	in, _ := json.Marshal(texts)
+	resp, data := proctest.Post(t, b.URL+"/v1/embeddings", `{"model":"all-MiniLM-L6-v2","input":`+string(in)+`}`)
+	var got struct{ Data []struct{ Index int } }
+	if resp.StatusCode != 200 || json.Unmarshal(data, &got) != nil || len(got.Data) != len(texts) || got.Data[599].Index != 599 {
+		t.Fatalf("600 texts through the bridge: %d %.300s", resp.StatusCode, data)
 	}
 }
