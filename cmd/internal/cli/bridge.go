@@ -33,7 +33,7 @@ type Bridge struct {
 	// Auth is SIMMATCH_AUTH: "none" lets the bridge listen beyond loopback
 	// without API keys or OIDC (said again in the log at start); "" is the
 	// default, which refuses to.
-	Auth string
+	Auth           string
 	PublicPaths    string
 	RateLimit      float64
 	RateBurst      int
