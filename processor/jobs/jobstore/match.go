@@ -135,30 +135,7 @@ func (j *Jobs) Lines(ctx context.Context, id string, yield func(any) error) erro
 
 // rows calls yield with every source row of a done match or dedupe job.
 func (j *Jobs) rows(ctx context.Context, id string, yield func(contracts.MatchResult) error) error {
-	st, err := j.Status(ctx, id)
-	if err != nil {
-		return err
-	}
-	if st.State != contracts.JobDone {
-		return &contracts.Error{Code: contracts.CodeJobNotDone, Message: fmt.Sprintf("job %s is %s (%d of %d source products done); its results are ready when its state is done", id, st.State, st.Done, st.Total)}
-	}
-	m, _, err := j.Meta(ctx, id)
-	if err != nil {
-		return err
-	}
-	s, err := j.js.Stream(ctx, contracts.JobResultsStream)
-	if err != nil {
-		return jobsUnavailable(err)
-	}
-	for i := range m.Chunks {
-		raw, err := s.GetLastMsgForSubject(ctx, fmt.Sprintf("%s%s.%d", contracts.SubjectJobResultPrefix, id, i))
-		if err != nil {
-			return contracts.Errorf(contracts.CodeInternal, "jobs: results of chunk %d of %s: %v", i, id, err)
-		}
-		var cr contracts.JobChunkResult
-		if err := json.Unmarshal(raw.Data, &cr); err != nil {
-			return contracts.Errorf(contracts.CodeInternal, "jobs: decode chunk %d of %s: %v", i, id, err)
-		}
+	return j.eachChunk(ctx, id, "source products", func(m *contracts.JobMeta, i int, cr *contracts.JobChunkResult) error {
 		if len(cr.Rows) != m.ChunkLen(i) {
 			return contracts.Errorf(contracts.CodeInternal, "jobs: chunk %d of %s holds %d rows, want %d", i, id, len(cr.Rows), m.ChunkLen(i))
 		}
@@ -167,8 +144,8 @@ func (j *Jobs) rows(ctx context.Context, id string, yield func(contracts.MatchRe
 				return err
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // clusters reads a dedupe job's pairs (each found from either side, kept

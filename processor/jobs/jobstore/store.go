@@ -296,12 +296,36 @@ func (j *Jobs) Cancel(ctx context.Context, id string) (*contracts.JobStatus, err
 // must be done: otherwise the error is a job_not_done. A match or dedupe
 // job's results are read with Lines.
 func (j *Jobs) Results(ctx context.Context, id string, yield func(contracts.JobResult) error) error {
+	return j.eachChunk(ctx, id, "queries", func(m *contracts.JobMeta, _ int, cr *contracts.JobChunkResult) error {
+		for q, query := range cr.Query {
+			res := contracts.JobResult{Query: query, Matches: make([]contracts.Match, len(cr.Matches[q]))}
+			for k, pair := range cr.Matches[q] {
+				idx := int(pair[0])
+				res.Matches[k] = contracts.Match{Index: idx, Score: pair[1]}
+				if q < len(cr.IDs) && k < len(cr.IDs[q]) {
+					res.Matches[k].ID = cr.IDs[q][k]
+				}
+				if idx >= 0 && idx < len(m.ProductDescriptions) {
+					res.Matches[k].Description = m.ProductDescriptions[idx]
+				}
+			}
+			if err := yield(res); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// eachChunk calls each with every stored chunk result of a done job, in
+// chunk order; what names the job's rows in the not-done error.
+func (j *Jobs) eachChunk(ctx context.Context, id, what string, each func(m *contracts.JobMeta, i int, cr *contracts.JobChunkResult) error) error {
 	st, err := j.Status(ctx, id)
 	if err != nil {
 		return err
 	}
 	if st.State != contracts.JobDone {
-		return &contracts.Error{Code: contracts.CodeJobNotDone, Message: fmt.Sprintf("job %s is %s (%d of %d queries done); its results are ready when its state is done", id, st.State, st.Done, st.Total)}
+		return &contracts.Error{Code: contracts.CodeJobNotDone, Message: fmt.Sprintf("job %s is %s (%d of %d %s done); its results are ready when its state is done", id, st.State, st.Done, st.Total, what)}
 	}
 	m, _, err := j.Meta(ctx, id)
 	if err != nil {
@@ -320,21 +344,8 @@ func (j *Jobs) Results(ctx context.Context, id string, yield func(contracts.JobR
 		if err := json.Unmarshal(raw.Data, &cr); err != nil {
 			return contracts.Errorf(contracts.CodeInternal, "jobs: decode chunk %d of %s: %v", i, id, err)
 		}
-		for q, query := range cr.Query {
-			res := contracts.JobResult{Query: query, Matches: make([]contracts.Match, len(cr.Matches[q]))}
-			for k, pair := range cr.Matches[q] {
-				idx := int(pair[0])
-				res.Matches[k] = contracts.Match{Index: idx, Score: pair[1]}
-				if q < len(cr.IDs) && k < len(cr.IDs[q]) {
-					res.Matches[k].ID = cr.IDs[q][k]
-				}
-				if idx >= 0 && idx < len(m.ProductDescriptions) {
-					res.Matches[k].Description = m.ProductDescriptions[idx]
-				}
-			}
-			if err := yield(res); err != nil {
-				return err
-			}
+		if err := each(m, i, &cr); err != nil {
+			return err
 		}
 	}
 	return nil
