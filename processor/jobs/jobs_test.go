@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/internal/testenv/proctest"
 	"github.com/simmatch/simmatch/processor"
+	"github.com/simmatch/simmatch/processor/embedding"
 	"github.com/simmatch/simmatch/processor/jobs"
 )
 
@@ -185,7 +188,10 @@ func TestJobSurvivesKilledProcessor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jc.NATS, jc.Embedder = vjobs, realModel(t)
+	// Once gated, the victim's model holds every call until the call ends:
+	// the chunk it works on when it dies is surely unfinished.
+	held := &holdingEmbedder{Embedder: realModel(t), release: make(chan struct{})}
+	jc.NATS, jc.Embedder = vjobs, held
 	victim, err := jobs.Start(jc)
 	if err != nil {
 		t.Fatal(err)
@@ -194,13 +200,13 @@ func TestJobSurvivesKilledProcessor(t *testing.T) {
 
 	queries := jobQueries(400)
 	st := submitJob(t, b.URL, queries, `, "top_k": 2`)
-	testenv.WaitFor(t, time.Minute, "the victim works on a chunk after finishing one", func() bool {
-		s := victim.Stats()
-		return s.Chunks >= 1 && s.Busy >= 1
-	})
+	testenv.WaitFor(t, time.Minute, "the victim finishes a chunk", func() bool { return victim.Stats().Chunks >= 1 })
+	held.gated.Store(true)
+	testenv.WaitFor(t, time.Minute, "the victim holds a chunk it cannot finish", func() bool { return held.holding.Load() >= 1 })
 	vjobs.Close()
 	vnc.Close()
 	t.Cleanup(func() {
+		close(held.release)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = victim.Stop(ctx) // its connections are gone: only its goroutines end
@@ -305,4 +311,27 @@ func abs(x float64) float64 {
 		return -x
 	}
 	return x
+}
+
+// holdingEmbedder embeds with Embedder until gated, then holds each call
+// until its context ends or release is closed (a processor that dies
+// mid-chunk).
+type holdingEmbedder struct {
+	processor.Embedder
+	gated   atomic.Bool
+	holding atomic.Int32
+	release chan struct{}
+}
+
+// Embed embeds, or holds the call once gated.
+func (h *holdingEmbedder) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
+	if h.gated.Load() {
+		h.holding.Add(1)
+		select {
+		case <-ctx.Done():
+		case <-h.release:
+		}
+		return embedding.Result{}, errors.New("the processor died")
+	}
+	return h.Embedder.Embed(ctx, texts)
 }
