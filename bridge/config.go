@@ -69,8 +69,8 @@ type Config struct {
 	// Metrics receives the simmatch_http_* collectors of docs/metrics.md;
 	// nil means no metrics are kept. New fails if the names are already taken.
 	Metrics prometheus.Registerer
-	// Gatherer is served on GET /metrics (public unless PublicPaths says
-	// otherwise); nil means no /metrics route. It is usually the registry given as
+	// Gatherer is served on GET /metrics (public unless PublicPaths or
+	// MetricsScope say otherwise); nil means no /metrics route. It is usually the registry given as
 	// Metrics, which may also hold other components' collectors.
 	Gatherer prometheus.Gatherer
 	// Keys are the API keys callers must present (Authorization: Bearer or
@@ -84,6 +84,12 @@ type Config struct {
 	// PublicPaths are the paths served without a key when Keys is set; nil
 	// means DefaultPublicPaths, an empty non-nil slice means none.
 	PublicPaths []string
+	// MetricsScope, when set and authentication is on (Keys or OIDC), is
+	// the scope GET /metrics needs, whatever PublicPaths says: the metrics
+	// name API keys and count each key's traffic. Empty means /metrics
+	// follows PublicPaths (public by default). Without authentication it has
+	// no effect.
+	MetricsScope Scope
 	// RateLimit is every key's token bucket, unless its line in the keys
 	// file sets its own; without Keys, one bucket shared by every caller of
 	// the non-public paths. The zero value means no limit.
@@ -168,6 +174,9 @@ func (c Config) withDefaults() (Config, error) {
 		if !strings.HasPrefix(p, "/") {
 			return c, fmt.Errorf("bridge: config: public path %q must start with /", p)
 		}
+	}
+	if c.MetricsScope != "" && (c.MetricsScope == ScopeAll || !security.KnownScope(c.MetricsScope)) {
+		return c, fmt.Errorf("bridge: config: metrics scope %q is not a scope a key may hold", c.MetricsScope)
 	}
 	if f := c.Flood; f.MaxConcurrent < 0 || f.PenaltyConcurrency < 0 || f.PenaltyWindow < 0 || f.MaxTarpitted < 0 || f.MaxTarpitDelay < 0 {
 		return c, fmt.Errorf("bridge: config: flood limits must not be negative, got %+v", f)

@@ -185,3 +185,82 @@ func TestMetricsCountRetries(t *testing.T) {
 		}
 	}
 }
+
+// With MetricsScope and keys, GET /metrics needs that scope: 401 without a
+// key (even though /metrics is in the default public paths), 403 with a key
+// that lacks it, 200 with it or with *. Without MetricsScope it stays public,
+// and without authentication the scope changes nothing.
+func TestMetricsScope(t *testing.T) {
+	ns := startNATS(t)
+	keys := "m " + HashKey("key-m") + " metrics\n" +
+		"p " + HashKey("key-p") + " predict\n" +
+		"all " + HashKey("key-all") + " *\n"
+	var scope Scope
+	get := func(b *testBridge, key string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, b.URL+"/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, body := do(t, req)
+		if resp.StatusCode == http.StatusOK && !strings.Contains(string(body), "simmatch_http_") {
+			t.Errorf("GET /metrics: 200 without the simmatch_http_* metrics: %s", clip(body))
+		}
+		if resp.StatusCode == http.StatusForbidden && !strings.Contains(resp.Header.Get("WWW-Authenticate"), `scope="`+string(scope)+`"`) {
+			t.Errorf("403 with WWW-Authenticate %q, want scope=%q", resp.Header.Get("WWW-Authenticate"), scope)
+		}
+		return resp.StatusCode
+	}
+	start := func(s Scope, withKeys bool) *testBridge {
+		scope = s
+		reg := prometheus.NewRegistry()
+		return startBridge(t, ns, func(c *Config) {
+			c.Metrics, c.Gatherer, c.MetricsScope = reg, reg, scope
+			if withKeys {
+				c.Keys = openKeys(t, keys, &logRecorder{})
+			}
+		})
+	}
+
+	t.Run("scoped", func(t *testing.T) {
+		b := start(ScopeMetrics, true)
+		for key, want := range map[string]int{"": 401, "key-p": 403, "key-m": 200, "key-all": 200, "wrong": 401} {
+			if got := get(b, key); got != want {
+				t.Errorf("GET /metrics with key %q: %d, want %d", key, got, want)
+			}
+		}
+		if resp, _ := b.get(t, "/health"); resp.StatusCode != 200 {
+			t.Errorf("GET /health without a key: %d, want 200 (the other public paths stay public)", resp.StatusCode)
+		}
+	})
+	t.Run("admin", func(t *testing.T) {
+		b := start(ScopeAdmin, true)
+		for key, want := range map[string]int{"": 401, "key-m": 403, "key-all": 200} {
+			if got := get(b, key); got != want {
+				t.Errorf("GET /metrics with key %q: %d, want %d", key, got, want)
+			}
+		}
+	})
+	t.Run("public by default", func(t *testing.T) {
+		b := start("", true)
+		if got := get(b, ""); got != 200 {
+			t.Errorf("GET /metrics without a key and without MetricsScope: %d, want 200", got)
+		}
+	})
+	t.Run("no authentication", func(t *testing.T) {
+		b := start(ScopeMetrics, false)
+		if got := get(b, ""); got != 200 {
+			t.Errorf("GET /metrics without authentication: %d, want 200", got)
+		}
+	})
+	t.Run("unknown scope", func(t *testing.T) {
+		for _, s := range []Scope{"metric", ScopeAll} {
+			if _, err := New(Config{NATS: connect(t, ns), MetricsScope: s}); err == nil {
+				t.Errorf("MetricsScope %q: New succeeded, want an error", s)
+			}
+		}
+	})
+}

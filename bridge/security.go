@@ -18,6 +18,7 @@ const (
 	ScopeCatalogWrite = security.ScopeCatalogWrite
 	ScopeJobs         = security.ScopeJobs
 	ScopeAdmin        = security.ScopeAdmin
+	ScopeMetrics      = security.ScopeMetrics
 	ScopeAll          = security.ScopeAll
 )
 

@@ -41,6 +41,9 @@ func New(cfg Config) (*Server, error) {
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}
+	if cfg.MetricsScope != "" {
+		delete(s.public, "/metrics") // it needs the scope (requireScope below)
+	}
 	if cfg.Metrics != nil {
 		if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
 			return nil, err
@@ -132,7 +135,11 @@ func (s *Server) routes() http.Handler {
 	r.Get("/ready", s.ready)
 	r.Get("/openapi.yaml", openAPI)
 	if s.cfg.Gatherer != nil {
-		r.Method(http.MethodGet, "/metrics", metricsHandler(s.cfg.Gatherer, s.cfg.Logger))
+		var h http.Handler = metricsHandler(s.cfg.Gatherer, s.cfg.Logger)
+		if s.cfg.MetricsScope != "" {
+			h = s.requireScope(s.cfg.MetricsScope)(h)
+		}
+		r.Method(http.MethodGet, "/metrics", h)
 	}
 	s.consoleRoutes(r) // the web console's static files, always public (console.go)
 

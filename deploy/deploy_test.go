@@ -122,6 +122,13 @@ func checkExpr(t testing.TB, where, expr string, allowed map[string]bool) {
 
 func loadCompose(t testing.TB) *types.Project {
 	t.Helper()
+	return loadComposeEnv(t, types.Mapping{})
+}
+
+// loadComposeEnv loads docker-compose.yml with the environment env, as if
+// it were the shell's (or an .env file's).
+func loadComposeEnv(t testing.TB, env types.Mapping) *types.Project {
+	t.Helper()
 	ctx := context.Background()
 	abs, err := filepath.Abs(root)
 	if err != nil {
@@ -131,8 +138,8 @@ func loadCompose(t testing.TB) *types.Project {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No environment: the file must work without a .env file.
-	details.Environment = types.Mapping{}
+	// No environment (loadCompose): the file must work without a .env file.
+	details.Environment = env
 	p, err := loader.LoadWithContext(ctx, *details)
 	if err != nil {
 		t.Fatalf("docker-compose.yml: %v", err)
@@ -298,6 +305,55 @@ func TestCompose(t *testing.T) {
 			if !ok {
 				t.Errorf("%s does not publish %d", svc, port)
 			}
+		}
+		// Every port is on the host's loopback by default; with
+		// SIMMATCH_PUBLISH_HOST only the bridge (which refuses to run open
+		// without SIMMATCH_AUTH=none) and Grafana (which needs a login) move:
+		// NATS (development passwords), Prometheus (key names in the bridge's
+		// metrics), Jaeger and the collector have no login of their own.
+		wide := loadComposeEnv(t, types.Mapping{"SIMMATCH_PUBLISH_HOST": "0.0.0.0"})
+		for name, s := range p.Services {
+			for i, pc := range s.Ports {
+				if pc.HostIP != "127.0.0.1" {
+					t.Errorf("%s publishes %d on %q by default, want 127.0.0.1", name, pc.Target, pc.HostIP)
+				}
+				want := "127.0.0.1"
+				if name == "bridge" || name == "grafana" {
+					want = "0.0.0.0"
+				}
+				if got := wide.Services[name].Ports[i].HostIP; got != want {
+					t.Errorf("SIMMATCH_PUBLISH_HOST=0.0.0.0: %s publishes %d on %q, want %s", name, pc.Target, got, want)
+				}
+			}
+		}
+	})
+
+	t.Run("grafana login", func(t *testing.T) {
+		s := service(t, p, "grafana")
+		if got := env(s, "GF_AUTH_ANONYMOUS_ENABLED"); got != "false" {
+			t.Errorf("GF_AUTH_ANONYMOUS_ENABLED = %q by default, want false", got)
+		}
+		if got := env(s, "GF_SECURITY_ADMIN_PASSWORD"); got != "" {
+			t.Errorf("GF_SECURITY_ADMIN_PASSWORD = %q: a password in the file is known to anyone who reads it", got)
+		}
+		if got := env(s, "GRAFANA_ADMIN_PASSWORD"); got != "" {
+			t.Errorf("GRAFANA_ADMIN_PASSWORD = %q by default, want empty (a generated password)", got)
+		}
+		// Without GRAFANA_ADMIN_PASSWORD the entrypoint generates a random
+		// password into the data volume and hands Grafana the file.
+		script := strings.Join(s.Entrypoint, " ")
+		for _, want := range []string{"/dev/urandom", "GF_SECURITY_ADMIN_PASSWORD__FILE", "/var/lib/grafana/", "umask 077", "exec /run.sh",
+			`GF_SECURITY_ADMIN_PASSWORD="$GRAFANA_ADMIN_PASSWORD"`} {
+			if !strings.Contains(script, want) {
+				t.Errorf("grafana entrypoint lacks %q:\n%s", want, script)
+			}
+		}
+		if strings.Contains(script, "admin/admin") || strings.Contains(script, "PASSWORD:-admin") {
+			t.Errorf("grafana entrypoint falls back to a development password:\n%s", script)
+		}
+		set := service(t, loadComposeEnv(t, types.Mapping{"GRAFANA_ADMIN_PASSWORD": "s3cret-from-env", "GRAFANA_ANONYMOUS": "true"}), "grafana")
+		if env(set, "GRAFANA_ADMIN_PASSWORD") != "s3cret-from-env" || env(set, "GF_AUTH_ANONYMOUS_ENABLED") != "true" {
+			t.Errorf("GRAFANA_ADMIN_PASSWORD and GRAFANA_ANONYMOUS do not reach grafana: %v", set.Environment)
 		}
 	})
 

@@ -29,12 +29,16 @@ const (
 	ScopeCatalogWrite Scope = "catalog:write" // create, change and delete catalogs
 	ScopeJobs         Scope = "jobs"          // submit and read asynchronous jobs
 	ScopeAdmin        Scope = "admin"         // the model routes
+	ScopeMetrics      Scope = "metrics"       // GET /metrics, when the bridge's metrics scope names it
 	ScopeAll          Scope = "*"             // every scope, present and future
 )
 
 // knownScopes are the scopes a keys file may name; anything else is a typo
 // that would silently grant nothing, so the file is refused.
-var knownScopes = map[Scope]bool{ScopePredict: true, ScopeCatalogWrite: true, ScopeJobs: true, ScopeAdmin: true, ScopeAll: true}
+var knownScopes = map[Scope]bool{ScopePredict: true, ScopeCatalogWrite: true, ScopeJobs: true, ScopeAdmin: true, ScopeMetrics: true, ScopeAll: true}
+
+// KnownScope reports whether s is a scope a keys file may grant.
+func KnownScope(s Scope) bool { return knownScopes[s] }
 
 // maxKeyNameLen bounds a key's name, which becomes a metric label and a log field.
 const maxKeyNameLen = 64

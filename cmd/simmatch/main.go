@@ -67,7 +67,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	f.Bridge(&bs)
 	ps.Register(f)
 	f.Limits(&ps.Limits)
-	f.String(&natsListen, "nats-listen", "SIMMATCH_NATS_LISTEN", "127.0.0.1:4222", "where the embedded NATS server listens for other processors and clients; empty: in-process only")
+	f.String(&natsListen, "nats-listen", "SIMMATCH_NATS_LISTEN", "127.0.0.1:4222", "where the embedded NATS server listens for other processors and clients; beyond loopback it requires the user and password it writes to <data-dir>/nats-credentials (0600); empty: in-process only")
 	f.String(&dataDir, "data-dir", "SIMMATCH_DATA_DIR", "data", "where the embedded NATS keeps JetStream (catalogs); survives restarts")
 	f.SetUsage(serveUsage)
 	if err := f.Parse(args); err != nil {
@@ -85,13 +85,21 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	ns, err := startNATS(natsListen, dataDir)
+	ns, creds, err := startNATS(natsListen, dataDir)
 	if err != nil {
 		return err
 	}
 	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
 	connect := func(name string) (*nats.Conn, error) {
-		return nats.Connect("", nats.InProcessServer(ns), nats.Name(name), cli.NATSLogHandlers(logger))
+		opts := []nats.Option{nats.InProcessServer(ns), nats.Name(name), cli.NATSLogHandlers(logger)}
+		if creds != nil {
+			opts = append(opts, nats.UserInfo(creds.User, creds.Password))
+		}
+		return nats.Connect("", opts...)
+	}
+	if creds != nil {
+		logger.Info("the embedded NATS listens beyond loopback: clients need the user and password in the credentials file",
+			"nats_listen", natsListen, "credentials_file", creds.Path)
 	}
 
 	// The processor has its own connection: its drain waits for that
@@ -151,15 +159,18 @@ func modelGiven(f *cli.Flags) bool {
 	return f.Explicit("model-dir") || f.Explicit("model-name") || f.Explicit("model-version")
 }
 
-func startNATS(listen, dataDir string) (*server.Server, error) {
+// startNATS starts the embedded NATS server, keeping JetStream in dataDir.
+// When listen reaches beyond loopback, the server requires the user and
+// password of embeddedNATSCredentials, which it returns; nil otherwise.
+func startNATS(listen, dataDir string) (*server.Server, *natsCredentials, error) {
 	// JetStream cannot start on a directory it cannot write, and the
 	// embedded server's own log is off: say so here, plainly.
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return nil, fmt.Errorf("data directory (SIMMATCH_DATA_DIR, -data-dir) %s: %w", dataDir, err)
+		return nil, nil, fmt.Errorf("data directory (SIMMATCH_DATA_DIR, -data-dir) %s: %w", dataDir, err)
 	}
 	probe, err := os.CreateTemp(dataDir, ".write-probe-*")
 	if err != nil {
-		return nil, fmt.Errorf("data directory (SIMMATCH_DATA_DIR, -data-dir) %s is not writable: %w", dataDir, err)
+		return nil, nil, fmt.Errorf("data directory (SIMMATCH_DATA_DIR, -data-dir) %s is not writable: %w", dataDir, err)
 	}
 	probe.Close()
 	os.Remove(probe.Name())
@@ -170,24 +181,32 @@ func startNATS(listen, dataDir string) (*server.Server, error) {
 	} else {
 		host, port, err := net.SplitHostPort(listen)
 		if err != nil {
-			return nil, fmt.Errorf("-nats-listen %q: want host:port: %w", listen, err)
+			return nil, nil, fmt.Errorf("-nats-listen %q: want host:port: %w", listen, err)
 		}
 		opts.Host = host
 		if opts.Port, err = strconv.Atoi(port); err != nil {
-			return nil, fmt.Errorf("-nats-listen %q: bad port", listen)
+			return nil, nil, fmt.Errorf("-nats-listen %q: bad port", listen)
 		}
 		if opts.Port == 0 {
 			opts.Port = server.RANDOM_PORT
 		}
 	}
+	var creds *natsCredentials
+	if listen != "" && beyondLoopback(listen) {
+		c, err := embeddedNATSCredentials(dataDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		creds, opts.Username, opts.Password = &c, c.User, c.Password
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
+		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
-		return nil, errors.New("embedded NATS did not start within 10s (is the -nats-listen port in use?)")
+		return nil, nil, errors.New("embedded NATS did not start within 10s (is the -nats-listen port in use?)")
 	}
-	return ns, nil
+	return ns, creds, nil
 }

@@ -33,8 +33,11 @@ type Bridge struct {
 	// Auth is SIMMATCH_AUTH: "none" lets the bridge listen beyond loopback
 	// without API keys or OIDC (said again in the log at start); "" is the
 	// default, which refuses to.
-	Auth           string
-	PublicPaths    string
+	Auth        string
+	PublicPaths string
+	// MetricsScope is SIMMATCH_METRICS_SCOPE: with API keys or OIDC, the
+	// scope GET /metrics needs; empty: /metrics follows PublicPaths.
+	MetricsScope   string
 	RateLimit      float64
 	RateBurst      int
 	TLSCertFile    string
@@ -107,6 +110,8 @@ func (f *Flags) Bridge(s *Bridge) {
 	f.String(&s.APIKeysFile, "api-keys-file", "SIMMATCH_API_KEYS_FILE", "", "API keys file (<name> <sha256 hex> <scopes> per line); empty: no authentication")
 	f.String(&s.PublicPaths, "public-paths", "SIMMATCH_PUBLIC_PATHS", strings.Join(bridge.DefaultPublicPaths, ","),
 		"comma-separated paths served without an API key; none: every path needs one")
+	f.String(&s.MetricsScope, "metrics-scope", "SIMMATCH_METRICS_SCOPE", "",
+		"with API keys or OIDC, the scope GET /metrics needs (metrics or admin; the metrics name keys and count their traffic); empty: public unless left out of -public-paths")
 	f.Float64(&s.RateLimit, "rate-limit", "SIMMATCH_RATE_LIMIT", 0, "requests per second per API key (without keys: for all callers together); 0: no limit")
 	f.Int(&s.RateBurst, "rate-burst", "SIMMATCH_RATE_BURST", 0, "requests a key may send at once above -rate-limit; 0: the rate, at least 1")
 	f.String(&s.TLSCertFile, "tls-cert-file", "SIMMATCH_TLS_CERT_FILE", "", "PEM certificate (chain) to serve HTTPS with; empty: plain HTTP")
@@ -145,11 +150,12 @@ func (s Bridge) JobLimits(lim contracts.Limits) contracts.JobLimits {
 // BridgeSecurity is the bridge's authentication, rate limit and TLS, set up
 // from Bridge by Security.
 type BridgeSecurity struct {
-	keys        *bridge.KeyStore
-	oidc        *security.OIDCVerifier // nil: no tokens
-	publicPaths []string
-	rateLimit   bridge.RateLimit
-	tls         *tls.Config // nil: plain HTTP
+	keys         *bridge.KeyStore
+	oidc         *security.OIDCVerifier // nil: no tokens
+	publicPaths  []string
+	metricsScope bridge.Scope
+	rateLimit    bridge.RateLimit
+	tls          *tls.Config // nil: plain HTTP
 	// open: neither API keys nor OIDC; authNone: SIMMATCH_AUTH=none.
 	open, authNone bool
 }
@@ -168,6 +174,12 @@ func (s Bridge) Security(ctx context.Context, logger *slog.Logger) (*BridgeSecur
 		open: s.APIKeysFile == "" && s.OIDC.Issuer == "", authNone: s.Auth == "none"}
 	if sec.authNone {
 		logger.Warn("SIMMATCH_AUTH=none: the bridge may listen beyond loopback without API keys or OIDC")
+	}
+	if sc := bridge.Scope(s.MetricsScope); sc != "" {
+		if sc == bridge.ScopeAll || !security.KnownScope(sc) {
+			return nil, fmt.Errorf("SIMMATCH_METRICS_SCOPE=%q: want a scope a key may hold (metrics, admin...)", s.MetricsScope)
+		}
+		sec.metricsScope = sc
 	}
 	if s.PublicPaths != "none" {
 		for p := range strings.SplitSeq(s.PublicPaths, ",") {
@@ -240,7 +252,8 @@ func (s Bridge) Config(sec *BridgeSecurity, nc *nats.Conn, lim contracts.Limits,
 	cfg := bridge.Config{NATS: nc, Limits: lim, RequestTimeout: s.RequestTimeout, CatalogWriteTimeout: s.CatalogWriteTimeout, Logger: logger,
 		AckTimeout: s.AckTimeout, Heartbeat: s.Heartbeat, MaxAttempts: s.MaxAttempts,
 		JobLimits: s.JobLimits(lim), JobChunkSize: s.JobChunkSize,
-		Keys: sec.keys, OIDC: sec.oidc, PublicPaths: sec.publicPaths, RateLimit: sec.rateLimit, Flood: s.Flood}
+		Keys: sec.keys, OIDC: sec.oidc, PublicPaths: sec.publicPaths, MetricsScope: sec.metricsScope,
+		RateLimit: sec.rateLimit, Flood: s.Flood}
 	if reg != nil { // a nil *Registry in the interfaces would not be nil
 		cfg.Metrics, cfg.Gatherer = reg, reg
 	}

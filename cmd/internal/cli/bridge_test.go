@@ -21,9 +21,10 @@ import (
 
 func TestBridgeSecurityFlags(t *testing.T) {
 	env := map[string]string{
-		"SIMMATCH_PUBLIC_PATHS": "/health, /ready",
-		"SIMMATCH_RATE_LIMIT":   "2.5",
-		"SIMMATCH_RATE_BURST":   "5",
+		"SIMMATCH_PUBLIC_PATHS":  "/health, /ready",
+		"SIMMATCH_RATE_LIMIT":    "2.5",
+		"SIMMATCH_RATE_BURST":    "5",
+		"SIMMATCH_METRICS_SCOPE": "metrics",
 	}
 	var b Bridge
 	f := NewFlags("test", func(k string) string { return env[k] }, io.Discard)
@@ -37,7 +38,8 @@ func TestBridgeSecurityFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := b.Config(sec, nil, contracts.DefaultLimits, nil, nil)
-	if cfg.Keys != nil || strings.Join(cfg.PublicPaths, ",") != "/health,/ready" || cfg.RateLimit != (bridge.RateLimit{Rate: 2.5, Burst: 5}) {
+	if cfg.Keys != nil || strings.Join(cfg.PublicPaths, ",") != "/health,/ready" || cfg.RateLimit != (bridge.RateLimit{Rate: 2.5, Burst: 5}) ||
+		cfg.MetricsScope != bridge.ScopeMetrics {
 		t.Fatalf("config %+v", cfg)
 	}
 	if !strings.Contains(logs.String(), "no API keys file") {
@@ -52,6 +54,8 @@ func TestBridgeSecurityFlags(t *testing.T) {
 		{APIKeysFile: filepath.Join(t.TempDir(), "missing")},
 		{TLSCertFile: "only-a-cert.pem"},
 		{RateLimit: -1},
+		{MetricsScope: "metric"},
+		{MetricsScope: "*"},
 	} {
 		if _, err := bad.Security(t.Context(), slog.New(slog.DiscardHandler)); err == nil {
 			t.Errorf("%+v: want an error", bad)
