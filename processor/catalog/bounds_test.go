@@ -106,6 +106,11 @@ func TestCatalogMemoryBudget(t *testing.T) {
 	if !errors.Is(err, contracts.ErrInsufficientStorage) || !strings.Contains(err.Error(), catalog.SettingMemoryBytes) {
 		t.Fatalf("search big: err = %v, want insufficient_storage naming %s", err, catalog.SettingMemoryBytes)
 	}
+	// The list still answers, saying which catalog is not loaded here.
+	l, err = c.ListCatalogs(ctx, &contracts.ListRequest{})
+	if err != nil || len(l.Catalogs) != 2 || l.Catalogs[0].Name != "big" || l.Catalogs[0].Matrix != "not_loaded" || l.Catalogs[1].Matrix != "fp32" {
+		t.Fatalf("list = %+v, %v; want big not_loaded and small fp32", l, err)
+	}
 	// Writes past the budget: into a loaded catalog, and a new one.
 	more := make([]contracts.Product, 12)
 	for i := range more {

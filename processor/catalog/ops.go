@@ -321,6 +321,16 @@ func (s *Service) List(ctx context.Context, req *contracts.ListRequest) (*contra
 		if errors.Is(err, contracts.ErrNotFound) {
 			continue // dropped meanwhile
 		}
+		if errors.Is(err, contracts.ErrInsufficientStorage) {
+			// Not loaded here (the memory budget): what the stream says.
+			info := contracts.CatalogInfo{Name: n, Matrix: "not_loaded"}
+			if st, err := s.js.Stream(ctx, streamName(n)); err == nil {
+				ci := st.CachedInfo()
+				info.Model, info.StoredBytes, info.Sequence = modelFromMetadata(ci.Config.Metadata), ci.State.Bytes, ci.State.LastSeq
+			}
+			resp.Catalogs = append(resp.Catalogs, info)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
