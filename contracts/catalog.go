@@ -262,7 +262,8 @@ type CatalogInfo struct {
 	// StoredBytes is the size of the catalog in JetStream.
 	StoredBytes uint64 `json:"stored_bytes"`
 	// Matrix is the type of the scanned matrix on the processor that
-	// answered: fp32, or int8 (rescored exactly from float32 rows in a file).
+	// answered: fp32, int8 (rescored exactly from float32 rows in a file), or
+	// not_loaded (beyond that processor's SIMMATCH_CATALOG_MEMORY_BYTES).
 	Matrix string `json:"matrix"`
 	// MatrixBytes is the memory the embedding matrix takes in each processor.
 	MatrixBytes int64 `json:"matrix_bytes"`

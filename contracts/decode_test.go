@@ -162,6 +162,7 @@ var allSentinels = []*contracts.Error{
 	contracts.ErrMalformedJSON, contracts.ErrInvalidRequest, contracts.ErrPayloadTooLarge,
 	contracts.ErrUnsupportedMediaType, contracts.ErrUnauthorized, contracts.ErrForbidden, contracts.ErrRateLimited, contracts.ErrOverloaded,
 	contracts.ErrNoProcessor, contracts.ErrTimeout, contracts.ErrModelError, contracts.ErrInternal,
+	contracts.ErrInsufficientStorage,
 }
 
 func TestDecodeRequest(t *testing.T) {

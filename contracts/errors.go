@@ -30,6 +30,7 @@ const (
 	CodeModelError           Code = "model_error"            // tokenization or inference failed
 	CodeInternal             Code = "internal"               // a bug: report it with the request id
 	CodeJobNotDone           Code = "job_not_done"           // the job's results are not ready yet: poll its status
+	CodeInsufficientStorage  Code = "insufficient_storage"   // a configured byte limit (a stream's, the catalogs' memory budget) is reached; the message names the setting
 	CodeCancelled            Code = "cancelled"              // the caller gave up (SubjectCancel) before the answer; nobody reads it
 )
 
@@ -51,6 +52,7 @@ var codeStatus = map[Code]int{
 	CodeModelError:           http.StatusInternalServerError,
 	CodeInternal:             http.StatusInternalServerError,
 	CodeJobNotDone:           http.StatusConflict,
+	CodeInsufficientStorage:  http.StatusInsufficientStorage,
 	CodeCancelled:            499, // nginx's "client closed request": the bridge's status when its caller left
 }
 
@@ -107,6 +109,7 @@ var (
 	ErrModelError           = &Error{Code: CodeModelError}
 	ErrInternal             = &Error{Code: CodeInternal}
 	ErrJobNotDone           = &Error{Code: CodeJobNotDone}
+	ErrInsufficientStorage  = &Error{Code: CodeInsufficientStorage}
 )
 
 // Errorf returns an *Error with code and a formatted message.

@@ -124,6 +124,10 @@ type CatalogsState struct {
 	// Loading names the followed catalogs that have not yet applied their
 	// stream up to where it stood when the processor began following them.
 	Loading []string `json:"loading"`
+	// NotLoaded names the stored catalogs the processor does not hold
+	// because they do not fit its catalogs' memory budget
+	// (SIMMATCH_CATALOG_MEMORY_BYTES): it answers their requests 503.
+	NotLoaded []string `json:"not_loaded,omitempty"`
 }
 
 // Ready reports whether p serves requests naming no model and has its

@@ -109,6 +109,13 @@ func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest, 
 		return nil, false, &contracts.Error{Code: contracts.CodeInvalidRequest, Field: "products", Limit: s.cfg.MaxProducts,
 			Message: fmt.Sprintf("products: catalog %s would hold %d products; the limit per catalog is %d (SIMMATCH_CATALOG_MAX_PRODUCTS)", req.Catalog, have, s.cfg.MaxProducts)}
 	}
+	dims := chosen.Dimensions
+	if exists {
+		dims = f.model.Dimensions
+	}
+	if err := s.checkGrowth(req.Catalog, f, dims, len(models), req.Products); err != nil {
+		return nil, false, err
+	}
 	texts := make([]string, len(req.Products))
 	for i, p := range req.Products {
 		texts[i] = p.Description
@@ -191,6 +198,11 @@ func sizeAfter(f *followed, ps []contracts.Product) int {
 }
 
 func (s *Service) partial(req *contracts.UpsertRequest, stored int, err error) error {
+	if streamFull(err) {
+		e := s.full(req.Catalog, err).(*contracts.Error)
+		e.Message = fmt.Sprintf("%s (JetStream stored %d of %d products first, each whole)", e.Message, stored, len(req.Products))
+		return e
+	}
 	code := contracts.CodeInternal
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
 		code = contracts.CodeTimeout
@@ -241,6 +253,8 @@ func (s *Service) create(ctx context.Context, name string, model contracts.Model
 		MaxMsgsPerSubject: 1,
 		Storage:           jetstream.FileStorage,
 		Replicas:          s.cfg.Replicas,
+		MaxBytes:          s.cfg.MaxBytes,
+		Discard:           jetstream.DiscardNew,
 		AllowDirect:       true,
 		Metadata:          streamMetadata(name, model),
 	})
@@ -307,6 +321,16 @@ func (s *Service) List(ctx context.Context, req *contracts.ListRequest) (*contra
 		if errors.Is(err, contracts.ErrNotFound) {
 			continue // dropped meanwhile
 		}
+		if errors.Is(err, contracts.ErrInsufficientStorage) {
+			// Not loaded here (the memory budget): what the stream says.
+			info := contracts.CatalogInfo{Name: n, Matrix: "not_loaded"}
+			if st, err := s.js.Stream(ctx, streamName(n)); err == nil {
+				ci := st.CachedInfo()
+				info.Model, info.StoredBytes, info.Sequence = modelFromMetadata(ci.Config.Metadata), ci.State.Bytes, ci.State.LastSeq
+			}
+			resp.Catalogs = append(resp.Catalogs, info)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -334,6 +358,7 @@ func (s *Service) Drop(ctx context.Context, req *contracts.DropRequest) (*contra
 	}
 	s.mu.Lock()
 	f := s.cats[req.Catalog]
+	delete(s.notLoaded, req.Catalog)
 	s.mu.Unlock()
 	if f != nil {
 		s.unfollow(req.Catalog, f)

@@ -151,7 +151,7 @@ func (s *Service) claim(name string) (uint64, error) {
 	if s.reembed.kv == nil {
 		kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: claimBucket,
 			Description: "simmatch: which processor re-embeds which catalog", TTL: s.cfg.ReembedClaimTTL,
-			Replicas: s.cfg.Replicas, Storage: jetstream.FileStorage})
+			Replicas: s.cfg.Replicas, Storage: jetstream.FileStorage, MaxBytes: s.cfg.BucketMaxBytes})
 		if err != nil {
 			return 0, err
 		}

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -28,6 +29,16 @@ const (
 	// DefaultTimeout applies to catalog requests that carry no timeout
 	// header: embedding a bulk upsert of 10,000 products takes a while.
 	DefaultTimeout = 2 * time.Minute
+	// DefaultMaxBytes bounds each catalog's stream: a million products of
+	// 384 float32 dimensions with short descriptions take about 2 GiB.
+	DefaultMaxBytes = 4 << 30
+	// DefaultBucketMaxBytes bounds the small key-value bucket of
+	// re-embedding claims.
+	DefaultBucketMaxBytes = 256 << 20
+	// SettingMaxBytes names the setting of MaxBytes in errors.
+	SettingMaxBytes = "SIMMATCH_CATALOG_MAX_BYTES"
+	// SettingMemoryBytes names the setting of MemoryBytes in errors.
+	SettingMemoryBytes = "SIMMATCH_CATALOG_MEMORY_BYTES"
 	// publishChunk is how many records are in flight to JetStream at once.
 	publishChunk = 512
 )
@@ -48,6 +59,22 @@ type Config struct {
 	Replicas int
 	// MaxProducts bounds the products of one catalog; default DefaultMaxProducts.
 	MaxProducts int
+	// MaxBytes bounds each catalog's stream (JetStream MaxBytes, set when
+	// the stream is created, and on a stream that has no limit when it is
+	// first followed); default DefaultMaxBytes. A full catalog refuses new
+	// writes (DiscardNew) with insufficient_storage (507) naming SettingMaxBytes,
+	// rather than silently dropping its oldest products.
+	MaxBytes int64
+	// BucketMaxBytes bounds the re-embedding claims' bucket; default
+	// DefaultBucketMaxBytes.
+	BucketMaxBytes int64
+	// MemoryBytes is the processor-wide budget of the followed catalogs'
+	// memory (Index.MatrixBytes + KeywordBytes of every version); 0:
+	// unbounded. An upsert that would take them beyond it is refused
+	// (insufficient_storage naming SettingMemoryBytes); a catalog whose stored
+	// size does not fit what is left is not loaded (State.NotLoaded) and
+	// its requests are answered insufficient_storage (507) naming the budget.
+	MemoryBytes int64
 	// Limits bound each request; default contracts.DefaultCatalogLimits.
 	Limits contracts.CatalogLimits
 	// TextLimits bound the texts (characters per text, queries per search);
@@ -86,6 +113,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxProducts <= 0 {
 		c.MaxProducts = DefaultMaxProducts
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.BucketMaxBytes <= 0 {
+		c.BucketMaxBytes = DefaultBucketMaxBytes
 	}
 	if c.Limits == (contracts.CatalogLimits{}) {
 		c.Limits = contracts.DefaultCatalogLimits
@@ -128,6 +161,11 @@ type Service struct {
 	listed atomic.Bool
 
 	sem chan struct{} // Concurrency: the catalog endpoints' slots
+
+	// notLoaded names the stored catalogs this processor did not load for
+	// want of memory (Config.MemoryBytes), with the bytes they would take
+	// at least; under mu. Tried again whenever they are asked for.
+	notLoaded map[string]int64
 
 	reembed reembedState
 }
@@ -228,7 +266,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{cfg: cfg, nc: nc, js: js, ctx: ctx, cancel: cancel,
-		cats: map[string]*followed{}, sem: make(chan struct{}, cfg.Concurrency)}
+		cats: map[string]*followed{}, sem: make(chan struct{}, cfg.Concurrency), notLoaded: map[string]int64{}}
 	go s.preload()
 	return s, nil
 }
@@ -242,6 +280,9 @@ func (s *Service) preload() {
 	// on first use, and readiness must not wait forever for them.
 	defer s.listed.Store(true)
 	names, err := s.catalogNames(ctx)
+	if err == nil && s.cfg.MemoryBytes > 0 {
+		names, err = s.smallestFirst(ctx, names)
+	}
 	if err != nil {
 		if s.ctx.Err() == nil {
 			s.cfg.Logger.Warn("catalog: list catalogs to preload (they load on first use)", "err", err)
@@ -253,6 +294,130 @@ func (s *Service) preload() {
 			s.cfg.Logger.Warn("catalog: preload", "catalog", n, "err", err)
 		}
 	}
+}
+
+// smallestFirst orders catalogs by stored bytes, smallest first (then by
+// name): under a memory budget the processor then serves as many catalogs
+// as fit, and one huge catalog cannot keep every small one out. Each is
+// loaded to the end before the next is tried, so what it takes is measured,
+// not guessed.
+func (s *Service) smallestFirst(ctx context.Context, names []string) ([]string, error) {
+	size := make(map[string]uint64, len(names))
+	for _, n := range names {
+		st, err := s.stream(ctx, n)
+		if err != nil {
+			continue // dropped meanwhile: follow says so
+		}
+		size[n] = st.CachedInfo().State.Bytes
+	}
+	slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(size[a], size[b]) })
+	return names, nil
+}
+
+// memoryUsed is what the followed catalogs' indexes take (every version's
+// matrix and keyword index).
+func (s *Service) memoryUsed() int64 {
+	s.mu.Lock()
+	cats := slices.Collect(maps.Values(s.cats))
+	s.mu.Unlock()
+	var n int64
+	for _, f := range cats {
+		n += f.memory()
+	}
+	return n
+}
+
+// memory is what the catalog's indexes take; 0 while it is starting.
+func (f *followed) memory() int64 {
+	select {
+	case <-f.ready:
+	default:
+		return 0
+	}
+	if f.err != nil {
+		return 0
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var n int64
+	for _, x := range f.idxs {
+		n += x.MatrixBytes() + x.KeywordBytes()
+	}
+	return n
+}
+
+// estimate is the least memory a stored catalog takes once loaded: its
+// float32 rows (or int8 ones), from the stream's message count and the
+// model's dimensions; the keyword index comes on top.
+func (s *Service) estimate(name string, info *jetstream.StreamInfo) int64 {
+	dims := int64(modelFromMetadata(info.Config.Metadata).Dimensions)
+	row := dims*4 + 8
+	if slices.Contains(s.cfg.Int8, name) || slices.Contains(s.cfg.Int8, "*") {
+		row = dims + 12
+	}
+	return int64(info.State.Msgs) * row
+}
+
+// overBudget is the error of a catalog this processor does not hold for
+// want of memory.
+func (s *Service) overBudget(name string, need, used int64) error {
+	return contracts.Errorf(contracts.CodeInsufficientStorage,
+		"catalog %s is not loaded on this processor: it needs at least %d bytes of memory and the catalogs' budget of %d bytes (%s) has %d left; raise the budget, drop or shrink catalogs, or add processors with room",
+		name, need, s.cfg.MemoryBytes, SettingMemoryBytes, max(0, s.cfg.MemoryBytes-used))
+}
+
+// admit reports whether catalog name, stored as info, fits the memory
+// budget beside the catalogs followed; if not it is marked not loaded.
+func (s *Service) admit(name string, info *jetstream.StreamInfo) error {
+	if s.cfg.MemoryBytes <= 0 {
+		return nil
+	}
+	need, used := s.estimate(name, info), s.memoryUsed()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// What it measured when it was loaded and unloaded again: each request
+	// of a catalog that does not fit must not load it all again.
+	need = max(need, s.notLoaded[name])
+	if used+need > s.cfg.MemoryBytes {
+		if _, ok := s.notLoaded[name]; !ok {
+			s.cfg.Logger.Warn("catalog: not loaded: over the memory budget", "catalog", name, "need_bytes", need, "used_bytes", used,
+				"budget_bytes", s.cfg.MemoryBytes, "setting", SettingMemoryBytes)
+		}
+		s.notLoaded[name] = need
+		return s.overBudget(name, need, used)
+	}
+	delete(s.notLoaded, name)
+	return nil
+}
+
+// checkGrowth refuses an upsert whose products would take the catalogs'
+// memory beyond the budget; f is nil for a new catalog of dims dimensions.
+func (s *Service) checkGrowth(name string, f *followed, dims, versions int, ps []contracts.Product) error {
+	if s.cfg.MemoryBytes <= 0 {
+		return nil
+	}
+	row := int64(dims*4 + 8)
+	if slices.Contains(s.cfg.Int8, name) || slices.Contains(s.cfg.Int8, "*") {
+		row = int64(dims + 12)
+	}
+	var idx *Index
+	if f != nil {
+		idx, _, _ = f.view()
+	}
+	var add int64
+	for _, p := range ps {
+		if idx == nil || !idx.Has(p.ID) {
+			add += row * int64(versions)
+		}
+		add += int64(len(p.ID) + len(p.Description)) // the keyword index, at least
+	}
+	used := s.memoryUsed()
+	if used+add > s.cfg.MemoryBytes {
+		return &contracts.Error{Code: contracts.CodeInsufficientStorage, Field: "products", Limit: int(s.cfg.MemoryBytes),
+			Message: fmt.Sprintf("products: this upsert would take the catalogs' memory to %d bytes; the processors' budget is %d bytes (%s)",
+				used+add, s.cfg.MemoryBytes, SettingMemoryBytes)}
+	}
+	return nil
 }
 
 func (s *Service) catalogNames(ctx context.Context) ([]string, error) {
@@ -292,13 +457,65 @@ func (s *Service) follow(ctx context.Context, name string) (*followed, error) {
 		}
 	}
 	f.err = s.start(ctx, name, f)
+	if f.err == nil && s.cfg.MemoryBytes > 0 {
+		f.err = s.measure(ctx, name, f)
+	}
 	if f.err != nil {
 		s.mu.Lock()
+		if errors.Is(f.err, contracts.ErrNotFound) {
+			delete(s.notLoaded, name)
+		}
 		delete(s.cats, name) // the next call tries again
 		s.mu.Unlock()
 	}
 	close(f.ready)
 	return f, f.err
+}
+
+// measure waits until a catalog loaded under a memory budget has caught
+// up, and unloads it again if it took the catalogs beyond the budget (its
+// keyword index, or products written since admit looked).
+func (s *Service) measure(ctx context.Context, name string, f *followed) error {
+	if err := f.seen.WaitApplied(ctx, f.until); err != nil {
+		f.stopFollowing()
+		return contracts.Errorf(contracts.CodeTimeout, "catalog %s: not loaded before the deadline", name)
+	}
+	used, own := s.memoryUsed(), f.memoryLoaded()
+	if used+own <= s.cfg.MemoryBytes {
+		return nil
+	}
+	f.stopFollowing()
+	s.mu.Lock()
+	s.notLoaded[name] = own
+	s.mu.Unlock()
+	s.cfg.Logger.Warn("catalog: unloaded: over the memory budget once loaded", "catalog", name, "bytes", own, "used_bytes", used,
+		"budget_bytes", s.cfg.MemoryBytes, "setting", SettingMemoryBytes)
+	return s.overBudget(name, own, used)
+}
+
+// memoryLoaded is memory for a follower that is not ready yet (measure).
+func (f *followed) memoryLoaded() int64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var n int64
+	for _, x := range f.idxs {
+		n += x.MatrixBytes() + x.KeywordBytes()
+	}
+	return n
+}
+
+// stopFollowing stops a follower that start set up but that is not ready
+// (stop waits for ready).
+func (f *followed) stopFollowing() {
+	if f.cc != nil {
+		f.cc.Stop()
+	}
+	f.seen.close()
+	f.mu.Lock()
+	for _, x := range f.idxs {
+		x.close()
+	}
+	f.mu.Unlock()
 }
 
 // indexMaker makes the indexes of catalog name: int8 when the configuration
@@ -323,6 +540,12 @@ func (s *Service) start(ctx context.Context, name string, f *followed) error {
 		return s.streamError(name, err)
 	}
 	info := st.CachedInfo()
+	if err := s.admit(name, info); err != nil {
+		return err
+	}
+	if info.Config.MaxBytes <= 0 {
+		s.bound(ctx, name, info.Config)
+	}
 	f.model = modelFromMetadata(info.Config.Metadata)
 	f.created = info.Created
 	f.until = info.State.LastSeq
@@ -373,6 +596,40 @@ func (s *Service) start(ctx context.Context, name string, f *followed) error {
 	return nil
 }
 
+// bound gives the stream of a catalog created before streams had a limit
+// (or by an older processor) MaxBytes and DiscardNew; a failure is logged:
+// the catalog is followed unbounded rather than not at all.
+func (s *Service) bound(ctx context.Context, name string, cfg jetstream.StreamConfig) {
+	cfg.MaxBytes, cfg.Discard = s.cfg.MaxBytes, jetstream.DiscardNew
+	if _, err := s.js.UpdateStream(ctx, cfg); err != nil {
+		s.cfg.Logger.Warn("catalog: set the stream's byte limit", "catalog", name, "max_bytes", s.cfg.MaxBytes, "err", err)
+		return
+	}
+	s.cfg.Logger.Info("catalog: stream bounded", "catalog", name, "max_bytes", s.cfg.MaxBytes, "setting", SettingMaxBytes)
+}
+
+// full answers a write that JetStream refused because the catalog's stream
+// is full: insufficient_storage naming the limit and its setting.
+func (s *Service) full(name string, err error) error {
+	return &contracts.Error{Code: contracts.CodeInsufficientStorage, Field: "products", Limit: int(s.cfg.MaxBytes),
+		Message: fmt.Sprintf("products: catalog %s is full: its stream may hold %d bytes (%s); delete products or drop the catalog, or raise the setting: %v",
+			name, s.cfg.MaxBytes, SettingMaxBytes, err)}
+}
+
+// streamFull reports whether err is JetStream refusing a write for space
+// (the stream's MaxBytes, or the account's or server's storage).
+func streamFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, jetstream.ErrMaxBytesExceeded) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "maximum bytes exceeded") || strings.Contains(msg, "insufficient resources") ||
+		strings.Contains(msg, "insufficient storage")
+}
+
 // followHeartbeat is the idle heartbeat of the consumers that follow catalogs.
 const followHeartbeat = time.Second
 
@@ -412,6 +669,9 @@ func unreachable(err error) bool {
 }
 
 func (s *Service) streamError(name string, err error) error {
+	if streamFull(err) {
+		return s.full(name, err)
+	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return &contracts.Error{Code: contracts.CodeNotFound, Field: "catalog", Message: fmt.Sprintf("catalog %q does not exist", name)}
 	}
@@ -560,10 +820,16 @@ func (s *Service) embedOn(ctx context.Context, e processor.Embedder, texts []str
 // status answer): whether the stored catalogs were listed at start, and the
 // followed catalogs that have not caught up with their stream yet.
 func (s *Service) State() contracts.CatalogsState {
-	st := contracts.CatalogsState{Listed: s.listed.Load(), Loading: []string{}}
+	st := contracts.CatalogsState{Listed: s.listed.Load(), Loading: []string{}, NotLoaded: []string{}}
 	s.mu.Lock()
 	cats := maps.Clone(s.cats)
+	for name := range s.notLoaded {
+		if _, ok := cats[name]; !ok {
+			st.NotLoaded = append(st.NotLoaded, name)
+		}
+	}
 	s.mu.Unlock()
+	slices.Sort(st.NotLoaded)
 	for name, f := range cats {
 		st.Following++
 		select {
@@ -578,6 +844,10 @@ func (s *Service) State() contracts.CatalogsState {
 	slices.Sort(st.Loading)
 	return st
 }
+
+// MemoryBytes is what the followed catalogs' indexes take now, the figure
+// Config.MemoryBytes bounds.
+func (s *Service) MemoryBytes() int64 { return s.memoryUsed() }
 
 // Following reports whether this processor follows the catalog (has it in memory).
 func (s *Service) Following(name string) bool {

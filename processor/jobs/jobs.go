@@ -48,6 +48,9 @@ type Config struct {
 	// jobstore.DefaultAckWait (30s). The worker signals progress every
 	// AckWait/3 while it works.
 	AckWait time.Duration
+	// ChunksMaxBytes, ResultsMaxBytes and BucketMaxBytes bound the jobs'
+	// streams and bucket (jobstore.SetupConfig); 0: jobstore's defaults.
+	ChunksMaxBytes, ResultsMaxBytes, BucketMaxBytes int64
 	// MaxDeliver is how many times a chunk may fail (other than by the
 	// processors being overloaded) before its job fails; default 5.
 	MaxDeliver int
@@ -118,6 +121,7 @@ type Worker struct {
 	wg   sync.WaitGroup
 
 	chunks, redelivered, busy atomic.Int64
+	resultsMax                int64 // the results stream's MaxBytes
 
 	mu    sync.Mutex
 	descs map[string]*jobDescs // by job id; the last few jobs only
@@ -141,11 +145,12 @@ func Start(cfg Config) (*Worker, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a, err := jobstore.Setup(ctx, js, jobstore.SetupConfig{Replicas: cfg.Replicas, Retention: cfg.Retention, AckWait: cfg.AckWait})
+	a, err := jobstore.Setup(ctx, js, jobstore.SetupConfig{Replicas: cfg.Replicas, Retention: cfg.Retention, AckWait: cfg.AckWait,
+		ChunksMaxBytes: cfg.ChunksMaxBytes, ResultsMaxBytes: cfg.ResultsMaxBytes, BucketMaxBytes: cfg.BucketMaxBytes})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	w := &Worker{cfg: cfg, js: js, kv: a.Bucket, res: a.Results, cons: a.Chunks, descs: map[string]*jobDescs{}}
+	w := &Worker{cfg: cfg, js: js, kv: a.Bucket, res: a.Results, cons: a.Chunks, descs: map[string]*jobDescs{}, resultsMax: a.Config.ResultsMaxBytes}
 	w.ctx, w.stop = context.WithCancel(context.Background())
 	for range cfg.Workers {
 		w.wg.Go(w.loop)
@@ -259,6 +264,9 @@ func (w *Worker) handle(msg jetstream.Msg) {
 		data, _ := json.Marshal(result)
 		_, err = w.js.Publish(ctx, fmt.Sprintf("%s%s.%d", contracts.SubjectJobResultPrefix, c.Job, c.Index), data,
 			jetstream.WithMsgID(fmt.Sprintf("%s.%d", c.Job, c.Index)))
+		// A full results stream: later (older jobs expire), and if it stays
+		// full, the job fails naming the limit.
+		err = jobstore.FullError(err, "the job results stream "+contracts.JobResultsStream, jobstore.SettingResultsMaxBytes, w.resultsMax)
 	}
 	if err != nil {
 		var e *contracts.Error

@@ -41,6 +41,8 @@ type ControlConfig struct {
 	// Bucket and Replicas of the desired state; default DefaultBucket, 1.
 	Bucket   string
 	Replicas int
+	// MaxBytes bounds the bucket; 0: 256 MiB.
+	MaxBytes int64
 	// Own says this process owns the desired state: the registry's defaults
 	// at start are recorded even over a recorded default (the all-in-one,
 	// given a model explicitly). Without it a recorded name wins and this
@@ -80,6 +82,9 @@ func StartControl(ctx context.Context, cfg ControlConfig) (*Control, error) {
 	if cfg.Bucket == "" {
 		cfg.Bucket = DefaultBucket
 	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 256 << 20
+	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
@@ -107,7 +112,7 @@ func (c *Control) openBucket(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: c.cfg.Bucket, Replicas: c.cfg.Replicas,
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: c.cfg.Bucket, Replicas: c.cfg.Replicas, MaxBytes: c.cfg.MaxBytes,
 		Description: "simmatch: desired model versions and the default per model name"})
 	if err != nil {
 		return fmt.Errorf("open key-value bucket %s: %w", c.cfg.Bucket, err)

@@ -56,6 +56,15 @@ type Config struct {
 	// catalog streams get JetStreamReplicas replicas.
 	Catalogs           string
 	CatalogMaxProducts int
+	// CatalogMaxBytes bounds each catalog's stream (catalog.Config.MaxBytes).
+	CatalogMaxBytes int
+	// CatalogMemoryBytes is the processor-wide budget of the catalogs'
+	// matrices and keyword indexes (catalog.Config.MemoryBytes); 0: unbounded.
+	CatalogMemoryBytes int
+	// JetStreamBucketMaxBytes bounds the key-value buckets the processor
+	// creates (jobs, desired models, re-embedding claims; the shared cache
+	// has its own setting).
+	JetStreamBucketMaxBytes int
 	// CatalogInt8 names the catalogs with an int8 matrix, comma-separated
 	// ("*": all); CatalogInt8Dir holds their exact rows (catalog.Config.Int8,
 	// Int8Dir).
@@ -74,6 +83,8 @@ type Config struct {
 	Jobs         string
 	JobRetention time.Duration
 	JobAckWait   time.Duration
+	// JobChunksMaxBytes and JobResultsMaxBytes bound the jobs' streams.
+	JobChunksMaxBytes, JobResultsMaxBytes int
 	// JobMatchChunkSize is the most source products of one match or dedupe
 	// chunk (jobs.Config.MatchChunkSize; 0: its default).
 	JobMatchChunkSize int
@@ -156,7 +167,9 @@ func (s *Config) catalogs(nc *nats.Conn, emb processor.Embedder, logger *slog.Lo
 		return nil, fmt.Errorf("-catalogs %q: want on, off or auto", s.Catalogs)
 	}
 	svc, err := catalog.New(catalog.Config{NATS: nc, Embedder: emb, Replicas: s.JetStreamReplicas,
-		MaxProducts: s.CatalogMaxProducts, TextLimits: s.Limits, Logger: logger, Int8: splitList(s.CatalogInt8), Int8Dir: s.CatalogInt8Dir,
+		MaxProducts: s.CatalogMaxProducts, MaxBytes: int64(s.CatalogMaxBytes), BucketMaxBytes: int64(s.JetStreamBucketMaxBytes),
+		MemoryBytes: int64(s.CatalogMemoryBytes),
+		TextLimits:  s.Limits, Logger: logger, Int8: splitList(s.CatalogInt8), Int8Dir: s.CatalogInt8Dir,
 		ReembedCheck: s.CatalogReembedCheck, ReembedClaimTTL: s.CatalogReembedClaimTTL})
 	if errors.Is(err, catalog.ErrNoJetStream) && s.Catalogs == "auto" {
 		logger.Warn("catalogs are off: the NATS server has no JetStream (enable it, or set SIMMATCH_CATALOGS=off to silence this)", "err", err)
@@ -326,7 +339,7 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 	// Control before the processor in the stack: Stop drains the processor
 	// first, and control requests in flight need the watch of the desired state.
 	ccfg := models.ControlConfig{NATS: nc, Registry: registry,
-		Processor: p, Replicas: s.JetStreamReplicas, Own: s.OwnDefault, Logger: logger}
+		Processor: p, Replicas: s.JetStreamReplicas, MaxBytes: int64(s.JetStreamBucketMaxBytes), Own: s.OwnDefault, Logger: logger}
 	if cats != nil {
 		ccfg.Catalogs = cats.State
 	}
@@ -342,7 +355,8 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 	if jnc != nil {
 		jcfg := jobs.Config{NATS: jnc, Embedder: registry, Logger: logger,
 			Replicas: s.JetStreamReplicas, Retention: s.JobRetention, AckWait: s.JobAckWait,
-			MatchChunkSize: s.JobMatchChunkSize}
+			MatchChunkSize: s.JobMatchChunkSize, ChunksMaxBytes: int64(s.JobChunksMaxBytes), ResultsMaxBytes: int64(s.JobResultsMaxBytes),
+			BucketMaxBytes: int64(s.JetStreamBucketMaxBytes)}
 		if cats != nil { // match, dedupe and catalog query jobs
 			jcfg.Catalogs = cats
 		}
@@ -359,6 +373,14 @@ func Start(nc *nats.Conn, cfg Config, logger *slog.Logger, reg prometheus.Regist
 				Help: "Job chunks this processor received that had been delivered before (to a processor that died, stopped or failed)."},
 				func() float64 { return float64(w.Stats().Redelivered) }))
 		}
+	}
+	if cats != nil && reg != nil {
+		_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "simmatch_catalogs_not_loaded",
+			Help: "Stored catalogs this processor does not hold because they do not fit SIMMATCH_CATALOG_MEMORY_BYTES (their requests are answered 507)."},
+			func() float64 { return float64(len(cats.State().NotLoaded)) }))
+		_ = reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "simmatch_catalogs_memory_bytes",
+			Help: "Memory the catalogs this processor follows take (matrices and keyword indexes), the figure SIMMATCH_CATALOG_MEMORY_BYTES bounds."},
+			func() float64 { return float64(cats.MemoryBytes()) }))
 	}
 	if cats != nil {
 		// Catalogs follow the desired default version: re-embedded in the

@@ -12,6 +12,7 @@ import (
 	"github.com/simmatch/simmatch/processor"
 	"github.com/simmatch/simmatch/processor/cache"
 	"github.com/simmatch/simmatch/processor/catalog"
+	"github.com/simmatch/simmatch/processor/jobs/jobstore"
 	"github.com/simmatch/simmatch/processor/node"
 	"github.com/simmatch/simmatch/processor/scheduler"
 )
@@ -56,6 +57,12 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.Int(&s.JetStreamReplicas, "jetstream-replicas", "SIMMATCH_JETSTREAM_REPLICAS", 1, "replicas of the JetStream buckets and streams the processor creates: the shared cache, the catalogs, the desired model state simmatch_models (3 in a 3-node cluster)")
 	f.String(&s.Catalogs, "catalogs", "SIMMATCH_CATALOGS", "auto", "stored catalogs (simmatch.catalog.*): on (fail without JetStream), off, or auto (on when NATS has JetStream)")
 	f.Int(&s.CatalogMaxProducts, "catalog-max-products", "SIMMATCH_CATALOG_MAX_PRODUCTS", catalog.DefaultMaxProducts, "most products one catalog may hold")
+	f.Int(&s.CatalogMaxBytes, "catalog-max-bytes", catalog.SettingMaxBytes, catalog.DefaultMaxBytes,
+		"bytes each catalog's JetStream stream may hold; a full catalog refuses new writes (507 insufficient_storage naming this setting)")
+	f.Int(&s.CatalogMemoryBytes, "catalog-memory-bytes", catalog.SettingMemoryBytes, 0,
+		"bytes of catalog matrices and keyword indexes this processor may hold in memory; an upsert beyond is refused (507), and at start the catalogs that do not fit are not loaded (reported in /ready and simmatch_catalogs_not_loaded); 0: unbounded")
+	f.Int(&s.JetStreamBucketMaxBytes, "jetstream-bucket-max-bytes", jobstore.SettingBucketMaxBytes, jobstore.DefaultBucketMaxBytes,
+		"bytes each key-value bucket the processor creates may hold: jobs, desired models, re-embedding claims (the shared cache has -cache-shared-bytes)")
 	f.String(&s.CatalogInt8, "catalog-int8", "SIMMATCH_CATALOG_INT8", "",
 		"catalogs (comma-separated names, or * for all) whose matrix is int8: a quarter of the memory and a faster scan, the best candidates rescored exactly from float32 rows kept in a file")
 	f.String(&s.CatalogInt8Dir, "catalog-int8-dir", "SIMMATCH_CATALOG_INT8_DIR", "",
@@ -63,6 +70,10 @@ func (s *Settings) Register(f *cli.Flags) {
 	f.String(&s.Jobs, "jobs", "SIMMATCH_JOBS", "auto", "asynchronous jobs worker: on (fail without JetStream), off, or auto (on when NATS has JetStream)")
 	f.Duration(&s.JobRetention, "job-retention", "SIMMATCH_JOB_RETENTION", 24*time.Hour, "how long jobs and their results are kept")
 	f.Duration(&s.JobAckWait, "job-ack-wait", "SIMMATCH_JOB_ACK_WAIT", 30*time.Second, "how long a job chunk may go without a heartbeat before another processor gets it")
+	f.Int(&s.JobChunksMaxBytes, "job-chunks-max-bytes", jobstore.SettingChunksMaxBytes, jobstore.DefaultChunksMaxBytes,
+		"bytes the stream of job chunks waiting for a processor may hold; a submission beyond is refused")
+	f.Int(&s.JobResultsMaxBytes, "job-results-max-bytes", jobstore.SettingResultsMaxBytes, jobstore.DefaultResultsMaxBytes,
+		"bytes the stream of job results may hold; a chunk whose result does not fit is retried, then its job fails naming this setting")
 	f.Int(&s.JobMatchChunkSize, "job-match-chunk-size", "SIMMATCH_JOB_MATCH_CHUNK_SIZE", contracts.DefaultMatchChunkSize,
 		"most source products of one match or dedupe job chunk (fewer when their results could outgrow a NATS message)")
 	f.Duration(&s.CatalogReembedCheck, "catalog-reembed-check", "SIMMATCH_CATALOG_REEMBED_CHECK", catalog.DefaultReembedCheck, "how often a processor compares each catalog's model version with the desired default, to re-embed it after a switch")
