@@ -311,7 +311,12 @@ func TestNDJSONMemoryFlat(t *testing.T) {
 }
 
 // BenchmarkNDJSON2GB streams a 2 GiB job once and reports the peaks; the
-// issue's bar is an RSS under 200 MB. Run it with make bench-ndjson.
+// issue's bar is an RSS under 200 MB. Not part of make test; run it with
+//
+//	go test -run '^$' -bench NDJSON2GB -benchtime 1x ./processor/jobs/
+//
+// Measured (2 shared cores, no -race): 2,121,022 queries in 35 s, peak heap
+// 46 MB, peak RSS 81 MB, the bridge and the NATS server in one process.
 func BenchmarkNDJSON2GB(b *testing.B) {
 	for range b.N {
 		heap, rss, st := streamBig(b, 2<<30)
