@@ -21,7 +21,12 @@ func (s *Server) jobRoutes(r chi.Router) {
 }
 
 // submitJob answers POST /v1/jobs: 202 with the queued job and its Location.
+// A body of Content-Type application/x-ndjson is streamed (submitNDJSON).
 func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
+	if isNDJSON(r.Header.Get("Content-Type")) {
+		s.submitNDJSON(w, r)
+		return
+	}
 	req, ok := decode[contracts.JobRequest](w, r, s.jobLimit(), writeError)
 	if !ok {
 		return

@@ -32,6 +32,13 @@ const (
 	DefaultJobChunkSize = 128
 	// DefaultJobMaxQueries bounds the queries of one job.
 	DefaultJobMaxQueries = 1_000_000
+	// DefaultJobMaxBodyBytes bounds a job's JSON body, which is read and
+	// decoded whole: bigger query jobs are sent as NDJSON.
+	DefaultJobMaxBodyBytes = 32 << 20
+	// DefaultJobMaxNDJSONBytes bounds a query job sent as JSON lines
+	// (application/x-ndjson), which is streamed into the job stream in
+	// chunks, never held whole.
+	DefaultJobMaxNDJSONBytes = 2 << 30
 )
 
 // JobState is where a job is in its life.
@@ -44,6 +51,10 @@ const (
 	JobDone      JobState = "done"      // every chunk finished: results are ready
 	JobFailed    JobState = "failed"    // a chunk failed for good; Error says why
 	JobCancelled JobState = "cancelled" // cancelled before it finished
+	// JobSubmitting is a job whose queries are still arriving (NDJSON):
+	// its chunks run as they are queued; Total and Chunks grow until the
+	// submission ends. A submission that fails is deleted.
+	JobSubmitting JobState = "submitting"
 )
 
 // JobRequest is a job of one of three kinds: a /predict-shaped request
@@ -131,6 +142,10 @@ type JobMeta struct {
 	Chunks  int       `json:"chunks"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// Submitting is set while a streamed (NDJSON) job's queries are still
+	// being queued: Total, Offsets and Chunks are not final yet, and
+	// Notify is held back until they are. Processors run its chunks.
+	Submitting bool `json:"submitting,omitempty"`
 	// State is empty while the job runs; JobCancelled or JobFailed end it.
 	State JobState `json:"state,omitempty"`
 	Error string   `json:"error,omitempty"`
@@ -162,10 +177,13 @@ type JobLimits struct {
 	Limits
 	MaxQueries   int
 	MaxBodyBytes int
+	// MaxNDJSONBytes bounds a job sent as JSON lines; 0 means
+	// DefaultJobMaxNDJSONBytes. The same limit holds for every tenant.
+	MaxNDJSONBytes int
 }
 
 // DefaultJobLimits are the limits used when none are configured.
-var DefaultJobLimits = JobLimits{Limits: DefaultLimits, MaxQueries: DefaultJobMaxQueries, MaxBodyBytes: 256 << 20}
+var DefaultJobLimits = JobLimits{Limits: DefaultLimits, MaxQueries: DefaultJobMaxQueries, MaxBodyBytes: DefaultJobMaxBodyBytes, MaxNDJSONBytes: DefaultJobMaxNDJSONBytes}
 
 // DecodeJobRequest decodes and validates a job.
 func DecodeJobRequest(data []byte, lim JobLimits) (*JobRequest, error) {
@@ -208,4 +226,32 @@ func (r *JobRequest) Validate(lim JobLimits) error {
 type JobResult struct {
 	Query   string  `json:"query"`
 	Matches []Match `json:"matches"`
+}
+
+// ValidateOptions checks a streamed (NDJSON) query job's options, the
+// request without its queries: r.Query must be empty, and neither Match nor
+// Dedupe may be set (they take a JSON body).
+func (r *JobRequest) ValidateOptions(lim JobLimits) error {
+	if len(r.Query) > 0 {
+		return FieldError("query", 0, "goes on the lines after the options line, one query per line")
+	}
+	if r.Match != nil || r.Dedupe != nil {
+		return FieldError("match", 0, "match and dedupe jobs take a JSON body (application/json), not JSON lines")
+	}
+	probe := *r
+	probe.Query = Queries{"x"}
+	return probe.Validate(lim)
+}
+
+// ValidateQuery checks one query of a streamed job whose options passed
+// ValidateOptions, as Validate checks each of a JSON job's queries.
+func (r *JobRequest) ValidateQuery(q string, lim JobLimits) error {
+	if r.Catalog != "" {
+		probe := JobRequest{Query: Queries{q}, Catalog: r.Catalog}
+		return probe.validateCatalogQuery(JobLimits{Limits: lim.Limits})
+	}
+	pr := Request{Query: Queries{q}, ProductDescriptions: []string{"x"}}
+	plim := lim.Limits
+	plim.MaxQueries = 0
+	return pr.Validate(plim)
 }

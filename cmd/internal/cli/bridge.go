@@ -53,9 +53,9 @@ type Bridge struct {
 	// Flood configures the flood guard (bridge.FloodLimits).
 	Flood bridge.FloodLimits
 
-	// JobMaxQueries, JobMaxBodyBytes and JobChunkSize bound and split
-	// asynchronous jobs (POST /v1/jobs).
-	JobMaxQueries, JobMaxBodyBytes, JobChunkSize int
+	// JobMaxQueries, JobMaxBodyBytes, JobMaxNDJSONBytes and JobChunkSize
+	// bound and split asynchronous jobs (POST /v1/jobs).
+	JobMaxQueries, JobMaxBodyBytes, JobMaxNDJSONBytes, JobChunkSize int
 }
 
 // OIDC are the settings of OIDC bearer tokens (security.OIDCConfig).
@@ -137,14 +137,15 @@ func (f *Flags) Bridge(s *Bridge) {
 	f.Int(&s.Flood.PenaltyConcurrency, "flood-penalty-concurrency", "SIMMATCH_FLOOD_PENALTY_CONCURRENCY", 0,
 		"requests in flight, bridge-wide, from clients in bad standing; 0: none")
 	f.Int(&s.JobMaxQueries, "job-max-queries", "SIMMATCH_JOB_MAX_QUERIES", contracts.DefaultJobMaxQueries, "most queries one asynchronous job (POST /v1/jobs) may hold")
-	f.Int(&s.JobMaxBodyBytes, "job-max-body-bytes", "SIMMATCH_JOB_MAX_BODY_BYTES", contracts.DefaultJobLimits.MaxBodyBytes, "largest POST /v1/jobs body, in bytes")
+	f.Int(&s.JobMaxBodyBytes, "job-max-body-bytes", "SIMMATCH_JOB_MAX_BODY_BYTES", contracts.DefaultJobLimits.MaxBodyBytes, "largest POST /v1/jobs JSON body, in bytes (read whole: send bigger jobs as JSON lines)")
+	f.Int(&s.JobMaxNDJSONBytes, "job-max-ndjson-bytes", "SIMMATCH_JOB_MAX_NDJSON_BYTES", contracts.DefaultJobMaxNDJSONBytes, "largest POST /v1/jobs body sent as JSON lines (application/x-ndjson, streamed in chunks), in bytes; the same for every tenant")
 	f.Int(&s.JobChunkSize, "job-chunk-size", "SIMMATCH_JOB_CHUNK_SIZE", contracts.DefaultJobChunkSize, "queries per job chunk: the unit processors pull, retry and store")
 }
 
 // JobLimits are the job limits: the request limits lim for texts and
 // descriptions, with the job's own query and body limits.
 func (s Bridge) JobLimits(lim contracts.Limits) contracts.JobLimits {
-	return contracts.JobLimits{Limits: lim, MaxQueries: s.JobMaxQueries, MaxBodyBytes: s.JobMaxBodyBytes}
+	return contracts.JobLimits{Limits: lim, MaxQueries: s.JobMaxQueries, MaxBodyBytes: s.JobMaxBodyBytes, MaxNDJSONBytes: s.JobMaxNDJSONBytes}
 }
 
 // BridgeSecurity is the bridge's authentication, rate limit and TLS, set up

@@ -91,26 +91,13 @@ func (j *Jobs) SubmitFor(ctx context.Context, owner string, req *contracts.JobRe
 	if req.Match != nil || req.Dedupe != nil {
 		return j.submitPlanned(ctx, kv, st, id, owner, now, req)
 	}
-	matches := len(req.ProductDescriptions)
-	perMatch := 30
-	if req.Catalog != "" {
-		// A catalog's matches carry their ids.
-		matches, perMatch = contracts.DefaultCatalogTopK, 30+contracts.DefaultCatalogLimits.MaxIDBytes
-	}
-	if req.TopK != nil {
-		matches = min(matches, *req.TopK)
-	}
-	budget := 512 << 10
-	if mp := int(j.nc.MaxPayload()); mp > 0 {
-		budget = mp/2 - 4096
-	}
+	matchBytes, budget := j.resultBudget(req)
 	for _, q := range req.Query {
-		if 2*len(q)+perMatch*matches+64 > budget {
-			return nil, &contracts.Error{Code: contracts.CodePayloadTooLarge, Field: "product_descriptions",
-				Message: fmt.Sprintf("product_descriptions: the results of one query (%d matches) would not fit in a NATS message (max_payload %d); set top_k", matches, j.nc.MaxPayload())}
+		if err := j.fits(q, req, matchBytes, budget); err != nil {
+			return nil, err
 		}
 	}
-	offsets := splitChunks(req.Query, j.chunkSize, perMatch*matches, budget)
+	offsets := splitChunks(req.Query, j.chunkSize, matchBytes, budget)
 	chunks := len(offsets)
 	meta := &contracts.JobMeta{ID: id, Owner: owner, ProductDescriptions: req.ProductDescriptions, Catalog: req.Catalog, TopK: req.TopK, Threshold: req.Threshold,
 		Notify: req.Notify, Total: len(req.Query), Offsets: offsets, Chunks: chunks, Created: now}
@@ -148,6 +135,38 @@ func (j *Jobs) SubmitFor(ctx context.Context, owner string, req *contracts.JobRe
 	return statusOf(meta, 0), nil
 }
 
+// resultBudget returns the bytes of one query's matches in a query job's
+// stored results, and the bytes a chunk (with its results) may take.
+func (j *Jobs) resultBudget(req *contracts.JobRequest) (matchBytes, budget int) {
+	matches := len(req.ProductDescriptions)
+	perMatch := 30
+	if req.Catalog != "" {
+		// A catalog's matches carry their ids.
+		matches, perMatch = contracts.DefaultCatalogTopK, 30+contracts.DefaultCatalogLimits.MaxIDBytes
+	}
+	if req.TopK != nil {
+		matches = min(matches, *req.TopK)
+	}
+	budget = 512 << 10
+	if mp := int(j.nc.MaxPayload()); mp > 0 {
+		budget = mp/2 - 4096
+	}
+	return perMatch * matches, budget
+}
+
+// fits says whether the results of query q fit in a NATS message.
+func (j *Jobs) fits(q string, req *contracts.JobRequest, matchBytes, budget int) error {
+	if queryCost(q, matchBytes) > budget {
+		return &contracts.Error{Code: contracts.CodePayloadTooLarge, Field: "product_descriptions",
+			Message: fmt.Sprintf("product_descriptions: the results of one query (%d bytes of matches) would not fit in a NATS message (max_payload %d); set top_k", matchBytes, j.nc.MaxPayload())}
+	}
+	return nil
+}
+
+// queryCost is what one query takes in a chunk and its results: the query
+// twice (chunk, results), its matches, JSON.
+func queryCost(q string, matchBytes int) int { return 2*len(q) + matchBytes + 64 }
+
 func statusOf(m *contracts.JobMeta, done int) *contracts.JobStatus {
 	s := &contracts.JobStatus{ID: m.ID, Kind: m.Kind, Done: done, Total: m.Total, Chunks: m.Chunks, Created: m.Created, Expires: m.Expires, Error: m.Error}
 	if s.Kind == "" {
@@ -156,6 +175,8 @@ func statusOf(m *contracts.JobMeta, done int) *contracts.JobStatus {
 	switch {
 	case m.State != "":
 		s.State = m.State
+	case m.Submitting:
+		s.State = contracts.JobSubmitting
 	case !planned(m):
 		s.State = contracts.JobQueued // its size is known once a processor has planned it
 	case done == m.Total:
@@ -382,7 +403,7 @@ func splitChunks(queries []string, size, matchBytes, budget int) []int {
 	var offsets []int
 	n, bytes := 0, 0
 	for i, q := range queries {
-		cost := 2*len(q) + matchBytes + 64 // the query twice (chunk, results), its matches, JSON
+		cost := queryCost(q, matchBytes)
 		if n == 0 || n == size || bytes+cost > budget {
 			offsets = append(offsets, i)
 			n, bytes = 0, 0
