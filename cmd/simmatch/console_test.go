@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/simmatch/simmatch/bridge"
 )
 
 // consoleScreenshotEnv, set to 1, makes TestConsoleInBrowser write the
@@ -144,18 +142,7 @@ func keyedDo(t *testing.T, key, method, url, body string) (int, string) {
 // and the /predict heat map.
 func TestConsoleInBrowser(t *testing.T) {
 	const key = "sk-console-3b7e1f9a2c4d6e8f"
-	dir := t.TempDir()
-	keys := filepath.Join(dir, "keys")
-	if err := os.WriteFile(keys, []byte("console "+bridge.HashKey(key)+" *\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{
-		"SIMMATCH_API_KEYS_FILE": keys,
-		"SIMMATCH_MODEL_DIR":     os.Getenv("SIMMATCH_MODEL_DIR"),
-		"SIMMATCH_ORT_LIB":       os.Getenv("SIMMATCH_ORT_LIB"),
-	}
-	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "", "-log-level", "warn", "-data-dir", filepath.Join(dir, "data")}
-	base, _, stop := runServe(t, args, func(k string) string { return env[k] }, io.Discard)
+	base, stop := startKeyed(t, "console", key, "*")
 	defer stop()
 	if status, body := keyedDo(t, key, "POST", base+"/v1/catalogs/tools/products", searchProducts); status != 200 {
 		t.Fatalf("upsert: %d %s", status, body)

@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/simmatch/simmatch/bridge"
 )
 
 // The pinned OpenAPI tools. openapi-spec-validator and openapi-python-client
@@ -83,18 +80,7 @@ func TestOpenAPIClients(t *testing.T) {
 	// The stack, with an API key that has exactly the scopes the three
 	// families of calls need.
 	const key = "sk-openapi-7c1d93e5a0b24f68"
-	dir := t.TempDir()
-	keys := filepath.Join(dir, "keys")
-	if err := os.WriteFile(keys, []byte("openapi "+bridge.HashKey(key)+" predict,catalog:write,jobs\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{
-		"SIMMATCH_API_KEYS_FILE": keys,
-		"SIMMATCH_MODEL_DIR":     os.Getenv("SIMMATCH_MODEL_DIR"),
-		"SIMMATCH_ORT_LIB":       os.Getenv("SIMMATCH_ORT_LIB"),
-	}
-	args := []string{"-http-addr", "127.0.0.1:0", "-nats-listen", "", "-log-level", "warn", "-data-dir", filepath.Join(dir, "data")}
-	base, _, stop := runServe(t, args, func(k string) string { return env[k] }, io.Discard)
+	base, stop := startKeyed(t, "openapi", key, "predict,catalog:write,jobs")
 	defer stop()
 
 	py := strings.TrimSpace(string(runTool(t, ctx, "clients/venv.sh (installs openapi-spec-validator and openapi-python-client with pip)",

@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -281,41 +280,40 @@ func (e *env) startBridge() error {
 }
 
 // fillCatalog upserts loadgen's example catalog into the search door's
-// catalog through the bridge, then waits until searches of it answer 200
-// several times in a row (every processor follows the catalog's stream).
-// Both steps are bounded: 30 s each.
+// catalog through the bridge and waits until it is searchable
+// (storeCatalog).
 func (e *env) fillCatalog() error {
 	descs := loadgen.Catalog()
 	products := make([]map[string]string, len(descs))
 	for i, d := range descs {
 		products[i] = map[string]string{"id": fmt.Sprintf("p%02d", i), "description": d}
 	}
+	return e.storeCatalog(chaosCatalog, products, 30*time.Second, func(i int) []byte {
+		_, q := request(e.bridgeURL, DoorSearch, -1, i, 1)
+		return q
+	})
+}
+
+// storeCatalog upserts products into catalog name through the bridge until
+// it answers 200 (bounded by upsertWait), then waits (30 s at most) until
+// searches of it, with the bodies query(i) gives, answer 200 six times in a
+// row: every processor follows the catalog's stream.
+func (e *env) storeCatalog(name string, products any, upsertWait time.Duration, query func(i int) []byte) error {
 	body, err := json.Marshal(map[string]any{"products": products})
 	if err != nil {
 		return err
 	}
-	c := &http.Client{Timeout: 10 * time.Second}
-	post := func(path string, body []byte) (int, string) {
-		resp, err := c.Post(e.bridgeURL+path, "application/json", bytes.NewReader(body))
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return resp.StatusCode, string(b)
-	}
 	var last string
-	if err := waitUntil(30*time.Second, "the upsert of catalog "+chaosCatalog, func() bool {
-		code, msg := post("/v1/catalogs/"+chaosCatalog+"/products", body)
+	if err := waitUntil(upsertWait, "the upsert of catalog "+name, func() bool {
+		code, msg := e.call(http.MethodPost, "/v1/catalogs/"+name+"/products", body, upsertWait)
 		last = fmt.Sprintf("%d %s", code, msg)
 		return code == http.StatusOK
 	}); err != nil {
 		return fmt.Errorf("%w (last answer: %s)", err, last)
 	}
 	ok := 0
-	if err := waitUntil(30*time.Second, "searches of catalog "+chaosCatalog, func() bool {
-		u, q := request(e.bridgeURL, DoorSearch, -1, ok, 1)
-		code, msg := post(strings.TrimPrefix(u, e.bridgeURL), q)
+	if err := waitUntil(30*time.Second, "searches of catalog "+name, func() bool {
+		code, msg := e.call(http.MethodPost, "/v1/catalogs/"+name+"/search", query(ok), 10*time.Second)
 		last = fmt.Sprintf("%d %s", code, msg)
 		if code != http.StatusOK {
 			ok = 0

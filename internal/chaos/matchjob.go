@@ -126,35 +126,18 @@ func matchCatalogs() (shop, feed []contracts.Product) {
 }
 
 // fillMatchCatalogs upserts the match job's two catalogs through the bridge
-// and waits until searches of both answer 200 several times in a row.
+// and waits until both are searchable (storeCatalog).
 func (e *env) fillMatchCatalogs() error {
 	shop, feed := matchCatalogs()
 	for _, c := range []struct {
 		name     string
 		products []contracts.Product
 	}{{matchShop, shop}, {matchFeed, feed}} {
-		body, _ := json.Marshal(map[string]any{"products": c.products})
-		var last string
-		if err := waitUntil(60*time.Second, "the upsert of catalog "+c.name, func() bool {
-			code, msg := e.call(http.MethodPost, "/v1/catalogs/"+c.name+"/products", body, 60*time.Second)
-			last = fmt.Sprintf("%d %s", code, msg)
-			return code == http.StatusOK
+		if err := e.storeCatalog(c.name, c.products, 60*time.Second, func(i int) []byte {
+			q, _ := json.Marshal(map[string]any{"query": []string{fmt.Sprintf("red drill %d", i)}, "top_k": 1})
+			return q
 		}); err != nil {
-			return fmt.Errorf("%w (last answer: %s)", err, last)
-		}
-		ok := 0
-		if err := waitUntil(30*time.Second, "searches of catalog "+c.name, func() bool {
-			q, _ := json.Marshal(map[string]any{"query": []string{fmt.Sprintf("red drill %d", ok)}, "top_k": 1})
-			code, msg := e.call(http.MethodPost, "/v1/catalogs/"+c.name+"/search", q, 10*time.Second)
-			last = fmt.Sprintf("%d %s", code, msg)
-			if code != http.StatusOK {
-				ok = 0
-				return false
-			}
-			ok++
-			return ok >= 6
-		}); err != nil {
-			return fmt.Errorf("%w (last answer: %s)", err, last)
+			return err
 		}
 	}
 	return nil
