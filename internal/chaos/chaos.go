@@ -82,8 +82,14 @@ func killProcessor(ctx context.Context, e *env) (string, error) {
 		}
 	}
 	inFlight := 0.0
-	if job != nil { // the job is under way: kill now, whatever is in flight
-		inFlight = gauge("http://"+e.procAddrs[0]+"/metrics", "simmatch_processor_in_flight")
+	if job != nil {
+		// The job is under way: kill as soon as a request is in flight
+		// too (a fast machine can be between requests), while the job
+		// still runs; its progress at the kill is read again after.
+		_ = waitUntil(2*time.Second, "a request in flight at processor 1", func() bool {
+			inFlight = gauge("http://"+e.procAddrs[0]+"/metrics", "simmatch_processor_in_flight")
+			return inFlight >= 1
+		})
 	}
 	for _, want := range []float64{4, 1} {
 		if job != nil {
@@ -100,6 +106,11 @@ func killProcessor(ctx context.Context, e *env) (string, error) {
 		return "", err
 	}
 	e.killedInFlight = int(inFlight)
+	if job != nil {
+		if err := e.progressAtKill(job); err != nil {
+			return "", err
+		}
+	}
 	note := fmt.Sprintf("%.0f requests in flight at the killed processor", inFlight)
 	if err := sleep(ctx, 5*time.Second); err != nil {
 		return note, err

@@ -193,17 +193,9 @@ func (e *env) waitMidJob(ctx context.Context, m *MatchJobStats) error {
 	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		st, err := e.jobStatus(m.ID)
-		switch {
-		case err != nil:
+		mid, st, err := e.midJob(m)
+		if err != nil || mid {
 			return err
-		case st.State != contracts.JobRunning && st.State != contracts.JobQueued:
-			return fmt.Errorf("chaos: the match job was %s (%d/%d) before the kill: make it longer (more items, smaller chunks)", st.State, st.Done, st.Total)
-		case st.Total > 0 && st.Done > 0 && st.Done < st.Total:
-			m.DoneAtKill, m.TotalAtKill, m.Chunks = st.Done, st.Total, st.Chunks
-			return nil
-		case st.Total > 0 && st.Done >= st.Total:
-			return fmt.Errorf("chaos: the match job finished (%d/%d) before the kill: make it longer (more items, smaller chunks)", st.Done, st.Total)
 		}
 		select {
 		case <-ctx.Done():
@@ -211,6 +203,34 @@ func (e *env) waitMidJob(ctx context.Context, m *MatchJobStats) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// progressAtKill records the job's progress right after the kill: it must
+// still be part done.
+func (e *env) progressAtKill(m *MatchJobStats) error {
+	mid, st, err := e.midJob(m)
+	if err == nil && !mid {
+		err = fmt.Errorf("chaos: the match job was not under way at the kill (%d/%d)", st.Done, st.Total)
+	}
+	return err
+}
+
+// midJob reads the job's status and records its progress when it is part
+// done; an error when it is already over.
+func (e *env) midJob(m *MatchJobStats) (bool, contracts.JobStatus, error) {
+	st, err := e.jobStatus(m.ID)
+	switch {
+	case err != nil:
+		return false, st, err
+	case st.State != contracts.JobRunning && st.State != contracts.JobQueued:
+		return false, st, fmt.Errorf("chaos: the match job was %s (%d/%d) before the kill: make it longer (more items, smaller chunks)", st.State, st.Done, st.Total)
+	case st.Total > 0 && st.Done >= st.Total:
+		return false, st, fmt.Errorf("chaos: the match job finished (%d/%d) before the kill: make it longer (more items, smaller chunks)", st.Done, st.Total)
+	case st.Total > 0 && st.Done > 0:
+		m.DoneAtKill, m.TotalAtKill, m.Chunks = st.Done, st.Total, st.Chunks
+		return true, st, nil
+	}
+	return false, st, nil
 }
 
 // finishMatchJob waits for the job to be done, reads its results and
