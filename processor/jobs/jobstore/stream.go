@@ -68,8 +68,8 @@ func (j *Jobs) BeginFor(ctx context.Context, owner string, req *contracts.JobReq
 		return nil, &contracts.Error{Code: contracts.CodePayloadTooLarge, Field: "product_descriptions",
 			Message: fmt.Sprintf("product_descriptions: the job's descriptions take %d bytes; the NATS server's max_payload is %d", len(data), mp)}
 	}
-	if _, err := kv.Create(ctx, meta.ID, data); err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "jobs: store job %s: %v", meta.ID, err)
+	if err := j.create(ctx, kv, owner, meta.ID, data); err != nil {
+		return nil, err
 	}
 	s := &Stream{j: j, kv: kv, meta: meta, req: req}
 	s.matchBytes, s.budget = j.resultBudget(req)
@@ -116,7 +116,7 @@ func (s *Stream) flush(ctx context.Context) error {
 	}
 	f, err := s.j.js.PublishAsync(contracts.SubjectJobChunkPrefix+s.meta.ID, b, jetstream.WithMsgID(fmt.Sprintf("%s.%d", s.meta.ID, i)))
 	if err != nil {
-		return contracts.Errorf(contracts.CodeInternal, "jobs: queue chunk %d of job %s: %v", i, s.meta.ID, err)
+		return s.j.chunkError(ctx, err, i, s.meta.ID)
 	}
 	s.pending = append(s.pending, f)
 	s.meta.Offsets = append(s.meta.Offsets, s.meta.Total)
@@ -132,7 +132,7 @@ func (s *Stream) await(ctx context.Context, i int, f jetstream.PubAckFuture) err
 	case <-f.Ok():
 		return nil
 	case err := <-f.Err():
-		return contracts.Errorf(contracts.CodeInternal, "jobs: queue chunk %d of job %s: %v", i, s.meta.ID, err)
+		return s.j.chunkError(ctx, err, i, s.meta.ID)
 	case <-ctx.Done():
 		return &contracts.Error{Code: contracts.CodeTimeout, Message: "job " + s.meta.ID + " was not fully queued before the deadline"}
 	}
@@ -241,6 +241,9 @@ func (s *Stream) Abort(reason string) {
 	}
 	if rs, err := s.j.js.Stream(ctx, contracts.JobResultsStream); err == nil {
 		_ = rs.Purge(ctx, jetstream.WithPurgeSubject(contracts.SubjectJobResultPrefix+id+".*"))
+	}
+	if s.meta.Owner != "" {
+		_ = s.kv.Purge(ctx, ownerKey(s.meta.Owner, id))
 	}
 	_ = s.kv.Purge(ctx, id)
 }
