@@ -109,10 +109,13 @@ func (s *Stream) flush(ctx context.Context) error {
 	c := contracts.JobChunk{Job: s.meta.ID, Index: i, Offset: s.meta.Total, Query: s.chunk}
 	b, _ := json.Marshal(c)
 	for len(s.pending) >= maxPendingChunks {
-		if err := s.await(ctx, i-len(s.pending), s.pending[0]); err != nil {
+		// Off the list first: a future answers once, and Abort waits for
+		// the ones left.
+		f, n := s.pending[0], i-len(s.pending)
+		s.pending = s.pending[1:]
+		if err := s.await(ctx, n, f); err != nil {
 			return err
 		}
-		s.pending = s.pending[1:]
 	}
 	f, err := s.j.js.PublishAsync(contracts.SubjectJobChunkPrefix+s.meta.ID, b, jetstream.WithMsgID(fmt.Sprintf("%s.%d", s.meta.ID, i)))
 	if err != nil {
@@ -156,6 +159,7 @@ func (s *Stream) Commit(ctx context.Context) (*contracts.JobStatus, error) {
 	first := s.meta.Chunks - len(s.pending)
 	for k, f := range s.pending {
 		if err := s.await(ctx, first+k, f); err != nil {
+			s.pending = s.pending[k+1:] // a future answers once: Abort waits for the others
 			return nil, err
 		}
 	}
@@ -229,11 +233,13 @@ func (s *Stream) Abort(reason string) {
 	m.State, m.Error, m.Submitting = contracts.JobFailed, "submission failed: "+reason, false
 	data, _ := json.Marshal(&m)
 	_, _ = s.kv.Put(ctx, id, data)
+	wait, cancelWait := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelWait()
 	for _, f := range s.pending { // let the published chunks land before purging them
 		select {
 		case <-f.Ok():
 		case <-f.Err():
-		case <-ctx.Done():
+		case <-wait.Done():
 		}
 	}
 	if cs, err := s.j.js.Stream(ctx, contracts.JobChunksStream); err == nil {
