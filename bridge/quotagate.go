@@ -91,13 +91,13 @@ func (s *Server) admitWrite(ctx context.Context, t tenancy, cat string, products
 		return func() {}, nil
 	}
 	tenant := t.p.Tenant
-	release, err = s.quota.locks.lock(ctx, "catalogs/"+tenant)
+	unlock, err := s.quota.locks.lock(ctx, "catalogs/"+tenant)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			release()
+			unlock()
 		}
 	}()
 	u, err := s.storageUse(ctx, t, cat)
@@ -116,7 +116,7 @@ func (s *Server) admitWrite(ctx context.Context, t tenancy, cat string, products
 	if q.Bytes != Unlimited && u.bytes+bytes > q.Bytes {
 		return nil, quotaError(tenant, quotaBytes, q.Bytes, u.bytes, "bytes stored", bytes)
 	}
-	return release, nil
+	return unlock, nil
 }
 
 // storageUse is what a tenant's catalogs hold, and whether cat is one of them.
