@@ -143,7 +143,7 @@ func (f *Flags) Bridge(s *Bridge) {
 		"requests in flight, bridge-wide, from clients in bad standing; 0: none")
 	f.Int(&s.JobMaxQueries, "job-max-queries", "SIMMATCH_JOB_MAX_QUERIES", contracts.DefaultJobMaxQueries, "most queries one asynchronous job (POST /v1/jobs) may hold")
 	f.Int(&s.JobMaxBodyBytes, "job-max-body-bytes", "SIMMATCH_JOB_MAX_BODY_BYTES", contracts.DefaultJobLimits.MaxBodyBytes, "largest POST /v1/jobs JSON body, in bytes (read whole: send bigger jobs as JSON lines)")
-	f.Int(&s.JobMaxNDJSONBytes, "job-max-ndjson-bytes", "SIMMATCH_JOB_MAX_NDJSON_BYTES", contracts.DefaultJobMaxNDJSONBytes, "largest POST /v1/jobs body sent as JSON lines (application/x-ndjson, streamed in chunks), in bytes; the same for every tenant")
+	f.Int(&s.JobMaxNDJSONBytes, "job-max-ndjson-bytes", "SIMMATCH_JOB_MAX_NDJSON_BYTES", contracts.DefaultJobMaxNDJSONBytes, "largest POST /v1/jobs body sent as JSON lines (application/x-ndjson, streamed in chunks), in bytes; a tenant's upload quota may lower it")
 	f.Int(&s.JobChunkSize, "job-chunk-size", "SIMMATCH_JOB_CHUNK_SIZE", contracts.DefaultJobChunkSize, "queries per job chunk: the unit processors pull, retry and store")
 }
 
