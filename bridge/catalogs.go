@@ -84,9 +84,15 @@ type bulkBody struct {
 	RequestID string `json:"request_id,omitempty"`
 }
 
-// relayUpsert sends req (on the caller's catalog cat) and answers.
+// relayUpsert sends req (on the caller's catalog cat), once the tenant's
+// quotas admit it (admitWrite), and answers.
 func (s *Server) relayUpsert(w http.ResponseWriter, r *http.Request, t tenancy, cat string, req *contracts.UpsertRequest) {
 	relay(w, r, s.cfg.CatalogWriteTimeout, func(ctx context.Context) (*contracts.UpsertResponse, error) {
+		release, err := s.admitWrite(ctx, t, cat, int64(len(req.Products)), upsertBytes(req.Products))
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		resp, err := s.client.UpsertProducts(ctx, req)
 		if err != nil {
 			return nil, t.fixErr(err, cat)

@@ -195,7 +195,7 @@ func refusalWait(w http.ResponseWriter, r *http.Request) time.Duration {
 	if e == nil {
 		return 0
 	}
-	if s := e.Code.HTTPStatus(); s != http.StatusTooManyRequests && s != http.StatusServiceUnavailable {
+	if s := errorStatus(e); s != http.StatusTooManyRequests && s != http.StatusServiceUnavailable {
 		return 0
 	}
 	if ms, err := strconv.Atoi(w.Header().Get("Retry-After-Ms")); err == nil && ms > 0 {

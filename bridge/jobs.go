@@ -27,11 +27,17 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		s.submitNDJSON(w, r)
 		return
 	}
-	req, ok := decode[contracts.JobRequest](w, r, s.jobLimit(), writeError)
+	t := tenancyOf(r.Context())
+	limit, quotaErr := s.uploadLimit(r, t, s.jobLimit(), nil)
+	req, ok := decode[contracts.JobRequest](w, r, limit, func(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
+		if quotaErr != nil && e.Code == contracts.CodePayloadTooLarge {
+			e = quotaErr // the tenant's upload quota, not the route's limit
+		}
+		writeError(w, r, e)
+	})
 	if !ok {
 		return
 	}
-	t := tenancyOf(r.Context())
 	cats := jobCatalogs(req)
 	names := make([]string, len(cats))
 	for i, c := range cats {
@@ -52,6 +58,11 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		*c.name = t.qualify(*c.name)
 	}
 	relay(w, r, 0, func(ctx context.Context) (*contracts.JobStatus, error) {
+		release, err := s.admitJob(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		st, err := s.jobs.SubmitFor(ctx, t.owner(), req)
 		return st, t.fixErr(err, names...)
 	}, func(h http.Header, st *contracts.JobStatus) (int, any, *contracts.Error) {

@@ -19,9 +19,9 @@ import (
 // string or {"query": "..."}. Blank lines are skipped. The bridge reads the
 // body as a stream and queues each chunk as it fills (jobstore.Stream), so
 // its memory stays flat whatever the job's size. The body is bounded by
-// JobLimits.MaxNDJSONBytes (SIMMATCH_JOB_MAX_NDJSON_BYTES), the queries by
-// JobLimits.MaxQueries; the same limits hold for every tenant. A line that
-// is not valid answers 422 naming its line number, and leaves no job.
+// JobLimits.MaxNDJSONBytes (SIMMATCH_JOB_MAX_NDJSON_BYTES), or the tenant's
+// upload quota when lower (Quotas), the queries by JobLimits.MaxQueries.
+// A line that is not valid, or a body cut off at its limit, leaves no job.
 
 // isNDJSON says whether a Content-Type is JSON lines.
 func isNDJSON(v string) bool {
@@ -61,9 +61,10 @@ func lineError(n int, err error) *contracts.Error {
 // submitNDJSON answers POST /v1/jobs with a JSON lines body: 202 with the
 // queued job and its Location.
 func (s *Server) submitNDJSON(w http.ResponseWriter, r *http.Request) {
+	t := tenancyOf(r.Context())
 	limit := s.ndjsonLimit()
-	tooLarge := &contracts.Error{Code: contracts.CodePayloadTooLarge, Limit: limit,
-		Message: fmt.Sprintf("request body is larger than the limit of %d bytes for a job sent as JSON lines", limit)}
+	limit, tooLarge := s.uploadLimit(r, t, limit, &contracts.Error{Code: contracts.CodePayloadTooLarge, Limit: limit,
+		Message: fmt.Sprintf("request body is larger than the limit of %d bytes for a job sent as JSON lines", limit)})
 	if r.ContentLength > int64(limit) {
 		writeError(w, r, tooLarge)
 		return
@@ -79,6 +80,8 @@ func (s *Server) submitNDJSON(w http.ResponseWriter, r *http.Request) {
 			clientGone(w)
 		case errors.Is(err, errLineTooLong), errors.Is(err, errReadBody):
 			writeError(w, r, lineError(n, contracts.Errorf(contracts.CodeMalformedJSON, "%v", err)))
+		case errors.Is(err, contracts.ErrInsufficientStorage), errors.Is(err, contracts.ErrTimeout):
+			writeError(w, r, contracts.AsError(err)) // the store's, not the line's
 		default:
 			writeError(w, r, lineError(n, err))
 		}
@@ -99,7 +102,6 @@ func (s *Server) submitNDJSON(w http.ResponseWriter, r *http.Request) {
 		fail(n, err)
 		return
 	}
-	t := tenancyOf(r.Context())
 	var name string
 	if req.Catalog != "" {
 		if e := t.check("catalog", req.Catalog); e != nil {
@@ -126,7 +128,17 @@ func (s *Server) submitNDJSON(w http.ResponseWriter, r *http.Request) {
 		fail(n, err)
 		return
 	}
+	release, err := s.admitJob(r.Context(), t)
+	if err != nil {
+		if r.Context().Err() != nil {
+			clientGone(w)
+			return
+		}
+		writeError(w, r, contracts.AsError(err))
+		return
+	}
 	st, err := s.jobs.BeginFor(r.Context(), t.owner(), req)
+	release() // the job's entry exists: the next check counts it
 	if err != nil {
 		if r.Context().Err() != nil {
 			clientGone(w)

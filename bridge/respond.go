@@ -51,7 +51,7 @@ func writeErrorWith(w http.ResponseWriter, r *http.Request, e *contracts.Error, 
 		out.RequestID = info.id
 	}
 	info.err = &out
-	status := out.Code.HTTPStatus()
+	status := errorStatus(&out)
 	if (status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, (out.RetryAfterMs+999)/1000)))
 		if out.RetryAfterMs > 0 { // the precise wait, read by the OpenAI SDKs
@@ -59,6 +59,17 @@ func writeErrorWith(w http.ResponseWriter, r *http.Request, e *contracts.Error, 
 		}
 	}
 	writeBody(w, status, encode(&out))
+}
+
+// errorStatus is e's HTTP status: its code's (contracts.Code.HTTPStatus),
+// but 429 for the jobs quota, which passes as the tenant's jobs end, like
+// the other waits (Retry-After). The storage quotas stay 413: they pass
+// only when the tenant deletes something.
+func errorStatus(e *contracts.Error) int {
+	if e.Code == contracts.CodeQuotaExceeded && e.Field == quotaJobs {
+		return http.StatusTooManyRequests
+	}
+	return e.Code.HTTPStatus()
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {

@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/riandyrn/otelchi"
 
 	"github.com/simmatch/simmatch/bridge/security"
@@ -26,6 +28,7 @@ type Server struct {
 	jobs    *jobstore.Jobs
 	gate    *loadGate
 	flood   *floodGuard
+	quota   *quotaGate // nil without Config.Quotas
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -77,6 +80,14 @@ func New(cfg Config) (*Server, error) {
 	if s.gate, err = startLoadGate(cfg.NATS); err != nil {
 		s.metrics.unregister(cfg.Metrics)
 		return nil, err
+	}
+	if cfg.Quotas != nil {
+		js, err := jetstream.New(cfg.NATS)
+		if err != nil {
+			s.metrics.unregister(cfg.Metrics)
+			return nil, fmt.Errorf("bridge: jetstream: %w", err)
+		}
+		s.quota = newQuotaGate(cfg.Quotas, js)
 	}
 	s.models = contracts.NewModelControl(cfg.NATS)
 	s.handler = s.routes()

@@ -32,6 +32,7 @@ const (
 	CodeJobNotDone           Code = "job_not_done"           // the job's results are not ready yet: poll its status
 	CodeInsufficientStorage  Code = "insufficient_storage"   // a configured byte limit (a stream's, the catalogs' memory budget) is reached; the message names the setting
 	CodeCancelled            Code = "cancelled"              // the caller gave up (SubjectCancel) before the answer; nobody reads it
+	CodeQuotaExceeded        Code = "quota_exceeded"         // a tenant's quota would be exceeded; Field names the quota (413; the bridge answers the jobs quota 429)
 )
 
 // codeStatus is the one table from error codes to HTTP statuses.
@@ -54,6 +55,7 @@ var codeStatus = map[Code]int{
 	CodeJobNotDone:           http.StatusConflict,
 	CodeInsufficientStorage:  http.StatusInsufficientStorage,
 	CodeCancelled:            499, // nginx's "client closed request": the bridge's status when its caller left
+	CodeQuotaExceeded:        http.StatusRequestEntityTooLarge,
 }
 
 // HTTPStatus is the HTTP status for code; unknown codes are 500.
@@ -110,6 +112,7 @@ var (
 	ErrInternal             = &Error{Code: CodeInternal}
 	ErrJobNotDone           = &Error{Code: CodeJobNotDone}
 	ErrInsufficientStorage  = &Error{Code: CodeInsufficientStorage}
+	ErrQuotaExceeded        = &Error{Code: CodeQuotaExceeded}
 )
 
 // Errorf returns an *Error with code and a formatted message.

@@ -32,6 +32,7 @@ func TestCodeHTTPStatusAndRetryable(t *testing.T) {
 		{contracts.CodeModelError, http.StatusInternalServerError, false},
 		{contracts.CodeInternal, http.StatusInternalServerError, false},
 		{contracts.CodeInsufficientStorage, http.StatusInsufficientStorage, false},
+		{contracts.CodeQuotaExceeded, http.StatusRequestEntityTooLarge, false},
 		{"", http.StatusInternalServerError, false},
 		{"no_such_code", http.StatusInternalServerError, false},
 		{"503", http.StatusInternalServerError, false}, // a foreign micro service's numeric code

@@ -30,6 +30,9 @@ type Bridge struct {
 	MaxAttempts           int
 
 	APIKeysFile string
+	// QuotasFile is SIMMATCH_QUOTAS_FILE: the tenants' quotas
+	// (bridge.ParseQuotas); empty: none.
+	QuotasFile string
 	// Auth is SIMMATCH_AUTH: "none" lets the bridge listen beyond loopback
 	// without API keys or OIDC (said again in the log at start); "" is the
 	// default, which refuses to.
@@ -108,6 +111,8 @@ func (f *Flags) Bridge(s *Bridge) {
 	f.Int(&s.MaxAttempts, "max-attempts", "SIMMATCH_MAX_ATTEMPTS", contracts.DefaultMaxAttempts, "most times the bridge sends one request (1: never again)")
 	f.Duration(&s.CatalogWriteTimeout, "catalog-write-timeout", "SIMMATCH_CATALOG_WRITE_TIMEOUT", 2*time.Minute, "how long a catalog upsert waits (it embeds every description)")
 	f.String(&s.APIKeysFile, "api-keys-file", "SIMMATCH_API_KEYS_FILE", "", "API keys file (<name> <sha256 hex> <scopes> per line); empty: no authentication")
+	f.String(&s.QuotasFile, "quotas-file", "SIMMATCH_QUOTAS_FILE", "",
+		"tenant quotas file (<tenant|*> catalogs=N products=N bytes=SIZE jobs=N upload=SIZE per line); empty: no quotas. Needs API keys or OIDC")
 	f.String(&s.PublicPaths, "public-paths", "SIMMATCH_PUBLIC_PATHS", strings.Join(bridge.DefaultPublicPaths, ","),
 		"comma-separated paths served without an API key; none: every path needs one")
 	f.String(&s.MetricsScope, "metrics-scope", "SIMMATCH_METRICS_SCOPE", "",
@@ -138,7 +143,7 @@ func (f *Flags) Bridge(s *Bridge) {
 		"requests in flight, bridge-wide, from clients in bad standing; 0: none")
 	f.Int(&s.JobMaxQueries, "job-max-queries", "SIMMATCH_JOB_MAX_QUERIES", contracts.DefaultJobMaxQueries, "most queries one asynchronous job (POST /v1/jobs) may hold")
 	f.Int(&s.JobMaxBodyBytes, "job-max-body-bytes", "SIMMATCH_JOB_MAX_BODY_BYTES", contracts.DefaultJobLimits.MaxBodyBytes, "largest POST /v1/jobs JSON body, in bytes (read whole: send bigger jobs as JSON lines)")
-	f.Int(&s.JobMaxNDJSONBytes, "job-max-ndjson-bytes", "SIMMATCH_JOB_MAX_NDJSON_BYTES", contracts.DefaultJobMaxNDJSONBytes, "largest POST /v1/jobs body sent as JSON lines (application/x-ndjson, streamed in chunks), in bytes; the same for every tenant")
+	f.Int(&s.JobMaxNDJSONBytes, "job-max-ndjson-bytes", "SIMMATCH_JOB_MAX_NDJSON_BYTES", contracts.DefaultJobMaxNDJSONBytes, "largest POST /v1/jobs body sent as JSON lines (application/x-ndjson, streamed in chunks), in bytes; a tenant's upload quota may lower it")
 	f.Int(&s.JobChunkSize, "job-chunk-size", "SIMMATCH_JOB_CHUNK_SIZE", contracts.DefaultJobChunkSize, "queries per job chunk: the unit processors pull, retry and store")
 }
 
@@ -157,6 +162,7 @@ type BridgeSecurity struct {
 	metricsScope bridge.Scope
 	rateLimit    bridge.RateLimit
 	tls          *tls.Config // nil: plain HTTP
+	quotas       *bridge.Quotas
 	// open: neither API keys nor OIDC; authNone: SIMMATCH_AUTH=none.
 	open, authNone bool
 }
@@ -216,6 +222,16 @@ func (s Bridge) Security(ctx context.Context, logger *slog.Logger) (*BridgeSecur
 		reloads = append(reloads, ks.Reload)
 		go ks.Watch(ctx, s.ReloadInterval)
 	}
+	if s.QuotasFile != "" {
+		if sec.quotas, err = bridge.OpenQuotas(s.QuotasFile); err != nil {
+			return nil, err
+		}
+		if sec.open {
+			logger.Warn("SIMMATCH_QUOTAS_FILE without API keys or OIDC: there are no tenants, so no quota applies", "file", s.QuotasFile)
+		} else {
+			logger.Info("tenant quotas loaded", "file", s.QuotasFile)
+		}
+	}
 	if s.TLSCertFile != "" || s.TLSKeyFile != "" || s.TLSClientCA != "" {
 		r, err := bridge.NewCertReloader(bridge.TLSFiles{CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile, ClientCAFile: s.TLSClientCA}, logger)
 		if err != nil {
@@ -254,7 +270,7 @@ func (s Bridge) Config(sec *BridgeSecurity, nc *nats.Conn, lim contracts.Limits,
 		AckTimeout: s.AckTimeout, Heartbeat: s.Heartbeat, MaxAttempts: s.MaxAttempts,
 		JobLimits: s.JobLimits(lim), JobChunkSize: s.JobChunkSize,
 		Keys: sec.keys, OIDC: sec.oidc, PublicPaths: sec.publicPaths, MetricsScope: sec.metricsScope,
-		RateLimit: sec.rateLimit, Flood: s.Flood}
+		RateLimit: sec.rateLimit, Flood: s.Flood, Quotas: sec.quotas}
 	if reg != nil { // a nil *Registry in the interfaces would not be nil
 		cfg.Metrics, cfg.Gatherer = reg, reg
 	}

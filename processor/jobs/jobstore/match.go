@@ -81,12 +81,13 @@ func (j *Jobs) submitPlanned(ctx context.Context, kv jetstream.KeyValue, st jets
 		meta.Expires = now.Add(ttl)
 	}
 	data, _ := json.Marshal(meta)
-	if _, err := kv.Create(ctx, id, data); err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "jobs: store job %s: %v", id, err)
+	if err := j.create(ctx, kv, owner, id, data); err != nil {
+		return nil, err
 	}
 	b, _ := json.Marshal(contracts.JobChunk{Job: id, Plan: true})
 	if _, err := j.js.Publish(ctx, contracts.SubjectJobChunkPrefix+id, b, jetstream.WithMsgID(id+".plan")); err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "jobs: queue the planning of job %s: %v", id, err)
+		return nil, j.drop(kv, owner, id, j.storeError(ctx, err, contracts.JobChunksStream, "the job chunks stream "+contracts.JobChunksStream,
+			SettingChunksMaxBytes, fmt.Sprintf("queue the planning of job %s", id)))
 	}
 	return statusOf(meta, 0), nil
 }

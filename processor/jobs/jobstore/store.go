@@ -109,8 +109,8 @@ func (j *Jobs) SubmitFor(ctx context.Context, owner string, req *contracts.JobRe
 		return nil, &contracts.Error{Code: contracts.CodePayloadTooLarge, Field: "product_descriptions",
 			Message: fmt.Sprintf("product_descriptions: the job's descriptions take %d bytes; the NATS server's max_payload is %d", len(data), mp)}
 	}
-	if _, err := kv.Create(ctx, id, data); err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "jobs: store job %s: %v", id, err)
+	if err := j.create(ctx, kv, owner, id, data); err != nil {
+		return nil, err
 	}
 	var acks []jetstream.PubAckFuture
 	for i := range chunks {
@@ -119,7 +119,7 @@ func (j *Jobs) SubmitFor(ctx context.Context, owner string, req *contracts.JobRe
 		b, _ := json.Marshal(c)
 		f, err := j.js.PublishAsync(contracts.SubjectJobChunkPrefix+id, b, jetstream.WithMsgID(fmt.Sprintf("%s.%d", id, i)))
 		if err != nil {
-			return nil, contracts.Errorf(contracts.CodeInternal, "jobs: queue chunk %d of job %s: %v", i, id, err)
+			return nil, j.drop(kv, owner, id, j.chunkError(ctx, err, i, id))
 		}
 		acks = append(acks, f)
 	}
@@ -127,12 +127,121 @@ func (j *Jobs) SubmitFor(ctx context.Context, owner string, req *contracts.JobRe
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return nil, contracts.Errorf(contracts.CodeInternal, "jobs: queue chunk %d of job %s: %v", i, id, err)
+			return nil, j.drop(kv, owner, id, j.chunkError(ctx, err, i, id))
 		case <-ctx.Done():
 			return nil, &contracts.Error{Code: contracts.CodeTimeout, Message: "job " + id + " was not fully queued before the deadline"}
 		}
 	}
 	return statusOf(meta, 0), nil
+}
+
+// create stores a new job's entry and, for a tenant's job, its index entry
+// (ownerKey). A bucket refusing the write for space answers
+// insufficient_storage naming SettingBucketMaxBytes.
+func (j *Jobs) create(ctx context.Context, kv jetstream.KeyValue, owner, id string, data []byte) error {
+	if _, err := kv.Create(ctx, id, data); err != nil {
+		return j.storeError(ctx, err, "KV_"+contracts.JobsBucket, "the jobs bucket "+contracts.JobsBucket, SettingBucketMaxBytes,
+			fmt.Sprintf("store job %s", id))
+	}
+	if owner == "" {
+		return nil
+	}
+	// After the entry, so that an index entry always has its job (ActiveFor
+	// deletes the ones without).
+	if _, err := kv.Put(ctx, ownerKey(owner, id), []byte(id)); err != nil {
+		return j.drop(kv, owner, id, j.storeError(ctx, err, "KV_"+contracts.JobsBucket, "the jobs bucket "+contracts.JobsBucket,
+			SettingBucketMaxBytes, fmt.Sprintf("index job %s", id)))
+	}
+	return nil
+}
+
+// drop deletes a job that could not be submitted (its entry, index entry
+// and queued chunks), on its own deadline, and returns err.
+func (j *Jobs) drop(kv jetstream.KeyValue, owner, id string, err error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if cs, serr := j.js.Stream(ctx, contracts.JobChunksStream); serr == nil {
+		_ = cs.Purge(ctx, jetstream.WithPurgeSubject(contracts.SubjectJobChunkPrefix+id))
+	}
+	if owner != "" {
+		_ = kv.Purge(ctx, ownerKey(owner, id))
+	}
+	_ = kv.Purge(ctx, id)
+	return err
+}
+
+// chunkError is the error of chunk i of job id refused by the chunks stream.
+func (j *Jobs) chunkError(ctx context.Context, err error, i int, id string) error {
+	return j.storeError(ctx, err, contracts.JobChunksStream, "the job chunks stream "+contracts.JobChunksStream, SettingChunksMaxBytes,
+		fmt.Sprintf("queue chunk %d of job %s", i, id))
+}
+
+// storeError is a write to stream refused: insufficient_storage naming
+// setting and the stream's MaxBytes when it was for space (FullError),
+// otherwise internal, saying what failed.
+func (j *Jobs) storeError(ctx context.Context, err error, stream, what, setting, doing string) error {
+	if !Full(err) {
+		return contracts.Errorf(contracts.CodeInternal, "jobs: %s: %v", doing, err)
+	}
+	// The request's deadline may be what is left of it: read the limit on one of its own.
+	ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	var limit int64
+	if s, serr := j.js.Stream(ictx, stream); serr == nil {
+		limit = s.CachedInfo().Config.MaxBytes
+	}
+	return FullError(err, what, setting, limit)
+}
+
+// ownerKey is the jobs bucket's index entry of tenant owner's job id, by
+// which ActiveFor finds a tenant's jobs without reading every job. The
+// tenant's '.'s, which separate key tokens, are written as '=' (as in
+// contracts.TenantCatalogPrefix), so each tenant is one token.
+func ownerKey(owner, id string) string { return ownerPrefix(owner) + id }
+
+func ownerPrefix(owner string) string {
+	return "owner." + strings.ReplaceAll(owner, ".", contracts.TenantSeparator) + "."
+}
+
+// ActiveFor counts tenant's jobs that are submitting, queued or running:
+// what a quota on a tenant's concurrent jobs bounds. The index entries of
+// jobs that ended (or expired) are deleted as they are met, so a count
+// reads the tenant's unfinished jobs and the ones ended since the last.
+func (j *Jobs) ActiveFor(ctx context.Context, tenant string) (int, error) {
+	kv, err := j.bucket(ctx)
+	if err != nil {
+		return 0, err
+	}
+	prefix := ownerPrefix(tenant)
+	lister, err := kv.ListKeysFiltered(ctx, prefix+"*")
+	if err != nil {
+		return 0, contracts.Errorf(contracts.CodeInternal, "jobs: list the jobs of tenant %s: %v", tenant, err)
+	}
+	var ids []string
+	for k := range lister.Keys() {
+		ids = append(ids, strings.TrimPrefix(k, prefix))
+	}
+	if ctx.Err() != nil { // the list may be cut short
+		return 0, &contracts.Error{Code: contracts.CodeTimeout, Message: "jobs: the jobs of tenant " + tenant + " were not counted before the deadline"}
+	}
+	n := 0
+	for _, id := range ids {
+		st, err := j.Status(ctx, id)
+		if errors.Is(err, contracts.ErrNotFound) {
+			_ = kv.Delete(ctx, prefix+id)
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		switch st.State {
+		case contracts.JobDone, contracts.JobFailed, contracts.JobCancelled:
+			_ = kv.Delete(ctx, prefix+id)
+		default:
+			n++
+		}
+	}
+	return n, nil
 }
 
 // resultBudget returns the bytes of one query's matches in a query job's

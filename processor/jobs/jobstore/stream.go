@@ -68,8 +68,8 @@ func (j *Jobs) BeginFor(ctx context.Context, owner string, req *contracts.JobReq
 		return nil, &contracts.Error{Code: contracts.CodePayloadTooLarge, Field: "product_descriptions",
 			Message: fmt.Sprintf("product_descriptions: the job's descriptions take %d bytes; the NATS server's max_payload is %d", len(data), mp)}
 	}
-	if _, err := kv.Create(ctx, meta.ID, data); err != nil {
-		return nil, contracts.Errorf(contracts.CodeInternal, "jobs: store job %s: %v", meta.ID, err)
+	if err := j.create(ctx, kv, owner, meta.ID, data); err != nil {
+		return nil, err
 	}
 	s := &Stream{j: j, kv: kv, meta: meta, req: req}
 	s.matchBytes, s.budget = j.resultBudget(req)
@@ -109,14 +109,17 @@ func (s *Stream) flush(ctx context.Context) error {
 	c := contracts.JobChunk{Job: s.meta.ID, Index: i, Offset: s.meta.Total, Query: s.chunk}
 	b, _ := json.Marshal(c)
 	for len(s.pending) >= maxPendingChunks {
-		if err := s.await(ctx, i-len(s.pending), s.pending[0]); err != nil {
+		// Off the list first: a future answers once, and Abort waits for
+		// the ones left.
+		f, n := s.pending[0], i-len(s.pending)
+		s.pending = s.pending[1:]
+		if err := s.await(ctx, n, f); err != nil {
 			return err
 		}
-		s.pending = s.pending[1:]
 	}
 	f, err := s.j.js.PublishAsync(contracts.SubjectJobChunkPrefix+s.meta.ID, b, jetstream.WithMsgID(fmt.Sprintf("%s.%d", s.meta.ID, i)))
 	if err != nil {
-		return contracts.Errorf(contracts.CodeInternal, "jobs: queue chunk %d of job %s: %v", i, s.meta.ID, err)
+		return s.j.chunkError(ctx, err, i, s.meta.ID)
 	}
 	s.pending = append(s.pending, f)
 	s.meta.Offsets = append(s.meta.Offsets, s.meta.Total)
@@ -132,7 +135,7 @@ func (s *Stream) await(ctx context.Context, i int, f jetstream.PubAckFuture) err
 	case <-f.Ok():
 		return nil
 	case err := <-f.Err():
-		return contracts.Errorf(contracts.CodeInternal, "jobs: queue chunk %d of job %s: %v", i, s.meta.ID, err)
+		return s.j.chunkError(ctx, err, i, s.meta.ID)
 	case <-ctx.Done():
 		return &contracts.Error{Code: contracts.CodeTimeout, Message: "job " + s.meta.ID + " was not fully queued before the deadline"}
 	}
@@ -156,6 +159,7 @@ func (s *Stream) Commit(ctx context.Context) (*contracts.JobStatus, error) {
 	first := s.meta.Chunks - len(s.pending)
 	for k, f := range s.pending {
 		if err := s.await(ctx, first+k, f); err != nil {
+			s.pending = s.pending[k+1:] // a future answers once: Abort waits for the others
 			return nil, err
 		}
 	}
@@ -229,11 +233,13 @@ func (s *Stream) Abort(reason string) {
 	m.State, m.Error, m.Submitting = contracts.JobFailed, "submission failed: "+reason, false
 	data, _ := json.Marshal(&m)
 	_, _ = s.kv.Put(ctx, id, data)
+	wait, cancelWait := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelWait()
 	for _, f := range s.pending { // let the published chunks land before purging them
 		select {
 		case <-f.Ok():
 		case <-f.Err():
-		case <-ctx.Done():
+		case <-wait.Done():
 		}
 	}
 	if cs, err := s.j.js.Stream(ctx, contracts.JobChunksStream); err == nil {
@@ -241,6 +247,9 @@ func (s *Stream) Abort(reason string) {
 	}
 	if rs, err := s.j.js.Stream(ctx, contracts.JobResultsStream); err == nil {
 		_ = rs.Purge(ctx, jetstream.WithPurgeSubject(contracts.SubjectJobResultPrefix+id+".*"))
+	}
+	if s.meta.Owner != "" {
+		_ = s.kv.Purge(ctx, ownerKey(s.meta.Owner, id))
 	}
 	_ = s.kv.Purge(ctx, id)
 }
