@@ -146,7 +146,7 @@ func (s *Server) listCatalogs(w http.ResponseWriter, r *http.Request) {
 	req := &contracts.ListRequest{RequestID: infoFrom(r.Context()).id}
 	relay(w, r, s.cfg.RequestTimeout, func(ctx context.Context) (*contracts.ListResponse, error) {
 		resp, err := s.client.ListCatalogs(ctx, req)
-		if err != nil || t.prefix == "" {
+		if err != nil || !t.ns.Scoped() {
 			return resp, err
 		}
 		mine := make([]contracts.CatalogInfo, 0, len(resp.Catalogs))

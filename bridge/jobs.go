@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -38,24 +37,24 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	cats := jobCatalogs(req)
+	cats := req.CatalogRefs()
 	names := make([]string, len(cats))
 	for i, c := range cats {
-		if *c.name == "" {
+		if *c.Name == "" {
 			continue // Validate says it is required
 		}
-		if e := t.check(c.field, *c.name); e != nil {
+		if e := t.check(c.Field, *c.Name); e != nil {
 			writeError(w, r, e)
 			return
 		}
-		names[i] = *c.name
+		names[i] = *c.Name
 	}
 	if err := req.Validate(s.cfg.JobLimits); err != nil {
 		writeError(w, r, contracts.AsError(err))
 		return
 	}
 	for _, c := range cats {
-		*c.name = t.qualify(*c.name)
+		*c.Name = t.qualify(*c.Name)
 	}
 	relay(w, r, 0, func(ctx context.Context) (*contracts.JobStatus, error) {
 		release, err := s.admitJob(ctx, t)
@@ -90,9 +89,7 @@ func (s *Server) jobCall(w http.ResponseWriter, r *http.Request, call func(conte
 		}
 		st, err := call(ctx, id)
 		if err == nil {
-			if p := tenancyOf(r.Context()).prefix; p != "" {
-				st.Error = strings.ReplaceAll(st.Error, p, "")
-			}
+			st.Error = tenancyOf(r.Context()).ns.Strip(st.Error)
 		}
 		return st, err
 	}, asIs, writeError)

@@ -18,18 +18,19 @@ import (
 // authentication off nothing is qualified and jobs have no owner.
 
 // tenancy maps one request's catalog names between the caller's and the
-// processors'.
+// processors' (contracts.CatalogNamespace, which a contracts.Client made
+// WithTenant shares, so both give a tenant the same catalogs).
 type tenancy struct {
 	p *security.Principal // nil: authentication off
-	// prefix is contracts.TenantCatalogPrefix of a tenant caller; "" for
-	// an admin or with authentication off (names pass as they are).
-	prefix string
+	// ns is the namespace of a tenant caller; the zero value for an admin
+	// or with authentication off (names pass as they are).
+	ns contracts.CatalogNamespace
 }
 
 func tenancyOf(ctx context.Context) tenancy {
 	t := tenancy{p: security.PrincipalFrom(ctx)}
 	if t.p != nil && !t.p.Admin() {
-		t.prefix = contracts.TenantCatalogPrefix(t.p.Tenant)
+		t.ns = contracts.TenantNamespace(t.p.Tenant)
 	}
 	return t
 }
@@ -58,38 +59,18 @@ func (t tenancy) check(field, name string) *contracts.Error {
 }
 
 // qualify is the stored name of the caller's catalog name.
-func (t tenancy) qualify(name string) string {
-	if t.prefix == "" || name == "" {
-		return name
-	}
-	return t.prefix + name
-}
+func (t tenancy) qualify(name string) string { return t.ns.Qualify(name) }
 
 // unqualify is the caller's name of a stored catalog, ok false when the
 // catalog is not the caller's.
-func (t tenancy) unqualify(stored string) (string, bool) {
-	if t.prefix == "" {
-		return stored, true
-	}
-	name, ok := strings.CutPrefix(stored, t.prefix)
-	if !ok || strings.Contains(name, contracts.TenantSeparator) {
-		return "", false // another tenant's, e.g. eu.acme's "eu=acme=shop" for tenant eu
-	}
-	return name, true
-}
+func (t tenancy) unqualify(stored string) (string, bool) { return t.ns.Unqualify(stored) }
 
 // fixErr makes err name the catalogs as the caller named them.
 func (t tenancy) fixErr(err error, names ...string) error {
-	if err == nil || t.prefix == "" {
+	if err == nil || !t.ns.Scoped() {
 		return err
 	}
-	e := *contracts.AsError(err)
-	for _, n := range names {
-		if n != "" {
-			e.Message = strings.ReplaceAll(e.Message, t.prefix+n, n)
-		}
-	}
-	return &e
+	return t.ns.FixError(contracts.AsError(err), names...)
 }
 
 // owner is the tenant the caller's jobs belong to: "" with authentication off.
@@ -108,24 +89,4 @@ func (s *Server) jobAccess(ctx context.Context, id string) error {
 		return nil
 	}
 	return s.jobs.Owned(ctx, id, t.p.Tenant)
-}
-
-// jobCatalogs are the catalog names a job request gives, with their fields.
-func jobCatalogs(req *contracts.JobRequest) []struct {
-	field string
-	name  *string
-} {
-	type named = struct {
-		field string
-		name  *string
-	}
-	switch {
-	case req.Match != nil:
-		return []named{{"match.source", &req.Match.Source}, {"match.target", &req.Match.Target}}
-	case req.Dedupe != nil:
-		return []named{{"dedupe.catalog", &req.Dedupe.Catalog}}
-	case req.Catalog != "":
-		return []named{{"catalog", &req.Catalog}}
-	}
-	return nil
 }

@@ -69,7 +69,7 @@ func TestPredictQualifiesCatalogByTenant(t *testing.T) {
 }
 
 func TestTenancyUnqualify(t *testing.T) {
-	eu := tenancy{prefix: contracts.TenantCatalogPrefix("eu")}
+	eu := tenancy{ns: contracts.TenantNamespace("eu")}
 	for stored, want := range map[string]string{"eu=shop": "shop", "eu=acme=shop": "", "euro=shop": "", "shop": ""} {
 		got, ok := eu.unqualify(stored)
 		if got != want || ok != (want != "") {

@@ -55,6 +55,7 @@ type Client struct {
 	tracer      trace.Tracer
 	prop        propagation.TextMapPropagator
 	inbox       inboxMux
+	ns          CatalogNamespace // WithTenant; the zero value passes names as they are
 }
 
 // ClientOption configures a Client.
@@ -127,6 +128,30 @@ func WithRetryHook(f func(reason RetryReason)) ClientOption {
 	}
 }
 
+// WithTenant makes the client act for tenant, in its namespace: every
+// catalog name it sends (catalog operations, a catalog /predict, a job's
+// catalogs through jobstore) is qualified (QualifyCatalogName), every name
+// it gets back (answers, lists, errors) is the tenant's own, lists show only
+// the tenant's catalogs, and requests carry the tenant in HeaderTenant. It
+// gives the names the bridge gives the tenant's API keys, so both reach the
+// same catalogs. Names the caller gives are plain (ValidateUserCatalogName).
+//
+// It is a namespace, not a permission: whoever holds the NATS credentials
+// may make a client for any tenant, or none (see the package doc).
+func WithTenant(tenant string) ClientOption {
+	return func(c *Client) error {
+		if err := ValidateTenant(tenant); err != nil {
+			return err
+		}
+		c.ns = TenantNamespace(tenant)
+		return nil
+	}
+}
+
+// Namespace is the client's catalog namespace: its tenant's (WithTenant),
+// or the zero value.
+func (c *Client) Namespace() CatalogNamespace { return c.ns }
+
 // WithTracerProvider sets the tracer provider; the default is the global one.
 func WithTracerProvider(tp trace.TracerProvider) ClientOption {
 	return func(c *Client) error {
@@ -167,8 +192,9 @@ func NewClient(nc *nats.Conn, opts ...ClientOption) (*Client, error) {
 // Match sends req to a processor and waits for its answer until ctx's
 // deadline (or the client's timeout). Failures are *Error values: match them
 // with errors.Is against ErrNoProcessor, ErrTimeout, ErrInvalidRequest, ...
+// A request naming a catalog names it in the client's namespace (WithTenant).
 func (c *Client) Match(ctx context.Context, req *Request) (*Response, error) {
-	return do[Response](ctx, c, c.subject, req, req.RequestID)
+	return doCatalog[Request, Response](ctx, c, c.subject, req, req.RequestID, func(r *Request) *string { return &r.Catalog }, nil)
 }
 
 // do is the one call path of every method: it sends req on subject within

@@ -186,6 +186,9 @@ func (c *Client) resilientRequest(ctx context.Context, span trace.Span, subject 
 		SetTimeout(msg.Header, time.Until(deadline))
 		SetAck(msg.Header, c.heartbeat)
 		c.prop.Inject(ctx, HeaderCarrier(msg.Header))
+		if c.ns.Scoped() {
+			msg.Header.Set(HeaderTenant, c.ns.Tenant())
+		}
 		if err := c.nc.PublishMsg(msg); err != nil {
 			if errors.Is(err, nats.ErrMaxPayload) || c.nc.IsClosed() {
 				return err

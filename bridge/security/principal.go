@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/simmatch/simmatch/contracts"
 	"go.opentelemetry.io/otel/propagation"
 )
 
@@ -111,10 +112,10 @@ func PrincipalFrom(ctx context.Context) *Principal {
 // may publish requests (deploy/nats/nats-server.conf), so a processor may
 // trust them; they are never read from HTTP.
 const (
-	HeaderPrincipal = "Simmatch-Principal" // Principal.Name
-	HeaderTenant    = "Simmatch-Tenant"    // Principal.Tenant
-	HeaderScopes    = "Simmatch-Scopes"    // Principal.Scopes, comma-separated
-	HeaderAuth      = "Simmatch-Auth"      // Principal.Method
+	HeaderPrincipal = "Simmatch-Principal"   // Principal.Name
+	HeaderTenant    = contracts.HeaderTenant // Principal.Tenant: the header a contracts.Client made WithTenant sends
+	HeaderScopes    = "Simmatch-Scopes"      // Principal.Scopes, comma-separated
+	HeaderAuth      = "Simmatch-Auth"        // Principal.Method
 )
 
 // PrincipalFromHeader is the principal that ForwardPrincipal put in h, or

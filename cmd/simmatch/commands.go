@@ -35,7 +35,8 @@ Usage:
 The client commands (match, embed, jobs) talk to a running service at
 $SIMMATCH_URL (flag -url; default http://localhost:8000), with the API key
 $SIMMATCH_API_KEY (-api-key) and, for https, the CA file $SIMMATCH_CA_FILE
-(-ca-file). catalog talks to NATS ($NATS_URL, NATS_USER..., NATS_CA_FILE).
+(-ca-file). catalog talks to NATS ($NATS_URL, NATS_USER..., NATS_CA_FILE),
+naming catalogs as the tenant $SIMMATCH_TENANT (-tenant) does, if set.
 -json prints machine-readable output. Every command takes -help.
 `
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,4 +148,125 @@ func jetStream(t *testing.T, url string) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
+}
+
+// budgetProducts are n products with distinct descriptions.
+func budgetProducts(prefix string, n int) []contracts.Product {
+	ps := make([]contracts.Product, n)
+	for i := range ps {
+		ps[i] = contracts.Product{ID: fmt.Sprintf("%s-%d", prefix, i), Description: fmt.Sprintf("%s, model %d", shop[i%len(shop)].Description, i)}
+	}
+	return ps
+}
+
+// catalogMemory is what a catalog takes in memory, as the list says.
+func catalogMemory(t *testing.T, c *contracts.Client, name string) int64 {
+	t.Helper()
+	l, err := c.ListCatalogs(ctxT(t), &contracts.ListRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ci := range l.Catalogs {
+		if ci.Name == name {
+			return ci.MatrixBytes + ci.KeywordBytes
+		}
+	}
+	t.Fatalf("catalog %s not listed: %+v", name, l.Catalogs)
+	return 0
+}
+
+// Two concurrent upserts into one processor, each within its memory budget
+// but not both: exactly one passes (the bytes of the first are reserved
+// before it is embedded), and the processor stays within the budget.
+func TestCatalogMemoryBudgetConcurrentUpserts(t *testing.T) {
+	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
+	ps := budgetProducts("p", 40)
+	probe := startNode(t, ns.ClientURL(), nil)
+	ctx := ctxT(t)
+	if _, err := probe.svc.Upsert(ctx, &contracts.UpsertRequest{Catalog: "probe", Products: ps}); err != nil {
+		t.Fatal(err)
+	}
+	one := catalogMemory(t, probe.client, "probe")
+	if _, err := probe.svc.Drop(ctx, &contracts.DropRequest{Catalog: "probe"}); err != nil {
+		t.Fatal(err)
+	}
+	probe.stop(t)
+
+	budget := one + one/4 // one catalog of ps, not two (each is mostly float32 rows)
+	n := startNode(t, ns.ClientURL(), func(c *catalog.Config) { c.MemoryBytes = budget })
+	testenv.WaitFor(t, 30*time.Second, "the processor listed the catalogs", func() bool { return n.svc.State().Listed })
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, name := range []string{"one", "two"} {
+		wg.Go(func() {
+			_, errs[i] = n.svc.Upsert(ctx, &contracts.UpsertRequest{Catalog: name, Products: ps})
+		})
+	}
+	wg.Wait()
+	passed := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			passed++
+		case !errors.Is(err, contracts.ErrInsufficientStorage) || !strings.Contains(err.Error(), catalog.SettingMemoryBytes):
+			t.Errorf("upsert %d: err = %v, want insufficient_storage naming %s", i, err, catalog.SettingMemoryBytes)
+		}
+	}
+	if passed != 1 {
+		t.Fatalf("%d of 2 concurrent upserts passed a budget of %d bytes that holds one (%d bytes): %v", passed, budget, one, errs)
+	}
+	if used := n.svc.MemoryBytes(); used != one || used > budget {
+		t.Fatalf("catalogs take %d bytes; want the one catalog's %d, within the budget of %d", used, one, budget)
+	}
+	if st := n.svc.State(); st.Following != 1 || len(st.NotLoaded) != 0 {
+		t.Fatalf("state %+v; want the one catalog followed, none not loaded", st)
+	}
+}
+
+// A processor that follows a catalog grown past its memory budget by writes
+// taken by another processor unloads it: it reports it not loaded, answers
+// its searches 507 naming the budget, stays within the budget and keeps
+// serving; the writer still serves the catalog.
+func TestCatalogMemoryBudgetFollowerOverBudget(t *testing.T) {
+	ns := testenv.StartNATS(t, testenv.WithJetStream(t, ""))
+	a := startNode(t, ns.ClientURL(), nil)
+	ctx := ctxT(t)
+	for name, ps := range map[string][]contracts.Product{"grow": shop[:2], "other": shop[2:3]} {
+		if _, err := a.svc.Upsert(ctx, &contracts.UpsertRequest{Catalog: name, Products: ps}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	small := catalogMemory(t, a.client, "grow") + catalogMemory(t, a.client, "other")
+
+	budget := small + 768 // both as they are, not half a row more
+	b := startNode(t, ns.ClientURL(), func(c *catalog.Config) { c.MemoryBytes = budget })
+	testenv.WaitFor(t, 30*time.Second, "b loaded both catalogs", func() bool {
+		st := b.svc.State()
+		return st.Listed && st.Following == 2 && len(st.Loading) == 0 && len(st.NotLoaded) == 0
+	})
+	// Writes through a (whose budget is unbounded) that b's budget cannot hold.
+	if _, err := a.svc.Upsert(ctx, &contracts.UpsertRequest{Catalog: "grow", Products: budgetProducts("more", 8)}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 30*time.Second, "b unloaded grow", func() bool {
+		st := b.svc.State()
+		return st.Following == 1 && slices.Equal(st.NotLoaded, []string{"grow"})
+	})
+	if used := b.svc.MemoryBytes(); used > budget {
+		t.Fatalf("b's catalogs take %d bytes, over its budget of %d", used, budget)
+	}
+	_, err := b.svc.Search(ctx, &contracts.SearchRequest{Catalog: "grow", Query: contracts.Queries{"hammer"}})
+	if !errors.Is(err, contracts.ErrInsufficientStorage) || !strings.Contains(err.Error(), catalog.SettingMemoryBytes) {
+		t.Fatalf("search grow on b: err = %v, want insufficient_storage naming %s", err, catalog.SettingMemoryBytes)
+	}
+	if res, err := b.svc.Search(ctx, &contracts.SearchRequest{Catalog: "other", Query: contracts.Queries{"hose"}}); err != nil || res.Results[0].Matches[0].ID != "hose" {
+		t.Fatalf("search other on b = %+v, %v; want b still serving", res, err)
+	}
+	l, err := b.svc.List(ctx, &contracts.ListRequest{})
+	if err != nil || len(l.Catalogs) != 2 || l.Catalogs[0].Name != "grow" || l.Catalogs[0].Matrix != "not_loaded" {
+		t.Fatalf("b's list = %+v, %v; want grow not_loaded", l, err)
+	}
+	if res, err := a.svc.Search(ctx, &contracts.SearchRequest{Catalog: "grow", Query: contracts.Queries{"hammer"}, TopK: ptr(20)}); err != nil || len(res.Results[0].Matches) != 10 {
+		t.Fatalf("search grow on a = %+v, %v; want its 10 products", res, err)
+	}
 }

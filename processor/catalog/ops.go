@@ -113,9 +113,13 @@ func (s *Service) upsertOnce(ctx context.Context, req *contracts.UpsertRequest, 
 	if exists {
 		dims = f.model.Dimensions
 	}
-	if err := s.checkGrowth(req.Catalog, f, dims, len(models), req.Products); err != nil {
+	// Reserved until the records are applied here (the sync below) or
+	// the upsert fails: a concurrent upsert sees the bytes taken.
+	release, err := s.reserveGrowth(req.Catalog, f, dims, len(models), req.Products)
+	if err != nil {
 		return nil, false, err
 	}
+	defer release()
 	texts := make([]string, len(req.Products))
 	for i, p := range req.Products {
 		texts[i] = p.Description

@@ -71,9 +71,12 @@ type Config struct {
 	// MemoryBytes is the processor-wide budget of the followed catalogs'
 	// memory (Index.MatrixBytes + KeywordBytes of every version); 0:
 	// unbounded. An upsert that would take them beyond it is refused
-	// (insufficient_storage naming SettingMemoryBytes); a catalog whose stored
-	// size does not fit what is left is not loaded (State.NotLoaded) and
-	// its requests are answered insufficient_storage (507) naming the budget.
+	// (insufficient_storage naming SettingMemoryBytes): its bytes are
+	// reserved before it is embedded, so concurrent upserts cannot share
+	// the same room. A catalog whose stored size does not fit what is left
+	// is not loaded (State.NotLoaded) and its requests are answered
+	// insufficient_storage (507) naming the budget; so is a followed
+	// catalog that writes taken by other processors grow past it here.
 	MemoryBytes int64
 	// Limits bound each request; default contracts.DefaultCatalogLimits.
 	Limits contracts.CatalogLimits
@@ -167,6 +170,13 @@ type Service struct {
 	// at least; under mu. Tried again whenever they are asked for.
 	notLoaded map[string]int64
 
+	// budgetMu makes checking the memory budget and reserving an upsert's
+	// bytes one step (reserveGrowth): two upserts cannot both pass on the
+	// same room. reserved, under budgetMu, is the bytes of the upserts
+	// that passed and are not applied yet, by catalog.
+	budgetMu sync.Mutex
+	reserved map[string]int64
+
 	reembed reembedState
 }
 
@@ -183,6 +193,9 @@ type followed struct {
 	model   contracts.ModelInfo   // the stream's metadata: the model it was created with, and the dimensions
 	created time.Time             // the stream's creation time: a dropped and re-created catalog is another stream
 	until   uint64                // the stream's last sequence when following began: caught up once applied
+	// unloading is set once the catalog grew past the memory budget while
+	// followed (overflow), so it is unloaded once.
+	unloading atomic.Bool
 
 	mu      sync.RWMutex
 	idxs    map[string]*Index // by name@version
@@ -266,7 +279,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{cfg: cfg, nc: nc, js: js, ctx: ctx, cancel: cancel,
-		cats: map[string]*followed{}, sem: make(chan struct{}, cfg.Concurrency), notLoaded: map[string]int64{}}
+		cats: map[string]*followed{}, sem: make(chan struct{}, cfg.Concurrency), notLoaded: map[string]int64{}, reserved: map[string]int64{}}
 	go s.preload()
 	return s, nil
 }
@@ -327,6 +340,25 @@ func (s *Service) memoryUsed() int64 {
 	return n
 }
 
+// committed is memoryUsed and the bytes reserved by upserts not applied
+// yet, but those into catalog except: loading a catalog must not count the
+// upsert that waits for it against it.
+func (s *Service) committed(except string) int64 {
+	s.budgetMu.Lock()
+	defer s.budgetMu.Unlock()
+	return s.committedLocked(except)
+}
+
+func (s *Service) committedLocked(except string) int64 {
+	n := s.memoryUsed()
+	for name, r := range s.reserved {
+		if name != except {
+			n += r
+		}
+	}
+	return n
+}
+
 // memory is what the catalog's indexes take; 0 while it is starting.
 func (f *followed) memory() int64 {
 	select {
@@ -372,7 +404,7 @@ func (s *Service) admit(name string, info *jetstream.StreamInfo) error {
 	if s.cfg.MemoryBytes <= 0 {
 		return nil
 	}
-	need, used := s.estimate(name, info), s.memoryUsed()
+	need, used := s.estimate(name, info), s.committed(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// What it measured when it was loaded and unloaded again: each request
@@ -390,11 +422,15 @@ func (s *Service) admit(name string, info *jetstream.StreamInfo) error {
 	return nil
 }
 
-// checkGrowth refuses an upsert whose products would take the catalogs'
-// memory beyond the budget; f is nil for a new catalog of dims dimensions.
-func (s *Service) checkGrowth(name string, f *followed, dims, versions int, ps []contracts.Product) error {
+// reserveGrowth refuses an upsert whose products would take the catalogs'
+// memory beyond the budget, counting the upserts already admitted and not
+// applied yet; otherwise it reserves the products' bytes until release is
+// called (once the upsert is applied, or failed). f is nil for a new catalog
+// of dims dimensions. The bytes are a lower bound: the rows, and the texts
+// for the keyword index; overflow catches what it misses once applied.
+func (s *Service) reserveGrowth(name string, f *followed, dims, versions int, ps []contracts.Product) (release func(), _ error) {
 	if s.cfg.MemoryBytes <= 0 {
-		return nil
+		return func() {}, nil
 	}
 	row := int64(dims*4 + 8)
 	if slices.Contains(s.cfg.Int8, name) || slices.Contains(s.cfg.Int8, "*") {
@@ -411,13 +447,57 @@ func (s *Service) checkGrowth(name string, f *followed, dims, versions int, ps [
 		}
 		add += int64(len(p.ID) + len(p.Description)) // the keyword index, at least
 	}
-	used := s.memoryUsed()
+	s.budgetMu.Lock()
+	defer s.budgetMu.Unlock()
+	used := s.committedLocked("")
 	if used+add > s.cfg.MemoryBytes {
-		return &contracts.Error{Code: contracts.CodeInsufficientStorage, Field: "products", Limit: int(s.cfg.MemoryBytes),
+		return nil, &contracts.Error{Code: contracts.CodeInsufficientStorage, Field: "products", Limit: int(s.cfg.MemoryBytes),
 			Message: fmt.Sprintf("products: this upsert would take the catalogs' memory to %d bytes; the processors' budget is %d bytes (%s)",
 				used+add, s.cfg.MemoryBytes, SettingMemoryBytes)}
 	}
-	return nil
+	s.reserved[name] += add
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.budgetMu.Lock()
+			if s.reserved[name] -= add; s.reserved[name] == 0 {
+				delete(s.reserved, name)
+			}
+			s.budgetMu.Unlock()
+		})
+	}, nil
+}
+
+// overflow unloads a followed catalog that the record just applied took
+// past the memory budget: writes taken by another processor were checked
+// against that processor's budget, not this one's. The catalog is then
+// not loaded here, exactly as one that did not fit at start (State.NotLoaded,
+// 507 naming the budget, tried again when asked for), rather than the
+// processor growing without bound. A catalog still loading is left to
+// measure.
+func (s *Service) overflow(name string, f *followed) {
+	select {
+	case <-f.ready:
+	default:
+		return
+	}
+	if f.err != nil {
+		return
+	}
+	used := s.memoryUsed()
+	if used <= s.cfg.MemoryBytes || !f.unloading.CompareAndSwap(false, true) {
+		return
+	}
+	own := f.memory()
+	s.mu.Lock()
+	if s.cats[name] == f {
+		delete(s.cats, name)
+	}
+	s.notLoaded[name] = own
+	s.mu.Unlock()
+	s.cfg.Logger.Warn("catalog: unloaded: grew over the memory budget by writes through another processor", "catalog", name,
+		"bytes", own, "used_bytes", used, "budget_bytes", s.cfg.MemoryBytes, "setting", SettingMemoryBytes)
+	go f.stop() // not from the consumer's own callback
 }
 
 func (s *Service) catalogNames(ctx context.Context) ([]string, error) {
@@ -480,7 +560,7 @@ func (s *Service) measure(ctx context.Context, name string, f *followed) error {
 		f.stopFollowing()
 		return contracts.Errorf(contracts.CodeTimeout, "catalog %s: not loaded before the deadline", name)
 	}
-	used, own := s.memoryUsed(), f.memoryLoaded()
+	used, own := s.committed(name), f.memoryLoaded()
 	if used+own <= s.cfg.MemoryBytes {
 		return nil
 	}
@@ -573,6 +653,9 @@ func (s *Service) start(ctx context.Context, name string, f *followed) error {
 			return
 		}
 		f.apply(md.Sequence.Stream, rec)
+		if s.cfg.MemoryBytes > 0 && rec.control == nil && !rec.deleted {
+			s.overflow(name, f)
+		}
 	}, jetstream.PullMaxMessages(4096),
 		// Heartbeats every second: a consumer lost with its server (a NATS
 		// restart, a cluster node gone) is noticed after two, and reset,

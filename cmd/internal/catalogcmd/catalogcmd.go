@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/simmatch/simmatch/cmd/internal/cli"
+	"github.com/simmatch/simmatch/contracts"
 )
 
 // Usage describes the subcommand.
@@ -22,6 +23,7 @@ const Usage = `usage:
   simmatch catalog import --catalog NAME [flags] FILE   (FILE: .jsonl or .csv)
   simmatch catalog export --catalog NAME [--output FILE]
   simmatch catalog search --catalog NAME [--mode dense|keyword|hybrid] [flags] QUERY...
+-tenant (SIMMATCH_TENANT) names the catalogs as that tenant does through the bridge.
 Run "simmatch catalog import -h" (or export, search) for the flags`
 
 // Run runs `simmatch catalog <import|export|search> ...` with args after
@@ -42,10 +44,21 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown catalog command %q\n%s", args[0], Usage)
 }
 
-// natsFlags registers -nats-url and the NATS credentials (NATS_USER, ...).
-func natsFlags(f *cli.Flags, url *string, auth *cli.NATSAuth) {
+// natsFlags registers -nats-url, the NATS credentials (NATS_USER, ...)
+// and -tenant.
+func natsFlags(f *cli.Flags, url *string, auth *cli.NATSAuth, tenant *string) {
 	f.String(url, "nats-url", "NATS_URL", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
 	f.NATSAuth(auth)
+	f.String(tenant, "tenant", "SIMMATCH_TENANT", "", "name catalogs as this tenant does: the catalogs its API keys reach through the bridge (a namespace, not a permission: the NATS credentials may act as any tenant); empty: stored names (acme=shop), every tenant's")
+}
+
+// clientOptions are the contracts client's options: opts, and the tenant's
+// namespace when tenant is set.
+func clientOptions(tenant string, opts ...contracts.ClientOption) []contracts.ClientOption {
+	if tenant != "" {
+		opts = append(opts, contracts.WithTenant(tenant))
+	}
+	return opts
 }
 
 // connect fails at once when NATS is not reachable: a command line tool

@@ -30,10 +30,10 @@ func Export(ctx context.Context, js jetstream.JetStream, name string, w io.Write
 }
 
 func runExport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var natsURL, name, output string
+	var natsURL, tenant, name, output string
 	var auth cli.NATSAuth
 	f := cli.NewFlags("simmatch catalog export", getenv, stderr)
-	natsFlags(f, &natsURL, &auth)
+	natsFlags(f, &natsURL, &auth, &tenant)
 	f.String(&name, "catalog", "", "", "catalog to export")
 	f.String(&output, "output", "", "", "file to write (default: standard output)")
 	if err := f.Parse(args); err != nil {
@@ -41,6 +41,17 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if name == "" || len(f.Args()) > 0 {
 		return errors.New("want -catalog NAME\n" + Usage)
+	}
+	stored := name
+	if tenant != "" {
+		if err := contracts.ValidateTenant(tenant); err != nil {
+			return fmt.Errorf("-tenant: %w", err)
+		}
+		ns := contracts.TenantNamespace(tenant)
+		if err := ns.Check("catalog", name); err != nil {
+			return fmt.Errorf("-catalog: %v", contracts.AsError(err).Message)
+		}
+		stored = ns.Qualify(name)
 	}
 	nc, err := connect(natsURL, auth)
 	if err != nil {
@@ -60,9 +71,9 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 		defer file.Close()
 		w = file
 	}
-	n, err := Export(ctx, js, name, w)
+	n, err := Export(ctx, js, stored, w)
 	if err != nil {
-		return err
+		return contracts.TenantNamespace(tenant).FixError(err, name)
 	}
 	fmt.Fprintf(stderr, "exported %d products of catalog %s\n", n, name)
 	return nil

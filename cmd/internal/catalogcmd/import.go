@@ -63,7 +63,7 @@ func (im *Importer) defaults() {
 		im.Timeout = 5 * time.Minute
 	}
 	if im.StatePath == "" {
-		im.StatePath = im.File + "." + im.Catalog + ".import-state"
+		im.StatePath = im.File + "." + im.stored() + ".import-state"
 	}
 	if im.Limits == (contracts.CatalogLimits{}) {
 		im.Limits = contracts.DefaultCatalogLimits
@@ -73,10 +73,22 @@ func (im *Importer) defaults() {
 	}
 }
 
+// namespace is the client's catalog namespace (contracts.WithTenant).
+func (im *Importer) namespace() contracts.CatalogNamespace {
+	if im.Client == nil {
+		return contracts.CatalogNamespace{}
+	}
+	return im.Client.Namespace()
+}
+
+// stored is the catalog's stored name: checkpoints of two tenants' catalogs
+// of one name are two.
+func (im *Importer) stored() string { return im.namespace().Qualify(im.Catalog) }
+
 // Run imports the file and returns how many products this run imported.
 func (im *Importer) Run(ctx context.Context) (int, error) {
 	im.defaults()
-	if err := contracts.ValidateCatalogName(im.Catalog); err != nil {
+	if err := im.namespace().Check("catalog", im.Catalog); err != nil {
 		return 0, fmt.Errorf("-catalog: %v", contracts.AsError(err).Message)
 	}
 	kind, err := format(im.File, im.Format)
@@ -92,7 +104,7 @@ func (im *Importer) Run(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	cp := checkpoint{Catalog: im.Catalog, Size: st.Size(), ModTime: st.ModTime().UTC(), Line: 1}
+	cp := checkpoint{Catalog: im.stored(), Size: st.Size(), ModTime: st.ModTime().UTC(), Line: 1}
 	if !im.Restart {
 		if err := im.resume(&cp); err != nil {
 			return 0, err
@@ -292,12 +304,12 @@ func (p *progress) done() {
 
 func runImport(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	var (
-		natsURL string
-		auth    cli.NATSAuth
-		im      Importer
+		natsURL, tenant string
+		auth            cli.NATSAuth
+		im              Importer
 	)
 	f := cli.NewFlags("simmatch catalog import", getenv, stderr)
-	natsFlags(f, &natsURL, &auth)
+	natsFlags(f, &natsURL, &auth, &tenant)
 	f.String(&im.Catalog, "catalog", "", "", "catalog to import into (created on first use)")
 	f.String(&im.Format, "format", "", "auto", "file format: auto (by extension), jsonl or csv")
 	f.Int(&im.BatchSize, "batch", "SIMMATCH_IMPORT_BATCH", 256, "products per upsert call")
@@ -317,7 +329,7 @@ func runImport(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer nc.Close()
-	if im.Client, err = contracts.NewClient(nc, contracts.WithTimeout(im.Timeout)); err != nil {
+	if im.Client, err = contracts.NewClient(nc, clientOptions(tenant, contracts.WithTimeout(im.Timeout))...); err != nil {
 		return err
 	}
 	start := time.Now()

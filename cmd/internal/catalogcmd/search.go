@@ -131,12 +131,12 @@ func (s *searchFlags) filter() (contracts.Filter, error) {
 
 func runSearch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var (
-		natsURL string
-		auth    cli.NATSAuth
-		s       searchFlags
+		natsURL, tenant string
+		auth            cli.NATSAuth
+		s               searchFlags
 	)
 	f := cli.NewFlags("simmatch catalog search", getenv, stderr)
-	natsFlags(f, &natsURL, &auth)
+	natsFlags(f, &natsURL, &auth, &tenant)
 	s.register(f)
 	f.SetUsage(searchUsage)
 	queries, err := f.ParseInterleaved(args)
@@ -155,7 +155,7 @@ func runSearch(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer nc.Close()
-	c, err := contracts.NewClient(nc, contracts.WithTimeout(s.timeout))
+	c, err := contracts.NewClient(nc, clientOptions(tenant, contracts.WithTimeout(s.timeout))...)
 	if err != nil {
 		return err
 	}

@@ -121,7 +121,7 @@ func PlanChunks(ids []string, size, budget int, rowBytes func(id string) int) []
 // in the order of the source catalog at planning; a dedupe job's
 // contracts.DedupeCluster, ordered by their first id.
 func (j *Jobs) Lines(ctx context.Context, id string, yield func(any) error) error {
-	m, _, err := j.Meta(ctx, id)
+	m, _, err := j.meta(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -26,10 +26,31 @@ type Jobs struct {
 	nc        *nats.Conn
 	js        jetstream.JetStream
 	chunkSize int
+	ns        contracts.CatalogNamespace // WithTenant; the zero value: every job, stored names
+}
+
+// Option configures a Jobs client.
+type Option func(*Jobs) error
+
+// WithTenant makes the client act for tenant, as contracts.WithTenant makes
+// a contracts.Client: the jobs it submits belong to tenant (their owner, as
+// the bridge's tenants' jobs) and name the tenant's catalogs (a query job's
+// catalog, a match's source and target, a dedupe's catalog are qualified;
+// statuses, entries and errors name them unqualified), and it sees only the
+// tenant's jobs: another's is the not_found of an unknown id. A namespace,
+// not a permission: whoever holds the NATS credentials may use any tenant.
+func WithTenant(tenant string) Option {
+	return func(j *Jobs) error {
+		if err := contracts.ValidateTenant(tenant); err != nil {
+			return fmt.Errorf("jobstore: %w", err)
+		}
+		j.ns = contracts.TenantNamespace(tenant)
+		return nil
+	}
 }
 
 // NewJobs returns a Jobs client on nc; chunkSize 0 means contracts.DefaultJobChunkSize.
-func NewJobs(nc *nats.Conn, chunkSize int) (*Jobs, error) {
+func NewJobs(nc *nats.Conn, chunkSize int, opts ...Option) (*Jobs, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("contracts: jetstream: %w", err)
@@ -37,7 +58,27 @@ func NewJobs(nc *nats.Conn, chunkSize int) (*Jobs, error) {
 	if chunkSize <= 0 {
 		chunkSize = contracts.DefaultJobChunkSize
 	}
-	return &Jobs{nc: nc, js: js, chunkSize: chunkSize}, nil
+	j := &Jobs{nc: nc, js: js, chunkSize: chunkSize}
+	for _, o := range opts {
+		if err := o(j); err != nil {
+			return nil, err
+		}
+	}
+	return j, nil
+}
+
+// forTenant is the owner and the request (a copy, its catalogs qualified)
+// a job is submitted with, and the names as the caller gave them: for a
+// client made WithTenant the tenant's, otherwise owner and req as they are.
+func (j *Jobs) forTenant(owner string, req *contracts.JobRequest) (string, *contracts.JobRequest, []string, error) {
+	if !j.ns.Scoped() {
+		return owner, req, nil, nil
+	}
+	if owner != "" && owner != j.ns.Tenant() {
+		return "", nil, nil, contracts.Errorf(contracts.CodeInvalidRequest, "jobstore: this client submits jobs of tenant %s, not %s", j.ns.Tenant(), owner)
+	}
+	q, names, err := j.ns.QualifyJob(req)
+	return j.ns.Tenant(), q, names, err
 }
 
 func jobsUnavailable(err error) error {
@@ -65,14 +106,25 @@ func NewJobID() string {
 }
 
 // Submit stores the job and queues its chunks. The job is queued when
-// Submit returns. The job has no owner (SubmitFor).
+// Submit returns. The job has no owner (SubmitFor), or the client's tenant
+// (WithTenant).
 func (j *Jobs) Submit(ctx context.Context, req *contracts.JobRequest) (*contracts.JobStatus, error) {
 	return j.SubmitFor(ctx, "", req)
 }
 
 // SubmitFor is Submit for a job that belongs to tenant owner
-// (contracts.JobMeta.Owner; "" for none): see Owned.
+// (contracts.JobMeta.Owner; "" for none): see Owned. A client made
+// WithTenant submits for its tenant only (owner "" or the tenant).
 func (j *Jobs) SubmitFor(ctx context.Context, owner string, req *contracts.JobRequest) (*contracts.JobStatus, error) {
+	owner, req, names, err := j.forTenant(owner, req)
+	if err != nil {
+		return nil, err
+	}
+	st, err := j.submit(ctx, owner, req)
+	return st, j.ns.FixError(err, names...)
+}
+
+func (j *Jobs) submit(ctx context.Context, owner string, req *contracts.JobRequest) (*contracts.JobStatus, error) {
 	kv, err := j.bucket(ctx)
 	if err != nil {
 		return nil, err
@@ -298,8 +350,51 @@ func statusOf(m *contracts.JobMeta, done int) *contracts.JobStatus {
 	return s
 }
 
-// Meta returns a job's entry, or not_found.
+// Meta returns a job's entry, or not_found. A client made WithTenant gets
+// a copy naming the catalogs as its tenant does, and not_found for another
+// tenant's job.
 func (j *Jobs) Meta(ctx context.Context, id string) (*contracts.JobMeta, jetstream.KeyValueEntry, error) {
+	m, e, err := j.meta(ctx, id)
+	if err != nil || !j.ns.Scoped() {
+		return m, e, err
+	}
+	if m.Match != nil {
+		mj := *m.Match
+		m.Match = &mj
+	}
+	if m.Dedupe != nil {
+		d := *m.Dedupe
+		m.Dedupe = &d
+	}
+	for _, name := range []*string{&m.Catalog, matchName(m.Match, true), matchName(m.Match, false), dedupeName(m.Dedupe)} {
+		if name != nil {
+			*name, _ = j.ns.Unqualify(*name)
+		}
+	}
+	m.Error = j.ns.Strip(m.Error)
+	return m, e, nil
+}
+
+func matchName(m *contracts.MatchJob, source bool) *string {
+	switch {
+	case m == nil:
+		return nil
+	case source:
+		return &m.Source
+	}
+	return &m.Target
+}
+
+func dedupeName(d *contracts.DedupeJob) *string {
+	if d == nil {
+		return nil
+	}
+	return &d.Catalog
+}
+
+// meta is the job's entry as stored; not_found for a job that is not the
+// tenant's of a client made WithTenant.
+func (j *Jobs) meta(ctx context.Context, id string) (*contracts.JobMeta, jetstream.KeyValueEntry, error) {
 	if !validJobID(id) {
 		return nil, nil, &contracts.Error{Code: contracts.CodeNotFound, Message: fmt.Sprintf("no job %q: job ids are 16 hex digits", id)}
 	}
@@ -318,6 +413,9 @@ func (j *Jobs) Meta(ctx context.Context, id string) (*contracts.JobMeta, jetstre
 	if err := json.Unmarshal(e.Value(), &m); err != nil {
 		return nil, nil, contracts.Errorf(contracts.CodeInternal, "jobs: decode job %s: %v", id, err)
 	}
+	if j.ns.Scoped() && m.Owner != j.ns.Tenant() {
+		return nil, nil, jobNotFound(id)
+	}
 	return &m, e, nil
 }
 
@@ -331,7 +429,7 @@ func jobNotFound(id string) error {
 // very error of an unknown id (not_found), so that other tenants learn
 // nothing of it. A job submitted without an owner belongs to no tenant.
 func (j *Jobs) Owned(ctx context.Context, id, tenant string) error {
-	m, _, err := j.Meta(ctx, id)
+	m, _, err := j.meta(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -349,9 +447,10 @@ func validJobID(id string) bool {
 	return err == nil
 }
 
-// Status returns a job's state and progress.
+// Status returns a job's state and progress; a client made WithTenant
+// reads a failed job's error with its tenant's catalog names.
 func (j *Jobs) Status(ctx context.Context, id string) (*contracts.JobStatus, error) {
-	m, _, err := j.Meta(ctx, id)
+	m, _, err := j.meta(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -363,7 +462,9 @@ func (j *Jobs) Status(ctx context.Context, id string) (*contracts.JobStatus, err
 	for _, i := range done {
 		n += m.ChunkLen(i)
 	}
-	return statusOf(m, n), nil
+	st := statusOf(m, n)
+	st.Error = j.ns.Strip(st.Error)
+	return st, nil
 }
 
 // doneChunks lists the chunks whose results are stored.
@@ -391,7 +492,7 @@ func (j *Jobs) doneChunks(ctx context.Context, m *contracts.JobMeta) ([]int, err
 // the ones they hold. Cancelling a finished job changes nothing.
 func (j *Jobs) Cancel(ctx context.Context, id string) (*contracts.JobStatus, error) {
 	for range 10 { // optimistic concurrency against a processor marking it failed
-		m, e, err := j.Meta(ctx, id)
+		m, e, err := j.meta(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -457,7 +558,7 @@ func (j *Jobs) eachChunk(ctx context.Context, id, what string, each func(m *cont
 	if st.State != contracts.JobDone {
 		return &contracts.Error{Code: contracts.CodeJobNotDone, Message: fmt.Sprintf("job %s is %s (%d of %d %s done); its results are ready when its state is done", id, st.State, st.Done, st.Total, what)}
 	}
-	m, _, err := j.Meta(ctx, id)
+	m, _, err := j.meta(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -39,8 +39,18 @@ type Stream struct {
 // BeginFor starts a streamed query job that belongs to tenant owner (""
 // for none): req holds its options (product_descriptions or catalog,
 // top_k, threshold, notify), no queries, and has been validated
-// (contracts.JobRequest.ValidateOptions).
+// (contracts.JobRequest.ValidateOptions). A client made WithTenant begins
+// jobs of its tenant only, on its catalogs (as SubmitFor).
 func (j *Jobs) BeginFor(ctx context.Context, owner string, req *contracts.JobRequest) (*Stream, error) {
+	owner, req, names, err := j.forTenant(owner, req)
+	if err != nil {
+		return nil, err
+	}
+	s, err := j.begin(ctx, owner, req)
+	return s, j.ns.FixError(err, names...)
+}
+
+func (j *Jobs) begin(ctx context.Context, owner string, req *contracts.JobRequest) (*Stream, error) {
 	if req.Match != nil || req.Dedupe != nil || len(req.Query) > 0 {
 		return nil, contracts.Errorf(contracts.CodeInternal, "jobs: a streamed job is a query job given without its queries")
 	}
