@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -1115,7 +1116,14 @@ type k8sDeployment struct {
 				InitContainers                []k8sContainer `yaml:"initContainers"`
 				Containers                    []k8sContainer `yaml:"containers"`
 				Volumes                       []struct {
-					Name string `yaml:"name"`
+					Name   string `yaml:"name"`
+					Secret *struct {
+						SecretName string `yaml:"secretName"`
+						Items      []struct {
+							Key  string `yaml:"key"`
+							Path string `yaml:"path"`
+						} `yaml:"items"`
+					} `yaml:"secret"`
 				} `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
@@ -1199,7 +1207,8 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	for f := range docs {
-		if !slices.Contains(kust.Resources, f) && f != "ingress.yaml" { // the Ingress is optional
+		// The Ingress is optional; the Certificate needs cert-manager and goes before NATS.
+		if !slices.Contains(kust.Resources, f) && f != "ingress.yaml" && f != "nats-certificate.yaml" {
 			t.Errorf("%s is not listed in kustomization.yaml", f)
 		}
 	}
@@ -1208,8 +1217,12 @@ func TestKubernetesManifests(t *testing.T) {
 		Data map[string]string `yaml:"data"`
 	}
 	findObject(t, docs, "ConfigMap", "simmatch-config", &cm)
-	if cm.Data["NATS_URL"] == "" {
-		t.Error("the ConfigMap has no NATS_URL")
+	if !strings.HasPrefix(cm.Data["NATS_URL"], "tls://") {
+		t.Errorf("NATS_URL = %q, want tls://", cm.Data["NATS_URL"])
+	}
+	caFile := cm.Data["NATS_CA_FILE"]
+	if caFile == "" {
+		t.Error("the ConfigMap has no NATS_CA_FILE")
 	}
 	shutdown, err := time.ParseDuration(cm.Data["SIMMATCH_SHUTDOWN_TIMEOUT"])
 	if err != nil {
@@ -1275,6 +1288,23 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		if !cmRef {
 			t.Error("the container does not load the simmatch-config ConfigMap")
+		}
+		// NATS_CA_FILE is ca.crt of NATS's TLS Secret, and only that: the
+		// server's key stays out of the pod.
+		var caMounted bool
+		for _, m := range c.VolumeMounts {
+			if m.MountPath != filepath.Dir(caFile) {
+				continue
+			}
+			for _, v := range spec.Volumes {
+				if v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == "simmatch-nats-tls" &&
+					len(v.Secret.Items) == 1 && v.Secret.Items[0].Key == "ca.crt" && v.Secret.Items[0].Path == filepath.Base(caFile) {
+					caMounted = true
+				}
+			}
+		}
+		if !caMounted {
+			t.Errorf("NATS_CA_FILE %s is not ca.crt (alone) of the Secret simmatch-nats-tls, mounted", caFile)
 		}
 		return c
 	}
@@ -1376,11 +1406,72 @@ func TestKubernetesManifests(t *testing.T) {
 				JetStream struct {
 					Enabled bool `yaml:"enabled"`
 				} `yaml:"jetstream"`
+				NATS struct {
+					TLS struct {
+						Enabled    bool   `yaml:"enabled"`
+						SecretName string `yaml:"secretName"`
+					} `yaml:"tls"`
+				} `yaml:"nats"`
+				Merge map[string]any `yaml:"merge"`
 			} `yaml:"config"`
+			TLSCA struct {
+				Enabled    bool   `yaml:"enabled"`
+				SecretName string `yaml:"secretName"`
+				Key        string `yaml:"key"`
+			} `yaml:"tlsCA"`
 		}
 		loadYAML(t, "deploy/k8s/nats-values.yaml", &v)
 		if !v.Config.Cluster.Enabled || v.Config.Cluster.Replicas != 3 || !v.Config.JetStream.Enabled {
 			t.Errorf("nats-values.yaml config = %+v, want a 3-node cluster with JetStream", v.Config)
+		}
+		if tls := v.Config.NATS.TLS; !tls.Enabled || tls.SecretName != "simmatch-nats-tls" {
+			t.Errorf("config.nats.tls = %+v, want TLS from the Secret simmatch-nats-tls", tls)
+		}
+		if v.TLSCA.SecretName != "simmatch-nats-tls" || v.TLSCA.Key != "ca.crt" {
+			t.Errorf("tlsCA = %+v, want ca.crt of simmatch-nats-tls", v.TLSCA)
+		}
+		if _, ok := v.Config.Merge["allow_non_tls"]; ok {
+			t.Error("nats-values.yaml lets clients in without TLS")
+		}
+	})
+
+	t.Run("nats certificate", func(t *testing.T) {
+		// cert-manager's Certificate makes the Secret the NATS chart and
+		// the pods use, for the name of NATS_URL.
+		var cert struct {
+			Spec struct {
+				SecretName string   `yaml:"secretName"`
+				DNSNames   []string `yaml:"dnsNames"`
+				IssuerRef  struct {
+					Name string `yaml:"name"`
+				} `yaml:"issuerRef"`
+			} `yaml:"spec"`
+		}
+		findObject(t, docs, "Certificate", "simmatch-nats-tls", &cert)
+		u, err := url.Parse(cm.Data["NATS_URL"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cert.Spec.SecretName != "simmatch-nats-tls" || !slices.Contains(cert.Spec.DNSNames, u.Hostname()) {
+			t.Errorf("Certificate = %+v, want the Secret simmatch-nats-tls for %s", cert.Spec, u.Hostname())
+		}
+		var issuer struct {
+			Spec struct {
+				CA *struct {
+					SecretName string `yaml:"secretName"`
+				} `yaml:"ca"`
+			} `yaml:"spec"`
+		}
+		findObject(t, docs, "Issuer", cert.Spec.IssuerRef.Name, &issuer)
+		var ca struct {
+			Spec struct {
+				IsCA       bool   `yaml:"isCA"`
+				SecretName string `yaml:"secretName"`
+			} `yaml:"spec"`
+		}
+		findObject(t, docs, "Certificate", "simmatch-nats-ca", &ca)
+		if issuer.Spec.CA == nil || issuer.Spec.CA.SecretName != ca.Spec.SecretName || !ca.Spec.IsCA {
+			t.Errorf("issuer %s = %+v, want a CA issuer signing with the CA Certificate's Secret %+v", cert.Spec.IssuerRef.Name, issuer.Spec, ca.Spec)
 		}
 	})
 }

@@ -435,9 +435,15 @@ func serverCertGood(cert, ca *x509.Certificate, hosts []string, now time.Time) b
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
+	opts := x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	if _, err := cert.Verify(opts); err != nil {
+		return false
+	}
 	return !slices.ContainsFunc(hosts, func(h string) bool {
-		_, err := cert.Verify(x509.VerifyOptions{DNSName: h, Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
-		return err != nil
+		if strings.HasPrefix(h, "*.") { // a wildcard name is not a host to verify
+			return !slices.Contains(cert.DNSNames, h)
+		}
+		return cert.VerifyHostname(h) != nil
 	})
 }
 

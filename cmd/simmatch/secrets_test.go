@@ -203,6 +203,18 @@ func TestSecretsGenerates(t *testing.T) {
 		if got := readString(t, filepath.Join(dir, "ca", "ca.crt")); got != snap[filepath.Join(dir, "ca", "ca.crt")] {
 			t.Error("the CA changed")
 		}
+		// A wildcard name (the k8s headless Service) is kept by the next run.
+		out, err := runSecretsCmd(t, dir, nil, "-hosts", "nats,*.nats-headless,10.0.0.1")
+		if err != nil || !strings.Contains(out, "wrote "+filepath.Join(dir, "nats", "tls.crt")) {
+			t.Fatalf("err %v:\n%s", err, out)
+		}
+		if out, err := runSecretsCmd(t, dir, nil, "-hosts", "nats,*.nats-headless,10.0.0.1"); err != nil || strings.Contains(out, "wrote") {
+			t.Fatalf("err %v, the same hosts again wrote:\n%s", err, out)
+		}
+		wild := readCert(t, filepath.Join(dir, "nats", "tls.crt"))
+		if wild.VerifyHostname("nats-1.nats-headless") != nil || wild.VerifyHostname("10.0.0.1") != nil {
+			t.Errorf("names %v, IPs %v", wild.DNSNames, wild.IPAddresses)
+		}
 	})
 }
 
