@@ -122,7 +122,8 @@ FROM ${RUNTIME_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 simmatch \
  && useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin simmatch \
- && mkdir -p /data && chown 10001:10001 /data
+ && mkdir -p /data /secrets/ca /secrets/nats /secrets/bridge /secrets/processor \
+ && chown 10001:10001 /data /secrets /secrets/* && chmod 700 /secrets/*
 COPY --from=ort /opt/onnxruntime/libonnxruntime.so /opt/onnxruntime/libonnxruntime.so
 COPY --from=model /models /models
 COPY --from=build /out/bin/ /usr/local/bin/
@@ -133,6 +134,8 @@ WORKDIR /
 ENV SIMMATCH_ORT_LIB=/opt/onnxruntime/libonnxruntime.so \
     SIMMATCH_DATA_DIR=/data
 # The all-in-one's JetStream store (catalogs, jobs, model state): mount a volume to keep it.
+# /secrets/*: where docker-compose.yml's secrets service (`simmatch secrets`)
+# mounts its volumes; a new volume takes the owner (simmatch) from here.
 VOLUME /data
 USER 10001:10001
 # 8000: HTTP API (all-in-one, bridge); 9091: /metrics and /health (SIMMATCH_METRICS_ADDR)

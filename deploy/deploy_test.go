@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -147,6 +148,85 @@ func loadComposeEnv(t testing.TB, env types.Mapping) *types.Project {
 	return p
 }
 
+// loadComposeFiles loads compose files (repository paths, later ones
+// overriding earlier ones, as `docker compose -f a -f b`) with env.
+func loadComposeFiles(t testing.TB, env types.Mapping, files ...string) *types.Project {
+	t.Helper()
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, filepath.Join(abs, filepath.FromSlash(f)))
+	}
+	details, err := loader.LoadConfigFiles(context.Background(), paths, abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	details.Environment = env
+	p, err := loader.LoadWithContext(context.Background(), *details, func(o *loader.Options) { o.SetProjectName("simmatch", true) })
+	if err != nil {
+		t.Fatalf("%v: %v", files, err)
+	}
+	return p
+}
+
+var (
+	// devPassword and passwordDefault are what a development password looks
+	// like in a file: a dev-...-password value, or a compose default
+	// (${X_PASSWORD:-...}) that is not empty.
+	devPassword     = regexp.MustCompile(`(?i)dev-[a-z]*-?password|changeme|PASSWORD[A-Z_]*:\s*"?(admin|secret|password)\b`)
+	passwordDefault = regexp.MustCompile(`PASSWORD[A-Z_]*:-[^}]`)
+)
+
+// deployConfigs lists the deployment files (YAML and NATS configuration)
+// under deploy/.
+func deployConfigs(t testing.TB) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(path("deploy"), func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if ext := filepath.Ext(p); !d.IsDir() && (ext == ".yml" || ext == ".yaml" || ext == ".conf") {
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) < 10 {
+		t.Fatalf("found only %v under deploy/", out)
+	}
+	return out
+}
+
+// volumeAt returns the volume s mounts at target, or nil.
+func volumeAt(s types.ServiceConfig, target string) *types.ServiceVolumeConfig {
+	for i, v := range s.Volumes {
+		if v.Target == target {
+			return &s.Volumes[i]
+		}
+	}
+	return nil
+}
+
+// volumeSource returns s's mount of the named volume source, or nil.
+func volumeSource(s types.ServiceConfig, source string) *types.ServiceVolumeConfig {
+	for i, v := range s.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Source == source {
+			return &s.Volumes[i]
+		}
+	}
+	return nil
+}
+
 func service(t testing.TB, p *types.Project, name string) types.ServiceConfig {
 	t.Helper()
 	s, ok := p.Services[name]
@@ -186,7 +266,7 @@ func TestCompose(t *testing.T) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	want := []string{"bridge", "grafana", "jaeger", "nats", "otel-collector", "processor", "prometheus"}
+	want := []string{"bridge", "grafana", "jaeger", "nats", "otel-collector", "processor", "prometheus", "secrets"}
 	if !slices.Equal(names, want) {
 		t.Errorf("services = %v, want %v", names, want)
 	}
@@ -196,26 +276,83 @@ func TestCompose(t *testing.T) {
 		if s.Image != "nats:2.11" {
 			t.Errorf("image = %q, want the official nats:2.11", s.Image)
 		}
-		if !slices.Equal([]string(s.Command), []string{"-c", "/etc/nats/nats-server.conf"}) {
-			t.Errorf("command = %v, want the mounted deploy/nats/nats-server.conf", s.Command)
+		if !slices.Equal([]string(s.Command), []string{"-c", "/etc/nats/compose.conf"}) {
+			t.Errorf("command = %v, want the mounted deploy/nats/compose.conf", s.Command)
 		}
-		mounted := false
-		for _, v := range s.Volumes {
-			mounted = mounted || (v.Target == "/etc/nats/nats-server.conf" && filepath.Base(v.Source) == "nats-server.conf" && v.ReadOnly)
+		for _, f := range []string{"nats-server.conf", "compose.conf"} {
+			if got := mountTarget(t, p, "nats", "deploy/nats/"+f); got != "/etc/nats/"+f {
+				t.Errorf("deploy/nats/%s is mounted at %q, want /etc/nats/%s", f, got, f)
+			}
 		}
-		if !mounted {
-			t.Errorf("volumes = %+v, want deploy/nats/nats-server.conf mounted read-only", s.Volumes)
+		// The generated certificate, key and passwords.conf, where
+		// compose.conf and nats-server.conf's include look for them.
+		if v := volumeAt(s, "/etc/nats/auth"); v == nil || v.Source != "nats-auth" || !v.ReadOnly {
+			t.Errorf("/etc/nats/auth = %+v, want the nats-auth volume read-only", v)
 		}
 		conf := string(readFile(t, "deploy/nats/nats-server.conf"))
-		for _, want := range []string{"jetstream {", "http_port: 8222", "$NATS_BRIDGE_PASSWORD", "$NATS_PROCESSOR_PASSWORD"} {
+		for _, want := range []string{"include ./auth/passwords.conf", "jetstream {", "http_port: 8222", "$NATS_BRIDGE_PASSWORD", "$NATS_PROCESSOR_PASSWORD"} {
 			if !strings.Contains(conf, want) {
 				t.Errorf("nats-server.conf lacks %q", want)
 			}
 		}
-		for _, pw := range []string{"NATS_BRIDGE_PASSWORD", "NATS_PROCESSOR_PASSWORD"} {
-			if env(s, pw) == "" {
-				t.Errorf("the nats service does not set %s", pw)
+		compose := string(readFile(t, "deploy/nats/compose.conf"))
+		for _, want := range []string{"include ./nats-server.conf", "tls {", `cert_file: "/etc/nats/auth/tls.crt"`, `key_file: "/etc/nats/auth/tls.key"`} {
+			if !strings.Contains(compose, want) {
+				t.Errorf("compose.conf lacks %q", want)
 			}
+		}
+		if strings.Contains(compose, "allow_non_tls") {
+			t.Error("compose.conf lets clients in without TLS")
+		}
+		for k := range s.Environment {
+			if strings.Contains(k, "PASSWORD") {
+				t.Errorf("the nats service sets %s: its passwords come from the generated passwords.conf", k)
+			}
+		}
+		if d, ok := s.DependsOn["secrets"]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+			t.Errorf("depends_on secrets = %+v, want service_completed_successfully", d)
+		}
+	})
+
+	t.Run("secrets", func(t *testing.T) {
+		s := service(t, p, "secrets")
+		if s.Image != "simmatch:latest" || s.Build == nil {
+			t.Errorf("image %q build %v: want the simmatch image", s.Image, s.Build)
+		}
+		if !slices.Equal([]string(s.Command), []string{"simmatch", "secrets", "-dir", "/secrets"}) {
+			t.Errorf("command = %v, want simmatch secrets -dir /secrets", s.Command)
+		}
+		if s.Restart != "no" {
+			t.Errorf("restart = %q, want no: it is a one-shot", s.Restart)
+		}
+		// One volume per consumer; the Dockerfile creates these mount points
+		// owned by the image's user, so new volumes are writable.
+		dockerfile := string(readFile(t, "Dockerfile"))
+		for vol, dir := range map[string]string{"nats-ca": "/secrets/ca", "nats-auth": "/secrets/nats", "nats-bridge": "/secrets/bridge", "nats-processor": "/secrets/processor"} {
+			if v := volumeAt(s, dir); v == nil || v.Source != vol || v.ReadOnly {
+				t.Errorf("%s = %+v, want the %s volume, writable", dir, v, vol)
+			}
+			if !strings.Contains(dockerfile, dir) {
+				t.Errorf("the Dockerfile does not create %s", dir)
+			}
+			if _, ok := p.Volumes[vol]; !ok {
+				t.Errorf("no top-level volume %s", vol)
+			}
+		}
+		// Only this service sees the CA's key.
+		for name, other := range p.Services {
+			if v := volumeSource(other, "nats-ca"); name != "secrets" && v != nil {
+				t.Errorf("%s mounts the CA volume", name)
+			}
+		}
+		for _, pw := range []string{"NATS_BRIDGE_PASSWORD", "NATS_PROCESSOR_PASSWORD"} {
+			if got := env(s, pw); got != "" {
+				t.Errorf("%s = %q by default, want empty (generated)", pw, got)
+			}
+		}
+		set := service(t, loadComposeEnv(t, types.Mapping{"NATS_BRIDGE_PASSWORD": "bridge-pw-from-env-1", "NATS_PROCESSOR_PASSWORD": "proc-pw-from-env-22"}), "secrets")
+		if env(set, "NATS_BRIDGE_PASSWORD") != "bridge-pw-from-env-1" || env(set, "NATS_PROCESSOR_PASSWORD") != "proc-pw-from-env-22" {
+			t.Errorf("the user's passwords do not reach the secrets service: %v", set.Environment)
 		}
 	})
 
@@ -235,12 +372,28 @@ func TestCompose(t *testing.T) {
 			if !slices.Equal([]string(s.Command), []string{tc.command}) {
 				t.Errorf("command = %v, want [%s]", s.Command, tc.command)
 			}
-			if got := env(s, "NATS_URL"); got != "nats://nats:4222" {
-				t.Errorf("NATS_URL = %q", got)
+			if got := env(s, "NATS_URL"); got != "tls://nats:4222" {
+				t.Errorf("NATS_URL = %q, want tls://nats:4222", got)
 			}
-			// Each role logs in with its own user (deploy/nats/nats-server.conf).
-			if got := env(s, "NATS_USER"); got != strings.TrimPrefix(tc.command, "simmatch-") || env(s, "NATS_PASSWORD") == "" {
-				t.Errorf("NATS_USER = %q (want %s) and a NATS_PASSWORD", got, strings.TrimPrefix(tc.command, "simmatch-"))
+			// Each role logs in with its own user (deploy/nats/nats-server.conf)
+			// and the password and CA the secrets service wrote into its own
+			// volume, mounted read-only.
+			role := strings.TrimPrefix(tc.command, "simmatch-")
+			if got := env(s, "NATS_USER"); got != role {
+				t.Errorf("NATS_USER = %q, want %s", got, role)
+			}
+			if got := env(s, "NATS_PASSWORD"); got != "" {
+				t.Errorf("NATS_PASSWORD = %q: the password comes from NATS_PASSWORD_FILE", got)
+			}
+			for k, file := range map[string]string{"NATS_PASSWORD_FILE": "password", "NATS_CA_FILE": "ca.crt"} {
+				got := env(s, k)
+				v := volumeAt(s, filepath.Dir(got))
+				if filepath.Base(got) != file || v == nil || v.Source != "nats-"+role || !v.ReadOnly {
+					t.Errorf("%s = %q in %+v, want %s in the nats-%s volume, read-only", k, got, v, file, role)
+				}
+			}
+			if d, ok := s.DependsOn["secrets"]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+				t.Errorf("depends_on secrets = %+v, want service_completed_successfully", d)
 			}
 			if got := env(s, "OTEL_EXPORTER_OTLP_ENDPOINT"); got != "http://otel-collector:4318" {
 				t.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT = %q, want the collector's OTLP/HTTP port", got)
@@ -297,32 +450,64 @@ func TestCompose(t *testing.T) {
 	})
 
 	t.Run("published ports", func(t *testing.T) {
-		for svc, port := range map[string]uint32{"prometheus": 9090, "grafana": 3000, "jaeger": 16686, "nats": 8222} {
-			var ok bool
-			for _, pc := range service(t, p, svc).Ports {
-				ok = ok || pc.Target == port
-			}
-			if !ok {
-				t.Errorf("%s does not publish %d", svc, port)
-			}
-		}
-		// Every port is on the host's loopback by default; with
-		// SIMMATCH_PUBLISH_HOST only the bridge (which refuses to run open
-		// without SIMMATCH_AUTH=none) and Grafana (which needs a login) move:
-		// NATS (development passwords), Prometheus (key names in the bridge's
-		// metrics), Jaeger and the collector have no login of their own.
+		// Only the API and Grafana reach the host: on its loopback by
+		// default, wherever SIMMATCH_PUBLISH_HOST says otherwise. NATS,
+		// Prometheus (key names in the bridge's metrics), Jaeger and the
+		// collector have no login of their own and stay internal.
+		want := map[string]uint32{"bridge": 8000, "grafana": 3000}
 		wide := loadComposeEnv(t, types.Mapping{"SIMMATCH_PUBLISH_HOST": "0.0.0.0"})
 		for name, s := range p.Services {
-			for i, pc := range s.Ports {
+			if _, ok := want[name]; !ok {
+				if len(s.Ports) > 0 || len(s.Expose) > 0 {
+					t.Errorf("%s publishes %+v, want nothing on the host", name, s.Ports)
+				}
+				continue
+			}
+			if len(s.Ports) != 1 || s.Ports[0].Target != want[name] || s.Ports[0].Published != strconv.Itoa(int(want[name])) {
+				t.Errorf("%s publishes %+v, want only %d", name, s.Ports, want[name])
+				continue
+			}
+			if got := s.Ports[0].HostIP; got != "127.0.0.1" {
+				t.Errorf("%s publishes on %q by default, want 127.0.0.1", name, got)
+			}
+			if got := wide.Services[name].Ports[0].HostIP; got != "0.0.0.0" {
+				t.Errorf("SIMMATCH_PUBLISH_HOST=0.0.0.0: %s publishes on %q", name, got)
+			}
+		}
+		// The debugging override publishes the internal ones, on loopback only.
+		debug := loadComposeFiles(t, types.Mapping{"SIMMATCH_PUBLISH_HOST": "0.0.0.0"}, "docker-compose.yml", "deploy/compose/ports.yml")
+		for name, port := range map[string]uint32{"nats": 4222, "prometheus": 9090, "jaeger": 16686} {
+			if !slices.ContainsFunc(debug.Services[name].Ports, func(pc types.ServicePortConfig) bool { return pc.Target == port }) {
+				t.Errorf("deploy/compose/ports.yml does not publish %s's %d", name, port)
+			}
+		}
+		for name, s := range debug.Services {
+			if _, ok := want[name]; ok {
+				continue
+			}
+			for _, pc := range s.Ports {
 				if pc.HostIP != "127.0.0.1" {
-					t.Errorf("%s publishes %d on %q by default, want 127.0.0.1", name, pc.Target, pc.HostIP)
+					t.Errorf("deploy/compose/ports.yml publishes %s's %d on %q, want 127.0.0.1", name, pc.Target, pc.HostIP)
 				}
-				want := "127.0.0.1"
-				if name == "bridge" || name == "grafana" {
-					want = "0.0.0.0"
+			}
+		}
+	})
+
+	t.Run("no development password", func(t *testing.T) {
+		// No password in the files, and no default for one: every
+		// variable named *PASSWORD (not *_FILE) is empty unless the user sets it.
+		for _, rel := range append([]string{"docker-compose.yml", "deploy/compose/ports.yml"}, deployConfigs(t)...) {
+			text := string(readFile(t, rel))
+			for _, bad := range []*regexp.Regexp{devPassword, passwordDefault} {
+				if m := bad.FindString(text); m != "" {
+					t.Errorf("%s: %q", rel, m)
 				}
-				if got := wide.Services[name].Ports[i].HostIP; got != want {
-					t.Errorf("SIMMATCH_PUBLISH_HOST=0.0.0.0: %s publishes %d on %q, want %s", name, pc.Target, got, want)
+			}
+		}
+		for name, s := range p.Services {
+			for k, v := range s.Environment {
+				if strings.Contains(k, "PASSWORD") && !strings.HasSuffix(k, "_FILE") && v != nil && *v != "" {
+					t.Errorf("%s: %s = %q by default", name, k, *v)
 				}
 			}
 		}
@@ -931,7 +1116,14 @@ type k8sDeployment struct {
 				InitContainers                []k8sContainer `yaml:"initContainers"`
 				Containers                    []k8sContainer `yaml:"containers"`
 				Volumes                       []struct {
-					Name string `yaml:"name"`
+					Name   string `yaml:"name"`
+					Secret *struct {
+						SecretName string `yaml:"secretName"`
+						Items      []struct {
+							Key  string `yaml:"key"`
+							Path string `yaml:"path"`
+						} `yaml:"items"`
+					} `yaml:"secret"`
 				} `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
@@ -1015,7 +1207,8 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 	for f := range docs {
-		if !slices.Contains(kust.Resources, f) && f != "ingress.yaml" { // the Ingress is optional
+		// The Ingress is optional; the Certificate needs cert-manager and goes before NATS.
+		if !slices.Contains(kust.Resources, f) && f != "ingress.yaml" && f != "nats-certificate.yaml" {
 			t.Errorf("%s is not listed in kustomization.yaml", f)
 		}
 	}
@@ -1024,8 +1217,12 @@ func TestKubernetesManifests(t *testing.T) {
 		Data map[string]string `yaml:"data"`
 	}
 	findObject(t, docs, "ConfigMap", "simmatch-config", &cm)
-	if cm.Data["NATS_URL"] == "" {
-		t.Error("the ConfigMap has no NATS_URL")
+	if !strings.HasPrefix(cm.Data["NATS_URL"], "tls://") {
+		t.Errorf("NATS_URL = %q, want tls://", cm.Data["NATS_URL"])
+	}
+	caFile := cm.Data["NATS_CA_FILE"]
+	if caFile == "" {
+		t.Error("the ConfigMap has no NATS_CA_FILE")
 	}
 	shutdown, err := time.ParseDuration(cm.Data["SIMMATCH_SHUTDOWN_TIMEOUT"])
 	if err != nil {
@@ -1091,6 +1288,23 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 		if !cmRef {
 			t.Error("the container does not load the simmatch-config ConfigMap")
+		}
+		// NATS_CA_FILE is ca.crt of NATS's TLS Secret, and only that: the
+		// server's key stays out of the pod.
+		var caMounted bool
+		for _, m := range c.VolumeMounts {
+			if m.MountPath != filepath.Dir(caFile) {
+				continue
+			}
+			for _, v := range spec.Volumes {
+				if v.Name == m.Name && v.Secret != nil && v.Secret.SecretName == "simmatch-nats-tls" &&
+					len(v.Secret.Items) == 1 && v.Secret.Items[0].Key == "ca.crt" && v.Secret.Items[0].Path == filepath.Base(caFile) {
+					caMounted = true
+				}
+			}
+		}
+		if !caMounted {
+			t.Errorf("NATS_CA_FILE %s is not ca.crt (alone) of the Secret simmatch-nats-tls, mounted", caFile)
 		}
 		return c
 	}
@@ -1192,11 +1406,72 @@ func TestKubernetesManifests(t *testing.T) {
 				JetStream struct {
 					Enabled bool `yaml:"enabled"`
 				} `yaml:"jetstream"`
+				NATS struct {
+					TLS struct {
+						Enabled    bool   `yaml:"enabled"`
+						SecretName string `yaml:"secretName"`
+					} `yaml:"tls"`
+				} `yaml:"nats"`
+				Merge map[string]any `yaml:"merge"`
 			} `yaml:"config"`
+			TLSCA struct {
+				Enabled    bool   `yaml:"enabled"`
+				SecretName string `yaml:"secretName"`
+				Key        string `yaml:"key"`
+			} `yaml:"tlsCA"`
 		}
 		loadYAML(t, "deploy/k8s/nats-values.yaml", &v)
 		if !v.Config.Cluster.Enabled || v.Config.Cluster.Replicas != 3 || !v.Config.JetStream.Enabled {
 			t.Errorf("nats-values.yaml config = %+v, want a 3-node cluster with JetStream", v.Config)
+		}
+		if tls := v.Config.NATS.TLS; !tls.Enabled || tls.SecretName != "simmatch-nats-tls" {
+			t.Errorf("config.nats.tls = %+v, want TLS from the Secret simmatch-nats-tls", tls)
+		}
+		if v.TLSCA.SecretName != "simmatch-nats-tls" || v.TLSCA.Key != "ca.crt" {
+			t.Errorf("tlsCA = %+v, want ca.crt of simmatch-nats-tls", v.TLSCA)
+		}
+		if _, ok := v.Config.Merge["allow_non_tls"]; ok {
+			t.Error("nats-values.yaml lets clients in without TLS")
+		}
+	})
+
+	t.Run("nats certificate", func(t *testing.T) {
+		// cert-manager's Certificate makes the Secret the NATS chart and
+		// the pods use, for the name of NATS_URL.
+		var cert struct {
+			Spec struct {
+				SecretName string   `yaml:"secretName"`
+				DNSNames   []string `yaml:"dnsNames"`
+				IssuerRef  struct {
+					Name string `yaml:"name"`
+				} `yaml:"issuerRef"`
+			} `yaml:"spec"`
+		}
+		findObject(t, docs, "Certificate", "simmatch-nats-tls", &cert)
+		u, err := url.Parse(cm.Data["NATS_URL"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cert.Spec.SecretName != "simmatch-nats-tls" || !slices.Contains(cert.Spec.DNSNames, u.Hostname()) {
+			t.Errorf("Certificate = %+v, want the Secret simmatch-nats-tls for %s", cert.Spec, u.Hostname())
+		}
+		var issuer struct {
+			Spec struct {
+				CA *struct {
+					SecretName string `yaml:"secretName"`
+				} `yaml:"ca"`
+			} `yaml:"spec"`
+		}
+		findObject(t, docs, "Issuer", cert.Spec.IssuerRef.Name, &issuer)
+		var ca struct {
+			Spec struct {
+				IsCA       bool   `yaml:"isCA"`
+				SecretName string `yaml:"secretName"`
+			} `yaml:"spec"`
+		}
+		findObject(t, docs, "Certificate", "simmatch-nats-ca", &ca)
+		if issuer.Spec.CA == nil || issuer.Spec.CA.SecretName != ca.Spec.SecretName || !ca.Spec.IsCA {
+			t.Errorf("issuer %s = %+v, want a CA issuer signing with the CA Certificate's Secret %+v", cert.Spec.IssuerRef.Name, issuer.Spec, ca.Spec)
 		}
 	})
 }

@@ -30,6 +30,8 @@ Usage:
                                           search a catalog: dense, keyword (BM25) or hybrid,
                                           with filters, pages, counts, facets, explain
   simmatch load [flags]                   load generator (= simmatch-load)
+  simmatch secrets [-dir DIR]             generate NATS passwords, a CA and a TLS
+                                          certificate (docker compose's first start)
   simmatch help [COMMAND]                 this text, or a command's flags
 
 The client commands (match, embed, jobs) talk to a running service at
@@ -58,11 +60,12 @@ func commands() map[string]command {
 		"serve": {func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 			return serve(ctx, args, getenv, stdout, nil)
 		}},
-		"match":  {runMatch},
-		"dedupe": {runDedupe},
-		"embed":  {runEmbed},
-		"jobs":   {runJobs},
-		"load":   {runLoad},
+		"match":   {runMatch},
+		"dedupe":  {runDedupe},
+		"embed":   {runEmbed},
+		"jobs":    {runJobs},
+		"load":    {runLoad},
+		"secrets": {runSecrets},
 		"catalog": {func(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 			return catalogcmd.Run(ctx, args, getenv, stdout, os.Stderr)
 		}},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +18,7 @@ import (
 // may be set; a user and password may also come in NATS_URL.
 type NATSAuth struct {
 	User, Password string // nats.UserInfo
+	PasswordFile   string // the password read from a file (Docker and Kubernetes secrets), instead of Password
 	Token          string // nats.Token
 	NKeyFile       string // nats.NkeyOptionFromSeed: a file holding the user's NKey seed
 	CredsFile      string // nats.UserCredentials: a decentralized-auth creds file (JWT + seed)
@@ -29,6 +31,7 @@ type NATSAuth struct {
 func (f *Flags) NATSAuth(a *NATSAuth) {
 	f.String(&a.User, "nats-user", "NATS_USER", "", "NATS user name (with -nats-password)")
 	f.String(&a.Password, "nats-password", "NATS_PASSWORD", "", "NATS password; prefer the environment variable, which ps does not show")
+	f.String(&a.PasswordFile, "nats-password-file", "NATS_PASSWORD_FILE", "", "file holding the NATS password (instead of -nats-password; a trailing newline is ignored)")
 	f.String(&a.Token, "nats-token", "NATS_TOKEN", "", "NATS authentication token; prefer the environment variable")
 	f.String(&a.NKeyFile, "nats-nkey-file", "NATS_NKEY_FILE", "", "file holding the NATS user's NKey seed (SU...)")
 	f.String(&a.CredsFile, "nats-creds-file", "NATS_CREDS_FILE", "", "NATS credentials file (JWT and NKey seed, from nsc)")
@@ -41,9 +44,21 @@ func (f *Flags) NATSAuth(a *NATSAuth) {
 func (a NATSAuth) Options() ([]nats.Option, error) {
 	var opts []nats.Option
 	methods := 0
+	if a.PasswordFile != "" {
+		if a.Password != "" {
+			return nil, errors.New("NATS_PASSWORD and NATS_PASSWORD_FILE: set only one")
+		}
+		b, err := os.ReadFile(a.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("NATS_PASSWORD_FILE: %w", err)
+		}
+		if a.Password = strings.TrimRight(string(b), "\r\n"); a.Password == "" {
+			return nil, fmt.Errorf("NATS_PASSWORD_FILE %s is empty", a.PasswordFile)
+		}
+	}
 	if a.User != "" || a.Password != "" {
 		if a.User == "" || a.Password == "" {
-			return nil, errors.New("NATS_USER and NATS_PASSWORD go together: set both or neither")
+			return nil, errors.New("NATS_USER and NATS_PASSWORD (or NATS_PASSWORD_FILE) go together: set both or neither")
 		}
 		opts = append(opts, nats.UserInfo(a.User, a.Password))
 		methods++
@@ -100,7 +115,7 @@ func ConnectNATS(c Common, name string, logger *slog.Logger) (*nats.Conn, error)
 		hint := ""
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) ||
 			strings.Contains(strings.ToLower(err.Error()), "authorization") {
-			hint = " (the server refused the credentials: check NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_NKEY_FILE or NATS_CREDS_FILE)"
+			hint = " (the server refused the credentials: check NATS_USER/NATS_PASSWORD(_FILE), NATS_TOKEN, NATS_NKEY_FILE or NATS_CREDS_FILE)"
 		} else if strings.Contains(err.Error(), "tls") || strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "certificate") {
 			hint = " (TLS failed: check NATS_CA_FILE, NATS_CERT_FILE and NATS_KEY_FILE)"
 		}

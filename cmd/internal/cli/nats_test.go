@@ -31,6 +31,10 @@ func TestConnectNATSAuth(t *testing.T) {
 	strangerCreds := testenv.UserCreds(t, strangerAccount)
 	ca := testenv.NewCA(t, "nats CA")
 	caFile, clientCert, clientKey := writeCA(t, ca)
+	pwDir := t.TempDir()
+	passwordFile, wrongPasswordFile := pwDir+"/password", pwDir+"/wrong"
+	testenv.WriteFile(t, passwordFile, []byte(password+"\n")) // as `echo pw > file` writes it
+	testenv.WriteFile(t, wrongPasswordFile, []byte("wrong-"+password))
 
 	userServer := testenv.StartNATS(t, testenv.WithUser("simmatch", password))
 	tokenServer := testenv.StartNATS(t, testenv.WithToken(token))
@@ -54,6 +58,8 @@ func TestConnectNATSAuth(t *testing.T) {
 		wantErr string // "" = connects
 	}{
 		{"user and password", userServer.ClientURL(), NATSAuth{User: "simmatch", Password: password}, ""},
+		{"password from a file", userServer.ClientURL(), NATSAuth{User: "simmatch", PasswordFile: passwordFile}, ""},
+		{"wrong password from a file", userServer.ClientURL(), NATSAuth{User: "simmatch", PasswordFile: wrongPasswordFile}, "refused the credentials"},
 		{"password in the URL", withPassword(userServer.ClientURL(), "simmatch", password), NATSAuth{}, ""},
 		{"wrong password", userServer.ClientURL(), NATSAuth{User: "simmatch", Password: "wrong-" + password}, "refused the credentials"},
 		{"no credentials", userServer.ClientURL(), NATSAuth{}, "refused the credentials"},
@@ -108,6 +114,8 @@ func writeCA(t *testing.T, ca *testenv.CA) (caFile, certFile, keyFile string) {
 }
 
 func TestNATSAuthOptionsConflicts(t *testing.T) {
+	pwFile := t.TempDir() + "/password"
+	testenv.WriteFile(t, pwFile, []byte("pw"))
 	tests := []struct {
 		name string
 		auth NATSAuth
@@ -118,6 +126,9 @@ func TestNATSAuthOptionsConflicts(t *testing.T) {
 		{"two methods", NATSAuth{Token: "t", CredsFile: "c"}, "only one of"},
 		{"cert without key", NATSAuth{CertFile: "c"}, "NATS_CERT_FILE and NATS_KEY_FILE"},
 		{"missing nkey file", NATSAuth{NKeyFile: "/nonexistent/seed"}, "NATS_NKEY_FILE"},
+		{"password and password file", NATSAuth{User: "u", Password: "p", PasswordFile: "/nonexistent/pw"}, "set only one"},
+		{"missing password file", NATSAuth{User: "u", PasswordFile: "/nonexistent/pw"}, "NATS_PASSWORD_FILE"},
+		{"password file without user", NATSAuth{PasswordFile: pwFile}, "NATS_USER and NATS_PASSWORD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
