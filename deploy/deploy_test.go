@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -1060,8 +1061,9 @@ func TestOtelCollectorConfig(t *testing.T) {
 // ---- Kubernetes -----------------------------------------------------------------
 
 type k8sMeta struct {
-	Name   string            `yaml:"name"`
-	Labels map[string]string `yaml:"labels"`
+	Name        string            `yaml:"name"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
 }
 
 type k8sProbe struct {
@@ -1100,6 +1102,10 @@ type k8sContainer struct {
 		ConfigMapRef *struct{ Name string } `yaml:"configMapRef"`
 		SecretRef    *struct{ Name string } `yaml:"secretRef"`
 	} `yaml:"envFrom"`
+	Env []struct {
+		Name  string `yaml:"name"`
+		Value string `yaml:"value"`
+	} `yaml:"env"`
 }
 
 type k8sDeployment struct {
@@ -1342,6 +1348,26 @@ func TestKubernetesManifests(t *testing.T) {
 		var d k8sDeployment
 		findObject(t, docs, "Deployment", "simmatch-bridge", &d)
 		c := checkPod(t, d, 8000)
+		// Prometheus scrapes the metrics listener; the API port's
+		// /metrics (key names, per-key traffic) needs a scope.
+		env := map[string]string{}
+		for _, e := range c.Env {
+			env[e.Name] = e.Value
+		}
+		var metricsPort int
+		for _, p := range c.Ports {
+			if p.Name == "metrics" {
+				metricsPort = p.ContainerPort
+			}
+		}
+		ann := d.Spec.Template.Metadata.Annotations
+		if metricsPort == 0 || env["SIMMATCH_METRICS_ADDR"] != fmt.Sprintf(":%d", metricsPort) || ann["prometheus.io/port"] != fmt.Sprint(metricsPort) {
+			t.Errorf("metrics port %d, SIMMATCH_METRICS_ADDR %q, scrape annotation port %q: want one metrics listener, scraped",
+				metricsPort, env["SIMMATCH_METRICS_ADDR"], ann["prometheus.io/port"])
+		}
+		if env["SIMMATCH_METRICS_SCOPE"] == "" {
+			t.Error("the API port's /metrics is public: set SIMMATCH_METRICS_SCOPE")
+		}
 		var svc struct {
 			Spec struct {
 				Selector map[string]string `yaml:"selector"`

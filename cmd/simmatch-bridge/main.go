@@ -71,6 +71,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return err
 	}
+	_, stopMetrics, err := bs.ServeMetrics(ctx, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	ln, url, err := sec.Listen(bs.HTTPAddr)
 	if err != nil {
 		return err

@@ -132,6 +132,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	_, stopMetrics, err := bs.ServeMetrics(ctx, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	ln, httpURL, err := sec.Listen(bs.HTTPAddr)
 	if err != nil {
 		return err

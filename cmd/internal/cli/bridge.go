@@ -40,7 +40,11 @@ type Bridge struct {
 	PublicPaths string
 	// MetricsScope is SIMMATCH_METRICS_SCOPE: with API keys or OIDC, the
 	// scope GET /metrics needs; empty: /metrics follows PublicPaths.
-	MetricsScope   string
+	MetricsScope string
+	// MetricsAddr is SIMMATCH_METRICS_ADDR: a listener of its own for
+	// /metrics (and /health), e.g. for a cluster's Prometheus,
+	// beside the API port; empty: none.
+	MetricsAddr    string
 	RateLimit      float64
 	RateBurst      int
 	TLSCertFile    string
@@ -117,6 +121,8 @@ func (f *Flags) Bridge(s *Bridge) {
 		"comma-separated paths served without an API key; none: every path needs one")
 	f.String(&s.MetricsScope, "metrics-scope", "SIMMATCH_METRICS_SCOPE", "",
 		"with API keys or OIDC, the scope GET /metrics needs (metrics or admin; the metrics name keys and count their traffic); empty: public unless left out of -public-paths")
+	f.String(&s.MetricsAddr, "metrics-addr", "SIMMATCH_METRICS_ADDR", "",
+		"a listener of its own for /metrics and /health (e.g. :9090 for a cluster's Prometheus, not published), without authentication; empty: none (the API port's /metrics follows -metrics-scope)")
 	f.Float64(&s.RateLimit, "rate-limit", "SIMMATCH_RATE_LIMIT", 0, "requests per second per API key (without keys: for all callers together); 0: no limit")
 	f.Int(&s.RateBurst, "rate-burst", "SIMMATCH_RATE_BURST", 0, "requests a key may send at once above -rate-limit; 0: the rate, at least 1")
 	f.String(&s.TLSCertFile, "tls-cert-file", "SIMMATCH_TLS_CERT_FILE", "", "PEM certificate (chain) to serve HTTPS with; empty: plain HTTP")
@@ -275,6 +281,29 @@ func (s Bridge) Config(sec *BridgeSecurity, nc *nats.Conn, lim contracts.Limits,
 		cfg.Metrics, cfg.Gatherer = reg, reg
 	}
 	return cfg
+}
+
+// ServeMetrics serves reg on MetricsAddr, when it is set, until ctx ends,
+// and returns the address it listens on ("" when unset); stop waits for
+// that listener's shutdown. Its /ready is ready while ctx lasts.
+func (s Bridge) ServeMetrics(ctx context.Context, reg prometheus.Gatherer, logger *slog.Logger) (addr string, stop func(), err error) {
+	if s.MetricsAddr == "" {
+		return "", func() {}, nil
+	}
+	ln, err := net.Listen("tcp", s.MetricsAddr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen on %s (set SIMMATCH_METRICS_ADDR to use another address): %w", s.MetricsAddr, err)
+	}
+	addr = ln.Addr().String()
+	logger.Info("metrics listening", "addr", addr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := ServeMetrics(ctx, ln, reg, func() bool { return ctx.Err() == nil }, logger); err != nil {
+			logger.Error("metrics server", "err", err)
+		}
+	}()
+	return addr, func() { <-done }, nil
 }
 
 // Listen listens on addr, with TLS when it is configured, and returns the

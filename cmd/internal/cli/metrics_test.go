@@ -93,3 +93,36 @@ func TestServeMetrics(t *testing.T) {
 		t.Fatal("ServeMetrics did not return after its context ended")
 	}
 }
+
+// The bridge's SIMMATCH_METRICS_ADDR: /metrics on a listener of its own,
+// gone when the context ends; unset, no listener.
+func TestBridgeServeMetrics(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	if addr, stop, err := (Bridge{}).ServeMetrics(context.Background(), NewRegistry("bridge"), logger); err != nil || addr != "" {
+		t.Fatalf("unset: addr %q, err %v; want no listener", addr, err)
+	} else {
+		stop()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, stop, err := Bridge{MetricsAddr: "127.0.0.1:0"}.ServeMetrics(ctx, NewRegistry("bridge"), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `simmatch_build_info{component="bridge"`) {
+		t.Fatalf("status %d, body %.200s", resp.StatusCode, body)
+	}
+	cancel()
+	stop()
+	if _, err := http.Get("http://" + addr + "/metrics"); err == nil {
+		t.Fatal("the metrics listener still answers after its context ended")
+	}
+	if _, _, err := (Bridge{MetricsAddr: "127.0.0.1:-1"}).ServeMetrics(context.Background(), NewRegistry("bridge"), logger); err == nil || !strings.Contains(err.Error(), "SIMMATCH_METRICS_ADDR") {
+		t.Fatalf("a bad address: %v, want an error naming SIMMATCH_METRICS_ADDR", err)
+	}
+}
