@@ -104,10 +104,10 @@ type Config struct {
 	// JobChunkSize is how many queries one job chunk holds
 	// (contracts.DefaultJobChunkSize when zero).
 	JobChunkSize int
-	// Quotas bound what each tenant may store and run (OpenQuotas,
-	// SIMMATCH_QUOTAS_FILE); nil means none. They apply only with
-	// authentication (Keys or OIDC), and never to admins.
-	Quotas *Quotas
+	// Quotas bound what each tenant may store and run (a *Quotas, or
+	// OpenQuotas' file of SIMMATCH_QUOTAS_FILE); nil means none. They
+	// apply only with authentication (Keys or OIDC), and never to admins.
+	Quotas QuotaSource
 }
 
 // DefaultPublicPaths are the operational routes served without an API key:

@@ -32,12 +32,12 @@ const catalogStreamPrefix = "SIMMATCH_CATALOG_"
 
 // quotaGate holds what checking quotas needs.
 type quotaGate struct {
-	quotas *Quotas
+	quotas QuotaSource
 	js     jetstream.JetStream
 	locks  tenantLocks
 }
 
-func newQuotaGate(q *Quotas, js jetstream.JetStream) *quotaGate {
+func newQuotaGate(q QuotaSource, js jetstream.JetStream) *quotaGate {
 	return &quotaGate{quotas: q, js: js, locks: tenantLocks{m: map[string]*tenantLock{}}}
 }
 
@@ -47,7 +47,7 @@ func (s *Server) quotaOf(t tenancy) Quota {
 	if s.quota == nil || t.p == nil || t.admin() {
 		return NoQuota
 	}
-	return s.quota.quotas.For(t.p.Tenant)
+	return s.quota.quotas.Current().For(t.p.Tenant)
 }
 
 // quotaError is the refusal of a request that would pass the tenant's

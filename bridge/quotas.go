@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"log/slog"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 
@@ -68,17 +68,35 @@ func (q Quota) storage() bool {
 	return q.Catalogs != Unlimited || q.Products != Unlimited || q.Bytes != Unlimited
 }
 
-// OpenQuotas reads the quotas file at path (ParseQuotas).
-func OpenQuotas(path string) (*Quotas, error) {
-	data, err := os.ReadFile(path)
+// QuotaSource gives the quotas in force: a *Quotas, or a *QuotasFile
+// that follows its file.
+type QuotaSource interface {
+	Current() *Quotas
+}
+
+// Current is q itself: quotas that never change.
+func (q *Quotas) Current() *Quotas { return q }
+
+// QuotasFile is a quotas file (ParseQuotas), re-read when it changes
+// (Watch) or when asked (Reload, e.g. on SIGHUP), like the API keys file:
+// a file that fails to parse keeps the previous quotas.
+type QuotasFile struct {
+	*security.Reloaded[*Quotas]
+}
+
+// Current is the quotas of the file's last good content.
+func (f *QuotasFile) Current() *Quotas { return f.Load() }
+
+// OpenQuotas reads the quotas file at path (ParseQuotas). Unlike a later
+// reload, a file that cannot be read or parsed now is an error. A nil
+// logger means slog.Default().
+func OpenQuotas(path string, logger *slog.Logger) (*QuotasFile, error) {
+	r, err := security.OpenReloaded("quotas file", []string{path}, func(data [][]byte) (*Quotas, error) { return ParseQuotas(data[0]) },
+		func(q *Quotas) []any { return []any{"tenants", len(q.tenants), "default", q.def != NoQuota} }, logger)
 	if err != nil {
-		return nil, fmt.Errorf("bridge: quotas file: %w", err)
+		return nil, err
 	}
-	q, err := ParseQuotas(data)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: quotas file %s: %w", path, err)
-	}
-	return q, nil
+	return &QuotasFile{r}, nil
 }
 
 // ParseQuotas parses the quotas-file format (see docs/security.md):

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -370,5 +373,42 @@ func TestQuotasNeedAuthentication(t *testing.T) {
 		if resp, data := b.post(t, "/v1/jobs", "application/json", jobBody(4096)); resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("%d %s", resp.StatusCode, data)
 		}
+	}
+}
+
+// The quotas file is followed like the keys file: a change applies on
+// Reload (SIGHUP, or Watch's poll), a broken file keeps the quotas in force.
+func TestQuotasFileReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "quotas")
+	write := func(content string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("acme jobs=1\n")
+	f, err := OpenQuotas(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Current().For("acme").Jobs; got != 1 {
+		t.Fatalf("jobs = %d, want 1", got)
+	}
+	write("acme jobs=2\n* products=10\n")
+	if err := f.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Current(); got.For("acme").Jobs != 2 || got.For("globex").Products != 10 {
+		t.Fatalf("after the reload: acme %+v, globex %+v", got.For("acme"), got.For("globex"))
+	}
+	write("acme jobs=lots\n")
+	if err := f.Reload(); err == nil || !strings.Contains(err.Error(), "line 1: jobs") || !strings.Contains(err.Error(), path) {
+		t.Fatalf("a broken file: %v, want an error naming the file, line and field", err)
+	}
+	if got := f.Current().For("acme").Jobs; got != 2 {
+		t.Fatalf("a broken file changed the quotas: jobs = %d, want 2 kept", got)
+	}
+	if _, err := OpenQuotas(path, nil); err == nil {
+		t.Fatal("a broken file at start is not an error")
 	}
 }

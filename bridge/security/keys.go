@@ -3,7 +3,6 @@ package security
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -11,12 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 )
 
 // Scope names a group of routes an API key may call. A route group declares
@@ -191,98 +186,28 @@ func validKeyName(s string) bool {
 }
 
 // KeyStore holds the API keys of a keys file and re-reads the file when it
-// changes (Watch) or when asked (Reload, e.g. on SIGHUP). Only the keys'
-// SHA-256 hashes are held. A file that fails to parse keeps the previous
-// keys. It is safe for concurrent use.
+// changes (Watch) or when asked (Reload, e.g. on SIGHUP), as Reloaded does.
+// Only the keys' SHA-256 hashes are held. A file that fails to parse keeps
+// the previous keys. It is safe for concurrent use.
 type KeyStore struct {
-	path   string
-	logger *slog.Logger
-
-	keys atomic.Pointer[[]*Key]
-
-	mu       sync.Mutex        // serializes reloads
-	loaded   [sha256.Size]byte // hash of the content the keys come from
-	pending  [sha256.Size]byte // hash of a new content Watch saw once
-	lastFail [sha256.Size]byte // hash of the content that last failed, logged once
-	failing  bool
+	*Reloaded[[]*Key]
 }
 
 // OpenKeyStore reads the keys file at path. Unlike a later reload, a file
 // that cannot be read or parsed now is an error: the bridge must not start
 // with no keys by accident. A nil logger means slog.Default().
 func OpenKeyStore(path string, logger *slog.Logger) (*KeyStore, error) {
-	if logger == nil {
-		logger = slog.Default()
-	}
-	s := &KeyStore{path: path, logger: logger}
-	data, err := os.ReadFile(path)
+	r, err := OpenReloaded("API keys file", []string{path},
+		func(data [][]byte) ([]*Key, error) { return parseKeys(data[0]) },
+		func(keys []*Key) []any { return []any{"keys", len(keys)} }, logger)
 	if err != nil {
-		return nil, fmt.Errorf("bridge: API keys file: %w", err)
+		return nil, err
 	}
-	keys, err := parseKeys(data)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: API keys file %s: %w", path, err)
-	}
-	s.keys.Store(&keys)
-	s.loaded = sha256.Sum256(data)
-	logger.Info("API keys loaded", "file", path, "keys", len(keys))
-	return s, nil
+	return &KeyStore{r}, nil
 }
 
 // Len is the number of keys in force.
-func (s *KeyStore) Len() int { return len(*s.keys.Load()) }
-
-// Reload re-reads the file if its content changed. On an error the previous
-// keys stay in force; the error is logged once per broken content and returned.
-func (s *KeyStore) Reload() error { return s.reload(false) }
-
-// reload is Reload; with settled, new content is applied only once two
-// reads in a row saw it, so that polling never loads a file caught half
-// written (an empty or cut file may parse as fewer keys).
-func (s *KeyStore) reload(settled bool) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// The content, not the mtime, decides: a mounted Kubernetes secret changes
-	// by swapping a symlink, and ReadFile follows it to the new file.
-	data, err := os.ReadFile(s.path)
-	if err != nil {
-		err = fmt.Errorf("bridge: API keys file: %w", err)
-		if !s.failing {
-			s.logger.Error("API keys file unreadable; keeping the previous keys", "file", s.path, "err", err)
-		}
-		s.failing = true
-		s.lastFail = [sha256.Size]byte{}
-		return err
-	}
-	sum := sha256.Sum256(data)
-	if sum == s.loaded {
-		s.failing = false
-		return nil
-	}
-	if settled && sum != s.pending {
-		s.pending = sum
-		return nil
-	}
-	keys, err := parseKeys(data)
-	if err != nil {
-		err = fmt.Errorf("bridge: API keys file %s: %w", s.path, err)
-		if !s.failing || sum != s.lastFail {
-			s.logger.Error("API keys file rejected; keeping the previous keys", "file", s.path, "err", err)
-		}
-		s.failing, s.lastFail = true, sum
-		return err
-	}
-	s.keys.Store(&keys)
-	s.loaded, s.failing = sum, false
-	s.logger.Info("API keys reloaded", "file", s.path, "keys", len(keys))
-	return nil
-}
-
-// Watch checks the file every interval until ctx ends, and applies a
-// change once it has read the same new content twice in a row.
-func (s *KeyStore) Watch(ctx context.Context, interval time.Duration) {
-	poll(ctx, interval, func() { _ = s.reload(true) })
-}
+func (s *KeyStore) Len() int { return len(s.Load()) }
 
 // Lookup returns the key whose hash is SHA-256(presented), or nil. Every
 // entry is compared, in constant time, so the answer's timing does not
@@ -290,27 +215,10 @@ func (s *KeyStore) Watch(ctx context.Context, interval time.Duration) {
 func (s *KeyStore) Lookup(presented string) *Key {
 	sum := sha256.Sum256([]byte(presented))
 	var found *Key
-	for _, k := range *s.keys.Load() {
+	for _, k := range s.Load() {
 		if subtle.ConstantTimeCompare(sum[:], k.hash[:]) == 1 {
 			found = k
 		}
 	}
 	return found
-}
-
-// poll calls f every interval until ctx ends.
-func poll(ctx context.Context, interval time.Duration, f func()) {
-	if interval <= 0 {
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			f()
-		}
-	}
 }

@@ -129,7 +129,7 @@ func (f *Flags) Bridge(s *Bridge) {
 	f.String(&s.TLSKeyFile, "tls-key-file", "SIMMATCH_TLS_KEY_FILE", "", "PEM private key of -tls-cert-file")
 	f.String(&s.TLSClientCA, "tls-client-ca-file", "SIMMATCH_TLS_CLIENT_CA_FILE", "", "PEM CAs whose client certificates are required (mutual TLS); empty: none asked")
 	f.Duration(&s.ReloadInterval, "reload-interval", "SIMMATCH_RELOAD_INTERVAL", 10*time.Second,
-		"how often the API keys and TLS files are checked for changes (SIGHUP checks at once)")
+		"how often the API keys, quotas and TLS files are checked for changes (SIGHUP checks at once)")
 	f.String(&s.OIDC.Issuer, "oidc-issuer", "SIMMATCH_OIDC_ISSUER", "", "OIDC issuer URL: accept its JWT access tokens as bearer tokens (beside API keys); empty: no tokens")
 	f.String(&s.OIDC.Audience, "oidc-audience", "SIMMATCH_OIDC_AUDIENCE", "", "comma-separated audiences; a token's aud must hold one (required with -oidc-issuer)")
 	f.String(&s.OIDC.JWKSURL, "oidc-jwks-url", "SIMMATCH_OIDC_JWKS_URL", "", "the IdP's JWKS URL; empty: the jwks_uri of the issuer's /.well-known/openid-configuration")
@@ -168,7 +168,7 @@ type BridgeSecurity struct {
 	metricsScope bridge.Scope
 	rateLimit    bridge.RateLimit
 	tls          *tls.Config // nil: plain HTTP
-	quotas       *bridge.Quotas
+	quotas       *bridge.QuotasFile
 	// open: neither API keys nor OIDC; authNone: SIMMATCH_AUTH=none.
 	open, authNone bool
 }
@@ -229,14 +229,14 @@ func (s Bridge) Security(ctx context.Context, logger *slog.Logger) (*BridgeSecur
 		go ks.Watch(ctx, s.ReloadInterval)
 	}
 	if s.QuotasFile != "" {
-		if sec.quotas, err = bridge.OpenQuotas(s.QuotasFile); err != nil {
+		if sec.quotas, err = bridge.OpenQuotas(s.QuotasFile, logger); err != nil {
 			return nil, err
 		}
 		if sec.open {
 			logger.Warn("SIMMATCH_QUOTAS_FILE without API keys or OIDC: there are no tenants, so no quota applies", "file", s.QuotasFile)
-		} else {
-			logger.Info("tenant quotas loaded", "file", s.QuotasFile)
 		}
+		reloads = append(reloads, sec.quotas.Reload)
+		go sec.quotas.Watch(ctx, s.ReloadInterval)
 	}
 	if s.TLSCertFile != "" || s.TLSKeyFile != "" || s.TLSClientCA != "" {
 		r, err := bridge.NewCertReloader(bridge.TLSFiles{CertFile: s.TLSCertFile, KeyFile: s.TLSKeyFile, ClientCAFile: s.TLSClientCA}, logger)
@@ -257,7 +257,7 @@ func (s Bridge) Security(ctx context.Context, logger *slog.Logger) (*BridgeSecur
 				case <-ctx.Done():
 					return
 				case <-hup:
-					logger.Info("SIGHUP: reloading the API keys and TLS files")
+					logger.Info("SIGHUP: reloading the API keys, quotas and TLS files")
 					for _, reload := range reloads {
 						_ = reload() // errors are logged by the reloader
 					}
@@ -276,7 +276,10 @@ func (s Bridge) Config(sec *BridgeSecurity, nc *nats.Conn, lim contracts.Limits,
 		AckTimeout: s.AckTimeout, Heartbeat: s.Heartbeat, MaxAttempts: s.MaxAttempts,
 		JobLimits: s.JobLimits(lim), JobChunkSize: s.JobChunkSize,
 		Keys: sec.keys, OIDC: sec.oidc, PublicPaths: sec.publicPaths, MetricsScope: sec.metricsScope,
-		RateLimit: sec.rateLimit, Flood: s.Flood, Quotas: sec.quotas}
+		RateLimit: sec.rateLimit, Flood: s.Flood}
+	if sec.quotas != nil { // a nil *QuotasFile in the interface would not be nil
+		cfg.Quotas = sec.quotas
+	}
 	if reg != nil { // a nil *Registry in the interfaces would not be nil
 		cfg.Metrics, cfg.Gatherer = reg, reg
 	}
