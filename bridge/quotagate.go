@@ -25,11 +25,6 @@ import (
 // job runs for seconds at least.
 const jobQuotaRetryAfter = 5 * time.Second
 
-// catalogStreamPrefix names a catalog's JetStream stream (processor/catalog,
-// which the bridge does not import): read for the products of a catalog a
-// processor has not loaded.
-const catalogStreamPrefix = "SIMMATCH_CATALOG_"
-
 // quotaGate holds what checking quotas needs.
 type quotaGate struct {
 	quotas QuotaSource
@@ -146,7 +141,7 @@ func (s *Server) storageUse(ctx context.Context, t tenancy, cat string) (storage
 		u.bytes += int64(c.StoredBytes)
 		products := int64(c.Products)
 		if c.Matrix == "not_loaded" {
-			st, err := s.quota.js.Stream(ctx, catalogStreamPrefix+c.Name)
+			st, err := s.quota.js.Stream(ctx, contracts.CatalogStream(c.Name))
 			if err != nil {
 				return u, contracts.Errorf(contracts.CodeInternal, "quota: catalog %s: %v", name, err)
 			}

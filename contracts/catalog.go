@@ -427,3 +427,8 @@ func jsonType(t reflect.Type) string {
 	}
 	return "an object"
 }
+
+// CatalogStream is the JetStream stream that stores catalog name (a stored
+// name, QualifyCatalogName for a tenant's): processors write it, the
+// bridge reads its size for the tenants' quotas.
+func CatalogStream(name string) string { return "SIMMATCH_CATALOG_" + name }

@@ -20,7 +20,6 @@ import (
 // A record carries the product and its embedding together, so a product is
 // never stored without its embedding or the other way round.
 const (
-	streamPrefix  = "SIMMATCH_CATALOG_"
 	subjectPrefix = "simmatch.catalogdata."
 
 	headerOp    = "Simmatch-Op"    // "delete" for a tombstone
@@ -32,7 +31,7 @@ const (
 	metaCatalog      = "simmatch.catalog"
 )
 
-func streamName(catalog string) string { return streamPrefix + catalog }
+func streamName(catalog string) string { return contracts.CatalogStream(catalog) }
 
 func catalogSubjects(catalog string) string { return subjectPrefix + catalog + ".>" }
 
