@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -488,3 +489,55 @@ func TestQueryJobOnCatalog(t *testing.T) {
 }
 
 func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
+
+// Match modes end to end: model numbers one character apart, which a
+// sentence embedding blurs. keyword finds every planted product first
+// (its code is the one rare token); hybrid (reciprocal rank fusion) keeps
+// every dense hit and scores on the fusion's scale; dense is logged for
+// comparison.
+func TestMatchJobModes(t *testing.T) {
+	ns := startJobsNATS(t)
+	startCatalogProcessor(t, ns, nil, jobs.Config{MatchChunkSize: 4}, nil)
+	b := proctest.StartBridge(t, ns, nil)
+	codes := []string{"DCD771C2", "DCD777C2", "DCD778C2", "DCD791D2", "DCD796D2", "DCD706F2", "GSR12V15", "GSR18V55"}
+	var shop, feed []contracts.Product
+	for i, c := range codes {
+		shop = append(shop, contracts.Product{ID: fmt.Sprintf("s%d", i), Description: "Cordless drill driver " + c + ", 18V, two batteries and a charger"})
+		feed = append(feed, contracts.Product{ID: fmt.Sprintf("f%d", i), Description: c + " 18 volt drill/driver kit with 2 batteries"})
+	}
+	upsert(t, ns, "codes-shop", shop)
+	upsert(t, ns, "codes-feed", feed)
+	first := map[string]map[string]bool{} // mode -> feed ids whose planted product came first
+	for _, mode := range []string{contracts.ModeDense, contracts.ModeKeyword, contracts.ModeHybrid} {
+		st, _ := submitBody(t, b.URL, `{"match": {"source": "codes-feed", "target": "codes-shop", "top_k": 3, "mode": "`+mode+`"}}`, http.StatusAccepted)
+		waitJob(t, b.URL, st.ID, contracts.JobDone, 2*time.Minute)
+		first[mode] = map[string]bool{}
+		for id, r := range checkRows(t, lines[contracts.MatchResult](t, b.URL, st.ID), feed) {
+			if len(r.Matches) == 0 {
+				t.Errorf("%s: %s has no match", mode, id)
+				continue
+			}
+			first[mode][id] = r.Matches[0].ID == "s"+strings.TrimPrefix(id, "f")
+			if mode == contracts.ModeHybrid && r.Matches[0].Score > 2.0/(contracts.DefaultRRFK+1)+1e-9 {
+				t.Errorf("hybrid: %s scored %v, above the fusion's best 2/(rrf_k+1)", id, r.Matches[0].Score)
+			}
+		}
+		n := 0
+		for _, ok := range first[mode] {
+			if ok {
+				n++
+			}
+		}
+		t.Logf("%s: planted product first for %d of %d feed items", mode, n, len(feed))
+	}
+	for id := range first[contracts.ModeDense] {
+		if !first[contracts.ModeKeyword][id] {
+			t.Errorf("keyword: %s's planted product (same model number) is not first", id)
+		}
+		// The planted product is first in keyword; first in dense too, it
+		// has the best fused score there can be.
+		if first[contracts.ModeDense][id] && !first[contracts.ModeHybrid][id] {
+			t.Errorf("hybrid: %s lost the planted product that dense and keyword both put first", id)
+		}
+	}
+}
