@@ -173,6 +173,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 					"rate limit of %g requests/s (burst %d) exceeded; retry in %d s", limit.Rate, int(limit.BurstSize()), after))
 				return
 			}
+			if s.tenantRateLimited(w, r) {
+				return
+			}
 			next.ServeHTTP(w, r)
 		}))
 	})

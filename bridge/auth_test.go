@@ -334,3 +334,37 @@ func TestKeysReload(t *testing.T) {
 		t.Fatal("the symlink swap was not picked up")
 	}
 }
+
+// A tenant's rate= (quotas file) is one bucket for all its keys, checked
+// before the body is read; another tenant and an admin have their own.
+func TestRateLimitPerTenant(t *testing.T) {
+	ns := startNATS(t)
+	startFake(t, ns, rank(t))
+	const keyA1, keyA2, keyB, keyRoot = "sk-acme-one-0a1b2c3d4e5f6a7b", "sk-acme-two-8c9d0e1f2a3b4c5d", "sk-globex-6e7f8a9b0c1d2e3f", "sk-root-4a5b6c7d8e9f0a1b"
+	keys := openKeys(t, fmt.Sprintf("a1 %s predict tenant=acme\na2 %s predict tenant=acme\nb %s predict tenant=globex\nroot %s *\n",
+		HashKey(keyA1), HashKey(keyA2), HashKey(keyB), HashKey(keyRoot)), &logRecorder{})
+	q, err := ParseQuotas([]byte("* rate=1 burst=2\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startBridge(t, ns, func(c *Config) { c.Keys, c.Quotas = keys, q })
+	post := func(key string) (*http.Response, []byte) {
+		return b.post(t, "/predict", "application/json", goodPredict, "X-API-Key", key)
+	}
+	for i, key := range []string{keyA1, keyA2} {
+		if resp, body := post(key); resp.StatusCode != 200 {
+			t.Fatalf("acme's request %d within the burst: %d %s", i+1, resp.StatusCode, body)
+		}
+	}
+	resp, body := post(keyA1)
+	e := decodeError(t, resp, body)
+	if resp.StatusCode != 429 || e.Code != contracts.CodeRateLimited || e.Field != "rate" || resp.Header.Get("Retry-After") != "1" ||
+		!strings.Contains(e.Message, "tenant acme: rate limit of 1 requests/s (burst 2)") {
+		t.Fatalf("acme's third request (two keys): %d %s, Retry-After %q; want 429 rate_limited naming the tenant's rate", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	for _, key := range []string{keyB, keyRoot, keyRoot, keyRoot} {
+		if resp, body := post(key); resp.StatusCode != 200 {
+			t.Fatalf("another tenant or the admin: %d %s", resp.StatusCode, body)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/simmatch/simmatch/bridge/security"
 	"github.com/simmatch/simmatch/contracts"
 )
 
@@ -254,4 +255,27 @@ func (l *tenantLocks) lock(ctx context.Context, key string) (unlock func(), err 
 			done()
 		})
 	}, nil
+}
+
+// tenantRateLimited takes a token from the caller's tenant's bucket (the
+// quota's rate=, shared by all the tenant's keys and tokens) and, when
+// there is none, answers 429 rate_limited with Retry-After and reports
+// true. Admins, authentication off and tenants without a rate pass.
+func (s *Server) tenantRateLimited(w http.ResponseWriter, r *http.Request) bool {
+	t := tenancyOf(r.Context())
+	lim := s.quotaOf(t).Rate
+	if lim.Rate <= 0 {
+		return false
+	}
+	ok, wait := s.limiter.Allow("tenant/"+t.p.Tenant, lim)
+	if ok {
+		return false
+	}
+	after := security.RetryAfterSeconds(wait)
+	w.Header().Set("Retry-After", strconv.Itoa(after))
+	e := contracts.Errorf(contracts.CodeRateLimited, "tenant %s: rate limit of %g requests/s (burst %d) exceeded; retry in %d s",
+		t.p.Tenant, lim.Rate, int(lim.BurstSize()), after)
+	e.Field = quotaRate
+	writeError(w, r, e)
+	return true
 }

@@ -34,6 +34,9 @@ type Quota struct {
 	Jobs int64
 	// Upload bounds one job submission's body: JSON lines and JSON.
 	Upload int64
+	// Rate is the tenant's request rate, all its keys and tokens together
+	// (each key's own rate= still applies too); a zero Rate bounds nothing.
+	Rate security.RateLimit
 }
 
 // Unlimited is a Quota field that bounds nothing.
@@ -50,6 +53,8 @@ const (
 	quotaBytes    = "bytes"
 	quotaJobs     = "jobs"
 	quotaUpload   = "upload"
+	quotaRate     = "rate"
+	quotaBurst    = "burst"
 )
 
 // For is the quota of tenant: its own line, else the * line, else none.
@@ -102,7 +107,7 @@ func OpenQuotas(path string, logger *slog.Logger) (*QuotasFile, error) {
 // ParseQuotas parses the quotas-file format (see docs/security.md):
 //
 //	# comment
-//	<tenant|*> [catalogs=<n>] [products=<n>] [bytes=<size>] [jobs=<n>] [upload=<size>]
+//	<tenant|*> [catalogs=<n>] [products=<n>] [bytes=<size>] [jobs=<n>] [upload=<size>] [rate=<requests/s>] [burst=<n>]
 //
 // * is the quota of every tenant without a line of its own; a field left
 // out bounds nothing (a tenant's line does not inherit from *). Sizes are
@@ -160,8 +165,9 @@ func parseQuotaFields(fields []string) (Quota, error) {
 			dst, size = &quota.Bytes, true
 		case quotaUpload:
 			dst, size = &quota.Upload, true
+		case quotaRate, quotaBurst:
 		default:
-			return quota, fmt.Errorf("field %d: want catalogs=<n>, products=<n>, bytes=<size>, jobs=<n> or upload=<size>", i+2)
+			return quota, fmt.Errorf("field %d: want catalogs=<n>, products=<n>, bytes=<size>, jobs=<n>, upload=<size>, rate=<requests/s> or burst=<n>", i+2)
 		}
 		if !ok {
 			return quota, fmt.Errorf("%s: want %s=<value>", name, name)
@@ -171,16 +177,26 @@ func parseQuotaFields(fields []string) (Quota, error) {
 		}
 		set[name] = true
 		var err error
-		if size {
-			*dst, err = parseSize(val)
-			if err != nil {
+		switch {
+		case name == quotaRate:
+			quota.Rate.Rate, err = strconv.ParseFloat(val, 64)
+			if err != nil || quota.Rate.Rate < 0 || math.IsInf(quota.Rate.Rate, 0) {
+				return quota, fmt.Errorf("%s: want requests per second >= 0, got %q", name, val)
+			}
+		case name == quotaBurst:
+			quota.Rate.Burst, err = strconv.Atoi(val)
+			if err != nil || quota.Rate.Burst < 0 {
+				return quota, fmt.Errorf("%s: want an integer >= 0, got %q", name, val)
+			}
+		case size:
+			if *dst, err = parseSize(val); err != nil {
 				return quota, fmt.Errorf("%s: want a size in bytes, optionally with KB, MB, GB, TB, KiB, MiB, GiB or TiB (e.g. 512MiB), got %q", name, val)
 			}
-			continue
-		}
-		*dst, err = strconv.ParseInt(val, 10, 64)
-		if err != nil || *dst < 0 {
-			return quota, fmt.Errorf("%s: want an integer >= 0, got %q", name, val)
+		default:
+			*dst, err = strconv.ParseInt(val, 10, 64)
+			if err != nil || *dst < 0 {
+				return quota, fmt.Errorf("%s: want an integer >= 0, got %q", name, val)
+			}
 		}
 	}
 	return quota, nil

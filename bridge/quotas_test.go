@@ -24,7 +24,7 @@ func TestParseQuotas(t *testing.T) {
 	q, err := ParseQuotas([]byte(`# tenant quotas
 *      catalogs=10 products=100000 bytes=512MiB jobs=4 upload=64MiB
 
-  acme products=5 jobs=1
+  acme products=5 jobs=1 rate=2.5 burst=10
 eu.acme bytes=2GB upload=1024
 free
 `))
@@ -35,7 +35,7 @@ free
 		tenant string
 		want   Quota
 	}{
-		{"acme", Quota{Catalogs: Unlimited, Products: 5, Bytes: Unlimited, Jobs: 1, Upload: Unlimited}},
+		{"acme", Quota{Catalogs: Unlimited, Products: 5, Bytes: Unlimited, Jobs: 1, Upload: Unlimited, Rate: RateLimit{Rate: 2.5, Burst: 10}}},
 		{"eu.acme", Quota{Catalogs: Unlimited, Products: Unlimited, Bytes: 2e9, Jobs: Unlimited, Upload: 1024}},
 		{"free", NoQuota},
 		{"globex", Quota{Catalogs: 10, Products: 100000, Bytes: 512 << 20, Jobs: 4, Upload: 64 << 20}},
@@ -63,6 +63,9 @@ free
 		{"size unit", "acme bytes=5XB", `line 1: bytes: want a size in bytes`},
 		{"size overflow", "acme upload=99999999999TiB", `line 1: upload: want a size`},
 		{"given twice", "acme jobs=1 jobs=2", "line 1: jobs: given twice"},
+		{"negative rate", "acme rate=-1", `line 1: rate: want requests per second >= 0, got "-1"`},
+		{"rate not a number", "acme rate=fast", `line 1: rate: want requests per second`},
+		{"fractional burst", "acme rate=1 burst=1.5", `line 1: burst: want an integer >= 0, got "1.5"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseQuotas([]byte(tt.file))

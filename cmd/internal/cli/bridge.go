@@ -116,7 +116,7 @@ func (f *Flags) Bridge(s *Bridge) {
 	f.Duration(&s.CatalogWriteTimeout, "catalog-write-timeout", "SIMMATCH_CATALOG_WRITE_TIMEOUT", 2*time.Minute, "how long a catalog upsert waits (it embeds every description)")
 	f.String(&s.APIKeysFile, "api-keys-file", "SIMMATCH_API_KEYS_FILE", "", "API keys file (<name> <sha256 hex> <scopes> per line); empty: no authentication")
 	f.String(&s.QuotasFile, "quotas-file", "SIMMATCH_QUOTAS_FILE", "",
-		"tenant quotas file (<tenant|*> catalogs=N products=N bytes=SIZE jobs=N upload=SIZE per line); empty: no quotas. Needs API keys or OIDC")
+		"tenant quotas file (<tenant|*> catalogs=N products=N bytes=SIZE jobs=N upload=SIZE rate=R burst=N per line); empty: no quotas. Needs API keys or OIDC")
 	f.String(&s.PublicPaths, "public-paths", "SIMMATCH_PUBLIC_PATHS", strings.Join(bridge.DefaultPublicPaths, ","),
 		"comma-separated paths served without an API key; none: every path needs one")
 	f.String(&s.MetricsScope, "metrics-scope", "SIMMATCH_METRICS_SCOPE", "",
