@@ -50,6 +50,8 @@ type Config struct {
 	FirstRequest int64
 	// Label names the run in reports (e.g. "simmatch-fp32"); default the target.
 	Label string
+	// APIKey, when set, is sent as a bearer token to an http(s) target.
+	APIKey string
 	// IgnoreRetryAfter makes closed-loop clients send their next request at
 	// once after a refusal. By default a client waits what the refusal asked
 	// for (Retry-After-Ms, Retry-After, or retry_after_ms over NATS), as the
@@ -124,7 +126,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Label == "" {
 		cfg.Label = cfg.Target
 	}
-	tgt, err := NewTarget(cfg.Target, cfg.Timeout, cfg.Concurrency)
+	tgt, err := NewTarget(cfg.Target, cfg.Timeout, cfg.Concurrency, cfg.APIKey)
 	if err != nil {
 		return nil, err
 	}

@@ -366,3 +366,29 @@ func TestRunWarmup(t *testing.T) {
 		t.Errorf("with a warm-up, %d requests counted, want the 7 asked for (and up to 2 sent before the end of the warm-up)", res.Requests)
 	}
 }
+
+// APIKey is sent as a bearer token: a bridge with keys answers the run.
+func TestRunSendsAPIKey(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer sk-load-0123456789abcdef" {
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write(contracts.Errorf(contracts.CodeUnauthorized, "an API key is required").Marshal())
+			return
+		}
+		w.Write([]byte(`{"results":[]}`))
+	}))
+	defer srv.Close()
+	mix, _ := NewMix(MixFresh, 1, "")
+	for _, tt := range []struct {
+		key      string
+		ok, errs int64
+	}{{"sk-load-0123456789abcdef", 5, 0}, {"", 0, 5}} {
+		res, err := Run(context.Background(), Config{Target: srv.URL, Mix: mix, Concurrency: 1, Requests: 5, APIKey: tt.key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.OK != tt.ok || res.Errors["401 unauthorized"] != tt.errs {
+			t.Errorf("key %q: ok %d, errors %v; want %d ok, %d x 401", tt.key, res.OK, res.Errors, tt.ok, tt.errs)
+		}
+	}
+}

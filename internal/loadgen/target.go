@@ -55,9 +55,10 @@ func CheckLoopback(target string) error {
 }
 
 // NewTarget returns an HTTP target for http(s):// URLs (POST <url>/predict;
-// give the full path to send elsewhere) and a NATS target, over the typed
-// client in contracts/, for nats:// URLs.
-func NewTarget(target string, timeout time.Duration, concurrency int) (Target, error) {
+// give the full path to send elsewhere), sending apiKey as a bearer token
+// when set, and a NATS target, over the typed client in contracts/, for
+// nats:// URLs.
+func NewTarget(target string, timeout time.Duration, concurrency int, apiKey string) (Target, error) {
 	switch {
 	case strings.HasPrefix(target, "http://"), strings.HasPrefix(target, "https://"):
 		u, err := url.Parse(target)
@@ -70,7 +71,7 @@ func NewTarget(target string, timeout time.Duration, concurrency int) (Target, e
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = max(concurrency, 2)
 		tr.MaxConnsPerHost = 0
-		return &httpTarget{url: u.String(), client: &http.Client{Transport: tr, Timeout: timeout}}, nil
+		return &httpTarget{url: u.String(), apiKey: apiKey, client: &http.Client{Transport: tr, Timeout: timeout}}, nil
 	case strings.HasPrefix(target, "nats://"):
 		nc, err := nats.Connect(target, nats.Name("simmatch-load"))
 		if err != nil {
@@ -88,6 +89,7 @@ func NewTarget(target string, timeout time.Duration, concurrency int) (Target, e
 
 type httpTarget struct {
 	url    string
+	apiKey string // sent as a bearer token when set
 	client *http.Client
 }
 
@@ -101,6 +103,9 @@ func (t *httpTarget) Do(ctx context.Context, r *contracts.Request) (string, time
 		return "bad request", 0
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if t.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+t.apiKey)
+	}
 	resp, err := t.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -25,11 +25,11 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 		return report(name+" report", args[1:], getenv, stdout)
 	}
 	var (
-		target, mixName, concurrency, requestsFile, label, jsonFile, pngFile string
-		rate                                                                 float64
-		duration, timeout, warmup                                            time.Duration
-		requests, seed                                                       int
-		allowRemote, failOnError, ignoreRetryAfter                           bool
+		target, mixName, concurrency, requestsFile, label, jsonFile, pngFile, apiKey string
+		rate                                                                         float64
+		duration, timeout, warmup                                                    time.Duration
+		requests, seed                                                               int
+		allowRemote, failOnError, ignoreRetryAfter                                   bool
 	)
 	f := cli.NewFlags(name, getenv, stdout)
 	f.String(&target, "target", "SIMMATCH_LOAD_TARGET", "http://127.0.0.1:8000", "what to load: the bridge (http://host:port, POST /predict) or the processors (nats://host:port)")
@@ -47,6 +47,7 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 	f.String(&pngFile, "png", "SIMMATCH_LOAD_PNG", "", "write a plot of latency against throughput (one point per level) to this PNG file")
 	f.Bool(&allowRemote, "allow-remote", "SIMMATCH_LOAD_ALLOW_REMOTE", false, "allow a target outside the loopback range (127.0.0.0/8, ::1, localhost)")
 	f.Bool(&ignoreRetryAfter, "ignore-retry-after", "SIMMATCH_LOAD_IGNORE_RETRY_AFTER", false, "closed loop: after a refusal send the next request at once (default: wait what Retry-After-Ms or Retry-After asks, as the OpenAI SDKs do)")
+	f.String(&apiKey, "api-key", "SIMMATCH_API_KEY", "", "API key sent as a bearer token to an http(s) target (a bridge with keys)")
 	f.Bool(&failOnError, "fail-on-error", "SIMMATCH_LOAD_FAIL_ON_ERROR", false, "exit non-zero when any request failed")
 	if err := f.Parse(args); err != nil {
 		return err
@@ -77,7 +78,7 @@ func Run(ctx context.Context, name string, args []string, getenv func(string) st
 	var next int64
 	for _, c := range levels {
 		cfg := loadgen.Config{Target: target, Mix: mix, Concurrency: c, Rate: rate, Timeout: timeout,
-			AllowRemote: allowRemote, Label: label, FirstRequest: next, IgnoreRetryAfter: ignoreRetryAfter,
+			AllowRemote: allowRemote, Label: label, APIKey: apiKey, FirstRequest: next, IgnoreRetryAfter: ignoreRetryAfter,
 			Warmup: warmup, Duration: duration, Requests: int64(requests)}
 		res, err := loadgen.Run(ctx, cfg)
 		if res != nil {
