@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -88,8 +89,9 @@ func (s *Server) readyProcessor(ctx context.Context) (*contracts.ProcessorModels
 		return nil, "", err
 	}
 	var missing []string
+	wait := ctx
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
+		m, err := sub.NextMsgWithContext(wait)
 		if err != nil {
 			if len(missing) == 0 {
 				return nil, fmt.Sprintf("no processor answered %s within %v", contracts.SubjectModelsStatus, s.cfg.ReadyTimeout), nil
@@ -105,5 +107,14 @@ func (s *Server) readyProcessor(ctx context.Context) (*contracts.ProcessorModels
 			return &p, "", nil
 		}
 		missing = append(missing, "processor "+p.Processor+": "+why)
+		// The processors answer together: once one has said it is not
+		// ready, the others get readyQuiet more, not the whole timeout.
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, readyQuiet)
+		defer cancel()
 	}
 }
+
+// readyQuiet is how long /ready waits for another processor's status after
+// one answered not ready.
+const readyQuiet = 250 * time.Millisecond

@@ -123,3 +123,33 @@ func TestReady(t *testing.T) {
 		notReady(t, "NATS connection is closed")
 	})
 }
+
+// Once the processors have said they are not ready, /ready answers without
+// waiting out its whole timeout for an answer that will not come.
+func TestReadyDoesNotWaitOutItsTimeout(t *testing.T) {
+	ns := startNATS(t)
+	b := startBridge(t, ns, func(c *Config) { c.ReadyTimeout = 30 * time.Second })
+	nc := connect(t, ns)
+	svc, err := micro.AddService(nc, micro.Config{Name: contracts.ServiceName, Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	sub, err := nc.Subscribe(contracts.SubjectModelsStatus, func(m *nats.Msg) {
+		b, _ := json.Marshal(contracts.ProcessorModels{Processor: "p1",
+			Models: []contracts.ModelVersionStatus{{Name: "all-MiniLM-L6-v2", Version: "fp32", State: contracts.ModelLoading}}})
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp, body := b.get(t, "/ready")
+	if took := time.Since(start); resp.StatusCode != 503 || !strings.Contains(string(body), "processor p1: no default model serving") || took > 15*time.Second {
+		t.Fatalf("got %d %s after %v, want 503 naming p1 well before the 30 s timeout", resp.StatusCode, body, took)
+	}
+}
