@@ -5,10 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -32,14 +28,7 @@ func TestTenantClients(t *testing.T) {
 	startCatalogProcessor(t, ns, nil, jobs.Config{}, nil)
 	keys := fmt.Sprintf("acme %s predict,catalog:write,jobs tenant=acme\nglobex %s predict,catalog:write,jobs tenant=globex\n",
 		bridge.HashKey(keyAcme), bridge.HashKey(keyGlobex))
-	path := filepath.Join(t.TempDir(), "keys")
-	if err := os.WriteFile(path, []byte(keys), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ks, err := bridge.OpenKeyStore(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ks := proctest.Keys(t, keys)
 	url := proctest.StartBridge(t, ns, func(c *bridge.Config) { c.Keys = ks }).URL
 
 	nc := connect(t, ns)

@@ -3,11 +3,7 @@ package jobs_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -35,14 +31,7 @@ func quotaBridge(t *testing.T, ns *server.Server, quotas string, tenants ...stri
 		fmt.Fprintf(&keys, "%s %s predict,catalog:write,jobs\n", tn, bridge.HashKey(quotaKey(tn)))
 	}
 	fmt.Fprintf(&keys, "ops %s *\n", bridge.HashKey(keyOps))
-	path := filepath.Join(t.TempDir(), "keys")
-	if err := os.WriteFile(path, []byte(keys.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ks, err := bridge.OpenKeyStore(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ks := proctest.Keys(t, keys.String())
 	q, err := bridge.ParseQuotas([]byte(quotas))
 	if err != nil {
 		t.Fatal(err)

@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -43,14 +40,7 @@ func tenantBridge(t *testing.T) (url string) {
 	keys := fmt.Sprintf("acme %s %s tenant=acme\nglobex %s %s tenant=globex\neuacme %s %s tenant=eu.acme\neu %s %s\nops %s *\n",
 		bridge.HashKey(keyAcme), user, bridge.HashKey(keyGlobex), user, bridge.HashKey(keyEUAcme), user,
 		bridge.HashKey(keyEU), user, bridge.HashKey(keyOps))
-	path := filepath.Join(t.TempDir(), "keys")
-	if err := os.WriteFile(path, []byte(keys), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ks, err := bridge.OpenKeyStore(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ks := proctest.Keys(t, keys)
 	return proctest.StartBridge(t, ns, func(c *bridge.Config) { c.Keys = ks }).URL
 }
 

@@ -7,8 +7,11 @@ package proctest
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -49,6 +52,21 @@ type CountingEmbedder struct {
 func (c *CountingEmbedder) Embed(ctx context.Context, texts []string) (embedding.Result, error) {
 	c.Texts.Add(int64(len(texts)))
 	return c.Embedder.Embed(ctx, texts)
+}
+
+// Keys writes content as a keys file (one "<name> <sha256> <scopes>
+// [tenant=...]" line per key: bridge.HashKey) and opens it.
+func Keys(t testing.TB, content string) *bridge.KeyStore {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := bridge.OpenKeyStore(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
 }
 
 // StartBridge serves the real bridge on a connection to ns over a real HTTP
