@@ -41,6 +41,16 @@ type FloodLimits struct {
 	MaxTarpitted int
 	// MaxTarpitDelay bounds one held-back refusal (DefaultMaxTarpitDelay).
 	MaxTarpitDelay time.Duration
+	// InFlightWork bounds the requests of the model routes in flight by
+	// cost (costgate.go): their bodies' bytes may add up to what the
+	// processors, by their load reports, finish in this long
+	// (DefaultInFlightWork); a request that does not fit is refused at once,
+	// before its body is read. Until a processor has measured its speed,
+	// there is no bound.
+	InFlightWork time.Duration
+	// MaxInFlightBytes, when > 0, is that budget in bytes instead of
+	// InFlightWork's.
+	MaxInFlightBytes int
 }
 
 // Defaults of FloodLimits.
@@ -49,6 +59,7 @@ const (
 	DefaultPenaltyWindow  = 10 * time.Second
 	DefaultMaxTarpitted   = 4096
 	DefaultMaxTarpitDelay = 2 * time.Second
+	DefaultInFlightWork   = 2 * time.Second
 )
 
 func (l FloodLimits) withDefaults() FloodLimits {
@@ -60,6 +71,9 @@ func (l FloodLimits) withDefaults() FloodLimits {
 	}
 	if l.MaxTarpitDelay <= 0 {
 		l.MaxTarpitDelay = DefaultMaxTarpitDelay
+	}
+	if l.InFlightWork <= 0 {
+		l.InFlightWork = DefaultInFlightWork
 	}
 	return l
 }

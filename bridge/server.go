@@ -26,6 +26,7 @@ type Server struct {
 	jobs    *jobstore.Jobs
 	gate    *loadGate
 	flood   *floodGuard
+	costs   *costGate
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -38,6 +39,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, public: map[string]bool{}, limiter: security.NewLimiter(), flood: newFloodGuard(cfg.Flood)}
+	s.costs = &costGate{fixed: int64(s.flood.lim.MaxInFlightBytes), work: s.flood.lim.InFlightWork}
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}
@@ -45,7 +47,7 @@ func New(cfg Config) (*Server, error) {
 		delete(s.public, "/metrics") // it needs the scope (requireScope below)
 	}
 	if cfg.Metrics != nil {
-		if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
+		if s.metrics, err = newHTTPMetrics(cfg.Metrics, s.costs); err != nil {
 			return nil, err
 		}
 	}
@@ -78,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.unregister(cfg.Metrics)
 		return nil, err
 	}
+	s.costs.speed = s.gate.speed
 	s.models = contracts.NewModelControl(cfg.NATS)
 	s.handler = s.routes()
 	return s, nil
@@ -145,7 +148,7 @@ func (s *Server) routes() http.Handler {
 
 	// The API proper: each group declares the scope its routes need.
 	r.Group(func(r chi.Router) {
-		r.Use(s.requireScope(ScopePredict))
+		r.Use(s.requireScope(ScopePredict), s.admitByCost)
 		r.Post("/predict", s.predict) // the original service's path
 		r.Post("/v1/predict", s.predict)
 		s.catalogReadRoutes(r)
