@@ -241,6 +241,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next http.Handler
 		e := contracts.Errorf(contracts.CodeOverloaded,
 			"this client resent requests while refused in the last %v: it is served only when the bridge has room; retry later", s.flood.lim.PenaltyWindow)
 		e.RetryAfterMs = int(wait.Milliseconds())
+		refuseUnread(w, r)
 		writeError(w, r, e)
 		if s.flood.lim.PenaltyWindow > 0 {
 			s.flood.refused(client, wait)
@@ -249,7 +250,25 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next http.Handler
 		e := contracts.Errorf(contracts.CodeOverloaded,
 			"the bridge is working on %d requests, its limit; retry later", s.flood.lim.MaxConcurrent)
 		e.RetryAfterMs = int(wait.Milliseconds())
+		refuseUnread(w, r)
 		writeError(w, r, e)
+	}
+}
+
+// keepAliveBody is the largest unread body a refusal keeps the connection
+// for: net/http reads what the handler left of a body (up to 256 KiB)
+// before it answers, to reuse the connection. A refused client's next
+// request on the same connection is what the flood guard recognises it by,
+// so for a small body the read is worth it; a bigger body, or one of
+// unknown length, is not read at all: the refusal closes the connection.
+const keepAliveBody = 64 << 10
+
+// refuseUnread prepares the refusal of a request whose body is not read:
+// past keepAliveBody (or of unknown length), the connection is closed
+// after the answer instead of reading the body to keep it.
+func refuseUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength < 0 || r.ContentLength > keepAliveBody {
+		w.Header().Set("Connection", "close")
 	}
 }
 
@@ -275,6 +294,7 @@ func (s *Server) tarpit(w http.ResponseWriter, r *http.Request, e *contracts.Err
 		return
 	}
 	w.Header().Set(headerTarpit, strconv.FormatInt(d.Milliseconds(), 10))
+	refuseUnread(w, r)
 	e.RetryAfterMs = max(1, int((wait - d).Milliseconds()))
 	writeError(w, r, e)
 }
