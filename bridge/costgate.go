@@ -106,8 +106,7 @@ func (s *Server) admitByCost(next http.Handler) http.Handler {
 				"the processors have %d bytes of requests in flight, their budget (the work they finish in %v): this request's %d bytes do not fit; retry later or add processors",
 				budget, s.costs.work, cost)
 			e.RetryAfterMs = contracts.RetryAfterMs(wait)
-			refuseUnread(w, r)
-			writeError(w, r, e)
+			writeRefusal(w, r, e)
 			return
 		}
 		defer release()

@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -266,5 +268,58 @@ func TestFloodPenaltyNotAdmitted(t *testing.T) {
 	}
 	if r := postWith(t, polite, b.URL, big); r.StatusCode != http.StatusOK {
 		t.Errorf("polite client after its wait: %d, want 200", r.StatusCode)
+	}
+}
+
+// A refusal of a small body is sent before the body arrives, and the
+// connection is kept for the client's next request (the flood guard knows
+// a client by its connection). A raw connection shows the order: the 429
+// is read before a byte of the body is sent.
+func TestRefusalDoesNotWaitForSmallBody(t *testing.T) {
+	ns := startNATS(t)
+	proc := startHolding(t, ns)
+	big := predictBody(30)
+	b := startBridge(t, ns, func(c *Config) { c.Flood.MaxInFlightBytes = len(big) })
+	held := postAsync(t, b.URL, big)
+	waitFor(t, 5*time.Second, "a request holding the budget", func() bool { return proc.got.Load() == 1 })
+
+	conn, err := net.Dial("tcp", b.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	send := func(s string) {
+		t.Helper()
+		if _, err := io.WriteString(conn, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() *http.Response {
+		t.Helper()
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("read the answer: %v", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	head := fmt.Sprintf("POST /predict HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(big))
+	send(head)
+	if resp := read(); resp.StatusCode != http.StatusTooManyRequests || resp.Close {
+		t.Fatalf("refused before its body was sent: %d, connection closed %t; want 429 on a kept connection", resp.StatusCode, resp.Close)
+	}
+	send(big) // late, and dropped
+	proc.release()
+	if s := <-held; s != http.StatusOK {
+		t.Fatalf("the held request: %d, want 200", s)
+	}
+	send(head + big)
+	if resp := read(); resp.StatusCode != http.StatusOK {
+		t.Errorf("the next request on the same connection: %d, want 200", resp.StatusCode)
 	}
 }

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -241,8 +242,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next http.Handler
 		e := contracts.Errorf(contracts.CodeOverloaded,
 			"this client resent requests while refused in the last %v: it is served only when the bridge has room; retry later", s.flood.lim.PenaltyWindow)
 		e.RetryAfterMs = int(wait.Milliseconds())
-		refuseUnread(w, r)
-		writeError(w, r, e)
+		writeRefusal(w, r, e)
 		if s.flood.lim.PenaltyWindow > 0 {
 			s.flood.refused(client, wait)
 		}
@@ -250,25 +250,34 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next http.Handler
 		e := contracts.Errorf(contracts.CodeOverloaded,
 			"the bridge is working on %d requests, its limit; retry later", s.flood.lim.MaxConcurrent)
 		e.RetryAfterMs = int(wait.Milliseconds())
-		refuseUnread(w, r)
-		writeError(w, r, e)
+		writeRefusal(w, r, e)
 	}
 }
 
 // keepAliveBody is the largest unread body a refusal keeps the connection
-// for: net/http reads what the handler left of a body (up to 256 KiB)
-// before it answers, to reuse the connection. A refused client's next
-// request on the same connection is what the flood guard recognises it by,
-// so for a small body the read is worth it; a bigger body, or one of
-// unknown length, is not read at all: the refusal closes the connection.
+// for. A refused client's next request on the same connection is what the
+// flood guard recognises it by, so for a small body the connection is
+// kept: the refusal is sent at once (full duplex), then the body is read
+// and dropped, undecoded, to reuse the connection (net/http would read it
+// before answering, so a client slow to send its body would wait for its
+// 429). A bigger body, or one of unknown length, is not read at all: the
+// refusal closes the connection.
 const keepAliveBody = 64 << 10
 
-// refuseUnread prepares the refusal of a request whose body is not read:
-// past keepAliveBody (or of unknown length), the connection is closed
-// after the answer instead of reading the body to keep it.
-func refuseUnread(w http.ResponseWriter, r *http.Request) {
+// writeRefusal answers e to a request whose body was not read
+// (keepAliveBody).
+func writeRefusal(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
 	if r.ContentLength < 0 || r.ContentLength > keepAliveBody {
 		w.Header().Set("Connection", "close")
+		writeError(w, r, e)
+		return
+	}
+	rc := http.NewResponseController(w)
+	// HTTP/2 answers an error here: it is full duplex already.
+	early := r.ContentLength > 0 && rc.EnableFullDuplex() == nil
+	writeError(w, r, e)
+	if early && rc.Flush() == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, keepAliveBody))
 	}
 }
 
@@ -294,7 +303,6 @@ func (s *Server) tarpit(w http.ResponseWriter, r *http.Request, e *contracts.Err
 		return
 	}
 	w.Header().Set(headerTarpit, strconv.FormatInt(d.Milliseconds(), 10))
-	refuseUnread(w, r)
 	e.RetryAfterMs = max(1, int((wait - d).Milliseconds()))
-	writeError(w, r, e)
+	writeRefusal(w, r, e)
 }
