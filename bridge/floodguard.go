@@ -60,7 +60,7 @@ const (
 	DefaultPenaltyWindow  = 10 * time.Second
 	DefaultMaxTarpitted   = 4096
 	DefaultMaxTarpitDelay = 2 * time.Second
-	DefaultInFlightWork   = 2 * time.Second
+	DefaultInFlightWork   = time.Second
 )
 
 func (l FloodLimits) withDefaults() FloodLimits {
