@@ -3,6 +3,7 @@ package bridge
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/simmatch/simmatch/contracts"
@@ -19,9 +20,11 @@ import (
 // ones may not, so it runs beside the big ones the budget is full of
 // instead of waiting behind them.
 type costGate struct {
-	fixed int64                       // FloodLimits.MaxInFlightBytes; 0: from the reports
-	work  time.Duration               // FloodLimits.InFlightWork
-	speed func(now time.Time) float64 // the processors' bytes per second (loadGate.speed)
+	fixed int64         // FloodLimits.MaxInFlightBytes; 0: from the reports
+	work  time.Duration // FloodLimits.InFlightWork
+	// reports is the load gate whose reports give the processors' speed
+	// (set once it is subscribed; the metrics may read the budget before).
+	reports atomic.Pointer[loadGate]
 
 	mu       sync.Mutex
 	inFlight int64 // bytes admitted within the budget
@@ -38,8 +41,8 @@ const (
 // budget is the bytes that may be in flight (0: no limit) and the
 // processors' speed in bytes per second (0: unknown).
 func (c *costGate) budget(now time.Time) (budget int64, speed float64) {
-	if c.speed != nil {
-		speed = c.speed(now)
+	if g := c.reports.Load(); g != nil {
+		speed = g.speed(now)
 	}
 	if c.fixed > 0 {
 		return c.fixed, speed

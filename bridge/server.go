@@ -80,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 		s.metrics.unregister(cfg.Metrics)
 		return nil, err
 	}
-	s.costs.speed = s.gate.speed
+	s.costs.reports.Store(s.gate)
 	s.models = contracts.NewModelControl(cfg.NATS)
 	s.handler = s.routes()
 	return s, nil
