@@ -169,7 +169,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			if ok, wait := s.limiter.Allow(bucket, limit); !ok {
 				after := security.RetryAfterSeconds(wait)
 				w.Header().Set("Retry-After", strconv.Itoa(after))
-				writeError(w, r, contracts.Errorf(contracts.CodeRateLimited,
+				writeRefusal(w, r, contracts.Errorf(contracts.CodeRateLimited,
 					"rate limit of %g requests/s (burst %d) exceeded; retry in %d s", limit.Rate, int(limit.BurstSize()), after))
 				return
 			}

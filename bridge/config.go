@@ -182,7 +182,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MetricsScope != "" && (c.MetricsScope == ScopeAll || !security.KnownScope(c.MetricsScope)) {
 		return c, fmt.Errorf("bridge: config: metrics scope %q is not a scope a key may hold", c.MetricsScope)
 	}
-	if f := c.Flood; f.MaxConcurrent < 0 || f.PenaltyConcurrency < 0 || f.PenaltyWindow < 0 || f.MaxTarpitted < 0 || f.MaxTarpitDelay < 0 {
+	if f := c.Flood; f.MaxConcurrent < 0 || f.PenaltyConcurrency < 0 || f.PenaltyWindow < 0 || f.MaxTarpitted < 0 || f.MaxTarpitDelay < 0 ||
+		f.InFlightWork < 0 || f.MaxInFlightBytes < 0 {
 		return c, fmt.Errorf("bridge: config: flood limits must not be negative, got %+v", f)
 	}
 	if r := c.RateLimit; r.Rate < 0 || r.Burst < 0 || math.IsNaN(r.Rate) || math.IsInf(r.Rate, 0) {

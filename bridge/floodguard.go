@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"io"
 	"net/http"
 	"strconv"
 	"sync"
@@ -41,6 +42,16 @@ type FloodLimits struct {
 	MaxTarpitted int
 	// MaxTarpitDelay bounds one held-back refusal (DefaultMaxTarpitDelay).
 	MaxTarpitDelay time.Duration
+	// InFlightWork bounds the requests of the model routes in flight by
+	// cost (costgate.go): their bodies' bytes may add up to what the
+	// processors, by their load reports, finish in this long
+	// (DefaultInFlightWork); a request that does not fit is refused at once,
+	// before its body is read. Until a processor has measured its speed,
+	// there is no bound.
+	InFlightWork time.Duration
+	// MaxInFlightBytes, when > 0, is that budget in bytes instead of
+	// InFlightWork's.
+	MaxInFlightBytes int
 }
 
 // Defaults of FloodLimits.
@@ -49,6 +60,7 @@ const (
 	DefaultPenaltyWindow  = 10 * time.Second
 	DefaultMaxTarpitted   = 4096
 	DefaultMaxTarpitDelay = 2 * time.Second
+	DefaultInFlightWork   = time.Second
 )
 
 func (l FloodLimits) withDefaults() FloodLimits {
@@ -60,6 +72,9 @@ func (l FloodLimits) withDefaults() FloodLimits {
 	}
 	if l.MaxTarpitDelay <= 0 {
 		l.MaxTarpitDelay = DefaultMaxTarpitDelay
+	}
+	if l.InFlightWork <= 0 {
+		l.InFlightWork = DefaultInFlightWork
 	}
 	return l
 }
@@ -227,7 +242,7 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next http.Handler
 		e := contracts.Errorf(contracts.CodeOverloaded,
 			"this client resent requests while refused in the last %v: it is served only when the bridge has room; retry later", s.flood.lim.PenaltyWindow)
 		e.RetryAfterMs = int(wait.Milliseconds())
-		writeError(w, r, e)
+		writeRefusal(w, r, e)
 		if s.flood.lim.PenaltyWindow > 0 {
 			s.flood.refused(client, wait)
 		}
@@ -235,7 +250,34 @@ func (s *Server) guard(w http.ResponseWriter, r *http.Request, next http.Handler
 		e := contracts.Errorf(contracts.CodeOverloaded,
 			"the bridge is working on %d requests, its limit; retry later", s.flood.lim.MaxConcurrent)
 		e.RetryAfterMs = int(wait.Milliseconds())
+		writeRefusal(w, r, e)
+	}
+}
+
+// keepAliveBody is the largest unread body a refusal keeps the connection
+// for. A refused client's next request on the same connection is what the
+// flood guard recognises it by, so for a small body the connection is
+// kept: the refusal is sent at once (full duplex), then the body is read
+// and dropped, undecoded, to reuse the connection (net/http would read it
+// before answering, so a client slow to send its body would wait for its
+// 429). A bigger body, or one of unknown length, is not read at all: the
+// refusal closes the connection.
+const keepAliveBody = 64 << 10
+
+// writeRefusal answers e to a request whose body was not read
+// (keepAliveBody).
+func writeRefusal(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
+	if r.ContentLength < 0 || r.ContentLength > keepAliveBody {
+		w.Header().Set("Connection", "close")
 		writeError(w, r, e)
+		return
+	}
+	rc := http.NewResponseController(w)
+	// HTTP/2 answers an error here: it is full duplex already.
+	early := r.ContentLength > 0 && rc.EnableFullDuplex() == nil
+	writeError(w, r, e)
+	if early && rc.Flush() == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, keepAliveBody))
 	}
 }
 
@@ -262,5 +304,5 @@ func (s *Server) tarpit(w http.ResponseWriter, r *http.Request, e *contracts.Err
 	}
 	w.Header().Set(headerTarpit, strconv.FormatInt(d.Milliseconds(), 10))
 	e.RetryAfterMs = max(1, int((wait - d).Milliseconds()))
-	writeError(w, r, e)
+	writeRefusal(w, r, e)
 }

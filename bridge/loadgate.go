@@ -69,8 +69,10 @@ func (g *loadGate) refuse(body []byte, timeout time.Duration, now time.Time) (*c
 	live, wait := 0, time.Duration(-1)
 	for id, r := range g.reports {
 		age := now.Sub(r.at)
-		if age > 3*contracts.LoadInterval {
+		if age > speedAge {
 			delete(g.reports, id)
+		}
+		if age > 3*contracts.LoadInterval {
 			continue
 		}
 		live++
@@ -103,4 +105,35 @@ func (g *loadGate) refuse(body []byte, timeout time.Duration, now time.Time) (*c
 		"every processor (%d) is refusing work: this request would go over its queue or miss the %v deadline; retry later or add processors", live, timeout)
 	e.RetryAfterMs = contracts.RetryAfterMs(wait)
 	return e, true
+}
+
+// speedAge is how long a processor's report counts for speed: longer than
+// for refusing, because a processor starved of CPU for a moment (which is
+// when the cost gate matters) still works, but short enough that a dead
+// one leaves the budget in a couple of seconds.
+const speedAge = 10 * contracts.LoadInterval
+
+// speed is how many bytes of request per second the processors heard from
+// in the last speedAge finish together, with their admission's headroom,
+// from their last reports; a processor whose speed is not measured yet
+// counts as the average of the others. 0 when none is measured.
+func (g *loadGate) speed(now time.Time) float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	live, measured, sum := 0, 0, 0.0
+	for id, r := range g.reports {
+		if now.Sub(r.at) > speedAge {
+			delete(g.reports, id)
+			continue
+		}
+		live++
+		if r.MsPerKB > 0 {
+			measured++
+			sum += 1024 * 1000 / r.MsPerKB
+		}
+	}
+	if measured == 0 {
+		return 0
+	}
+	return sum * float64(live) / float64(measured)
 }

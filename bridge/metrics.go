@@ -31,10 +31,15 @@ type httpMetrics struct {
 	duration *prometheus.HistogramVec // route, method
 	inFlight prometheus.Gauge
 	retries  *prometheus.CounterVec // reason
+	// inFlightBytes and inFlightBudget are the cost gate's (costgate.go);
+	// nil without one.
+	inFlightBytes, inFlightBudget prometheus.Collector
 }
 
 // newHTTPMetrics registers the bridge's collectors on reg.
-func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
+// costs, when not nil, is the cost gate whose bytes in flight and budget are
+// exported.
+func newHTTPMetrics(reg prometheus.Registerer, costs ...*costGate) (*httpMetrics, error) {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "simmatch_http_requests_total",
@@ -61,7 +66,20 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	for _, r := range []contracts.RetryReason{contracts.RetryNoAck, contracts.RetrySilent, contracts.RetryNoProcessor} {
 		m.retries.WithLabelValues(string(r))
 	}
-	if err := promreg.RegisterAll(reg, m.requests, m.byKey, m.duration, m.inFlight, m.retries); err != nil {
+	all := []prometheus.Collector{m.requests, m.byKey, m.duration, m.inFlight, m.retries}
+	if len(costs) > 0 && costs[0] != nil {
+		c := costs[0]
+		m.inFlightBytes = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "simmatch_bridge_inflight_bytes",
+			Help: "Bytes of request bodies in flight to the processors on the model routes (the cost gate's), the reserve for small requests included.",
+		}, func() float64 { return float64(c.load()) })
+		m.inFlightBudget = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "simmatch_bridge_inflight_budget_bytes",
+			Help: "The cost gate's budget: bytes of request bodies that may be in flight to the processors, besides the reserve of a quarter more for small requests (0: no bound yet).",
+		}, func() float64 { b, _ := c.budget(time.Now()); return float64(b) })
+		all = append(all, m.inFlightBytes, m.inFlightBudget)
+	}
+	if err := promreg.RegisterAll(reg, all...); err != nil {
 		return nil, fmt.Errorf("bridge: register metrics: %w", err)
 	}
 	return m, nil
@@ -73,8 +91,10 @@ func (m *httpMetrics) unregister(reg prometheus.Registerer) {
 	if m == nil {
 		return
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.byKey, m.duration, m.inFlight, m.retries} {
-		reg.Unregister(c)
+	for _, c := range []prometheus.Collector{m.requests, m.byKey, m.duration, m.inFlight, m.retries, m.inFlightBytes, m.inFlightBudget} {
+		if c != nil {
+			reg.Unregister(c)
+		}
 	}
 }
 

@@ -259,8 +259,9 @@ func (l *tenantLocks) lock(ctx context.Context, key string) (unlock func(), err 
 
 // tenantRateLimited takes a token from the caller's tenant's bucket (the
 // quota's rate=, shared by all the tenant's keys and tokens) and, when
-// there is none, answers 429 rate_limited with Retry-After and reports
-// true. Admins, authentication off and tenants without a rate pass.
+// there is none, answers 429 rate_limited with Retry-After (the body
+// unread: writeRefusal) and reports true. Admins, authentication off and
+// tenants without a rate pass.
 func (s *Server) tenantRateLimited(w http.ResponseWriter, r *http.Request) bool {
 	t := tenancyOf(r.Context())
 	lim := s.quotaOf(t).Rate
@@ -276,6 +277,6 @@ func (s *Server) tenantRateLimited(w http.ResponseWriter, r *http.Request) bool 
 	e := contracts.Errorf(contracts.CodeRateLimited, "tenant %s: rate limit of %g requests/s (burst %d) exceeded; retry in %d s",
 		t.p.Tenant, lim.Rate, int(lim.BurstSize()), after)
 	e.Field = quotaRate
-	writeError(w, r, e)
+	writeRefusal(w, r, e)
 	return true
 }

@@ -29,6 +29,7 @@ type Server struct {
 	gate    *loadGate
 	flood   *floodGuard
 	quota   *quotaGate // nil without Config.Quotas
+	costs   *costGate
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -41,6 +42,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, public: map[string]bool{}, limiter: security.NewLimiter(), flood: newFloodGuard(cfg.Flood)}
+	s.costs = &costGate{fixed: int64(s.flood.lim.MaxInFlightBytes), work: s.flood.lim.InFlightWork}
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}
@@ -48,7 +50,7 @@ func New(cfg Config) (*Server, error) {
 		delete(s.public, "/metrics") // it needs the scope (requireScope below)
 	}
 	if cfg.Metrics != nil {
-		if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
+		if s.metrics, err = newHTTPMetrics(cfg.Metrics, s.costs); err != nil {
 			return nil, err
 		}
 	}
@@ -89,6 +91,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.quota = newQuotaGate(cfg.Quotas, js)
 	}
+	s.costs.reports.Store(s.gate)
 	s.models = contracts.NewModelControl(cfg.NATS)
 	s.handler = s.routes()
 	return s, nil
@@ -156,7 +159,7 @@ func (s *Server) routes() http.Handler {
 
 	// The API proper: each group declares the scope its routes need.
 	r.Group(func(r chi.Router) {
-		r.Use(s.requireScope(ScopePredict))
+		r.Use(s.requireScope(ScopePredict), s.admitByCost)
 		r.Post("/predict", s.predict) // the original service's path
 		r.Post("/v1/predict", s.predict)
 		s.catalogReadRoutes(r)

@@ -115,12 +115,15 @@ func (q *queue) remove(r *request) {
 	q.reqs = slices.DeleteFunc(q.reqs, func(x *request) bool { return x == r })
 }
 
-// form takes the texts of one batch out of the queue, earliest deadline
-// first. Fairness: while other requests wait, one request may fill at most
-// half of the batch's token budget in a first pass, so a request with many
-// texts cannot hold the model against one with few: the small one gets a
-// row in the next batch. A second pass fills what is left, in the same
-// order. Within that, each request gives the text closest in length to the
+// form takes the texts of one batch out of the queue. Fairness: while other
+// requests wait, one request may fill at most half of the batch's token
+// budget in a first pass, which takes the requests with the fewest tokens
+// left first, so a request with many texts cannot hold the model against
+// one with few: the small one gets rows in the next batch even behind big
+// ones with earlier deadlines, and finishes in a batch or two. It delays
+// each of them by no more than its own tokens, which admission counted for
+// every queued request when it came (wouldMiss). A second pass fills what
+// is left, earliest deadline first. Within that, each request gives the text closest in length to the
 // batch's longest, so little goes to padding. budget caps rows x longest
 // (padded tokens; one text always goes, however long); target > 0 stops once
 // the batch holds that many real tokens, which spreads a lone request over
@@ -135,8 +138,17 @@ func (q *queue) form(budget, target int) *batch {
 		share = max(budget/2, 1)
 	}
 	full := false
+	first := q.reqs
+	if len(q.reqs) > 1 {
+		first = slices.Clone(q.reqs)
+		slices.SortStableFunc(first, func(a, b *request) int { return a.pendingTokens - b.pendingTokens })
+	}
 	for pass := 0; pass < 2 && !full; pass++ {
-		for _, r := range q.reqs {
+		reqs := q.reqs
+		if pass == 0 {
+			reqs = first
+		}
+		for _, r := range reqs {
 			if full = q.take(b, r, budget, share, target); full {
 				break
 			}

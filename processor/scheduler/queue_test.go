@@ -49,6 +49,33 @@ func TestFormCapsABigRequestWhileOthersWait(t *testing.T) {
 	}
 }
 
+// A small request queued behind two big ones with earlier deadlines gets
+// its share of the next batch, not what the big ones leave: under a flood
+// of big requests, a small one finishes in a batch or two.
+func TestFormServesSmallBehindBigOnes(t *testing.T) {
+	var q queue
+	now := time.Now()
+	bigs := []*request{queued(10, 10, 10, 10, 10, 10, 10, 10, 10, 10), queued(10, 10, 10, 10, 10, 10, 10, 10, 10, 10)}
+	for i, b := range bigs {
+		b.deadline, b.arrived = now.Add(time.Second), now.Add(time.Duration(i)*time.Millisecond)
+		q.push(b)
+	}
+	small := queued(10, 10, 10, 10)
+	small.deadline, small.arrived = now.Add(2*time.Second), now.Add(time.Second)
+	q.push(small)
+	if q.reqs[2] != small {
+		t.Fatal("queue not ordered by deadline")
+	}
+	b := q.form(80, 0) // 8 rows of 10, half of them per request in the first pass
+	got := map[*request]int{}
+	for _, r := range b.rows {
+		got[r.req]++
+	}
+	if got[small] != 4 || got[bigs[0]] != 4 || got[bigs[1]] != 0 {
+		t.Fatalf("rows: small %d, first big %d, second big %d; want the small request whole, then the earliest deadline", got[small], got[bigs[0]], got[bigs[1]])
+	}
+}
+
 func TestQueueOrder(t *testing.T) {
 	var q queue
 	now := time.Now()

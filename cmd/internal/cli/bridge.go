@@ -147,6 +147,10 @@ func (f *Flags) Bridge(s *Bridge) {
 		"a client (connection) that resends while refused has its refusals held back (tarpit) and is refused for this long after its last early resend; 0: off")
 	f.Int(&s.Flood.PenaltyConcurrency, "flood-penalty-concurrency", "SIMMATCH_FLOOD_PENALTY_CONCURRENCY", 0,
 		"requests in flight, bridge-wide, from clients in bad standing; 0: none")
+	f.Duration(&s.Flood.InFlightWork, "inflight-work", "SIMMATCH_INFLIGHT_WORK", bridge.DefaultInFlightWork,
+		"the model routes' request bodies in flight may add up to what the processors (by their load reports) finish in this long; one that does not fit is answered 429 before its body is read")
+	f.Int(&s.Flood.MaxInFlightBytes, "max-inflight-bytes", "SIMMATCH_MAX_INFLIGHT_BYTES", 0,
+		"that budget in bytes instead; 0: from -inflight-work")
 	f.Int(&s.JobMaxQueries, "job-max-queries", "SIMMATCH_JOB_MAX_QUERIES", contracts.DefaultJobMaxQueries, "most queries one asynchronous job (POST /v1/jobs) may hold")
 	f.Int(&s.JobMaxBodyBytes, "job-max-body-bytes", "SIMMATCH_JOB_MAX_BODY_BYTES", contracts.DefaultJobLimits.MaxBodyBytes, "largest POST /v1/jobs JSON body, in bytes (read whole: send bigger jobs as JSON lines)")
 	f.Int(&s.JobMaxNDJSONBytes, "job-max-ndjson-bytes", "SIMMATCH_JOB_MAX_NDJSON_BYTES", contracts.DefaultJobMaxNDJSONBytes, "largest POST /v1/jobs body sent as JSON lines (application/x-ndjson, streamed in chunks), in bytes; a tenant's upload quota may lower it")
