@@ -3,6 +3,7 @@ package bridge
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -321,5 +322,47 @@ func TestRefusalDoesNotWaitForSmallBody(t *testing.T) {
 	send(head + big)
 	if resp := read(); resp.StatusCode != http.StatusOK {
 		t.Errorf("the next request on the same connection: %d, want 200", resp.StatusCode)
+	}
+}
+
+// A refused client that never sends the body it announced loses its
+// connection soon after its 429, instead of holding a handler.
+func TestRefusedBodyThatNeverComes(t *testing.T) {
+	ns := startNATS(t)
+	proc := startHolding(t, ns)
+	big := predictBody(30)
+	b := startBridge(t, ns, func(c *Config) { c.Flood.MaxInFlightBytes = len(big) })
+	held := postAsync(t, b.URL, big)
+	waitFor(t, 5*time.Second, "a request holding the budget", func() bool { return proc.got.Load() == 1 })
+	defer func() {
+		proc.release()
+		<-held
+	}()
+
+	conn, err := net.Dial("tcp", b.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(15 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(big)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("refused: %d, want 429", resp.StatusCode)
+	}
+	// The body never comes: the bridge closes the connection (EOF), well
+	// before this side's 15 s deadline.
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the 429 with no body sent: %v, want the connection closed by the bridge", err)
 	}
 }

@@ -277,9 +277,21 @@ func writeRefusal(w http.ResponseWriter, r *http.Request, e *contracts.Error) {
 	early := r.ContentLength > 0 && rc.EnableFullDuplex() == nil
 	writeError(w, r, e)
 	if early && rc.Flush() == nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, keepAliveBody))
+		// A client that does not send the rest of its body soon loses the
+		// connection instead of holding a handler until ReadTimeout (net/http
+		// would keep a connection whose body read failed, and wait on it).
+		_ = rc.SetReadDeadline(time.Now().Add(refusedBodyWait))
+		if _, err := io.Copy(io.Discard, io.LimitReader(r.Body, keepAliveBody)); err != nil {
+			if conn, _, err := rc.Hijack(); err == nil {
+				_ = conn.Close()
+			}
+		}
 	}
 }
+
+// refusedBodyWait is how long a refused request's small body may take to
+// arrive after its 429 was sent.
+const refusedBodyWait = 2 * time.Second
 
 // tarpit answers e after holding it back until the client's wait is over
 // (at most MaxTarpitDelay), unless too many refusals are held back already:
