@@ -115,15 +115,14 @@ func (q *queue) remove(r *request) {
 	q.reqs = slices.DeleteFunc(q.reqs, func(x *request) bool { return x == r })
 }
 
-// form takes the texts of one batch out of the queue. Fairness: while other
-// requests wait, one request may fill at most half of the batch's token
-// budget in a first pass, which takes the requests with the fewest tokens
-// left first, so a request with many texts cannot hold the model against
-// one with few: the small one gets rows in the next batch even behind big
-// ones with earlier deadlines, and finishes in a batch or two. It delays
-// each of them by no more than its own tokens, which admission counted for
-// every queued request when it came (wouldMiss). A second pass fills what
-// is left, earliest deadline first. Within that, each request gives the text closest in length to the
+// form takes the texts of one batch out of the queue. Fairness: a first
+// pass fills at most half of the batch's token budget, taking the requests
+// with the fewest tokens left first, so a request with many texts cannot
+// hold the model against one with few: the small one gets rows in the next
+// batch even behind big ones with earlier deadlines, and finishes in a
+// batch or two. A second pass fills what is left, earliest deadline first,
+// with at least half of the batch: small requests that keep arriving never
+// take all of a big request's batches. Within that, each request gives the text closest in length to the
 // batch's longest, so little goes to padding. budget caps rows x longest
 // (padded tokens; one text always goes, however long); target > 0 stops once
 // the batch holds that many real tokens, which spreads a lone request over
@@ -144,14 +143,20 @@ func (q *queue) form(budget, target int) *batch {
 		slices.SortStableFunc(first, func(a, b *request) int { return a.pendingTokens - b.pendingTokens })
 	}
 	for pass := 0; pass < 2 && !full; pass++ {
-		reqs := q.reqs
+		reqs, limit := q.reqs, budget
 		if pass == 0 {
-			reqs = first
+			// Smallest first, within half the batch: the other half stays
+			// for the earliest deadlines, so small requests arriving behind
+			// a big one never take all of its batches.
+			reqs, limit = first, max(budget/2, 1)
 		}
 		for _, r := range reqs {
-			if full = q.take(b, r, budget, share, target); full {
+			if full = q.take(b, r, limit, min(share, limit), target); full {
 				break
 			}
+		}
+		if pass == 0 {
+			full = target > 0 && b.tokens >= target
 		}
 		share = budget
 	}

@@ -76,6 +76,38 @@ func TestFormServesSmallBehindBigOnes(t *testing.T) {
 	}
 }
 
+// Small requests that keep arriving behind a big one with an earlier
+// deadline take at most half of each batch: the big one keeps the rest.
+func TestFormKeepsHalfForTheEarliestDeadline(t *testing.T) {
+	var q queue
+	now := time.Now()
+	big := queued(10, 10, 10, 10, 10, 10, 10, 10, 10, 10)
+	big.deadline, big.arrived = now.Add(time.Second), now
+	q.push(big)
+	var smalls []*request
+	for i := range 6 {
+		s := queued(10, 10)
+		s.deadline, s.arrived = now.Add(2*time.Second), now.Add(time.Duration(i+1)*time.Millisecond)
+		q.push(s)
+		smalls = append(smalls, s)
+	}
+	b := q.form(80, 0) // 8 rows of 10: 4 for the smallest first, 4 by deadline
+	got := 0
+	for _, r := range b.rows {
+		if r.req == big {
+			got++
+		}
+	}
+	if got != 4 || len(b.rows) != 8 {
+		t.Fatalf("the big request got %d of %d rows, want 4 of 8 (the smallest-first pass fills half)", got, len(b.rows))
+	}
+	for _, s := range smalls[:2] {
+		if len(s.pending) != 0 {
+			t.Errorf("the first small requests did not finish in the batch: %d texts left", len(s.pending))
+		}
+	}
+}
+
 func TestQueueOrder(t *testing.T) {
 	var q queue
 	now := time.Now()
