@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/simmatch/simmatch/bridge"
 )
 
 // consoleScreenshotEnv, set to 1, makes TestConsoleInBrowser write the
@@ -141,8 +142,9 @@ func keyedDo(t *testing.T, key, method, url, body string) (int, string) {
 // JSON-lines file dropped on the import zone, a job and its results file,
 // and the /predict heat map.
 func TestConsoleInBrowser(t *testing.T) {
-	const key = "sk-console-3b7e1f9a2c4d6e8f"
-	base, stop := startKeyed(t, "console", key, "*")
+	const key, slowKey = "sk-console-3b7e1f9a2c4d6e8f", "sk-slow-9d8c7b6a5f4e3d2c"
+	// slow may send one request, then is rate limited (a readable 429).
+	base, stop := startKeyed(t, "console", key, "*", "slow "+bridge.HashKey(slowKey)+" predict rate=0.001 burst=1")
 	defer stop()
 	if status, body := keyedDo(t, key, "POST", base+"/v1/catalogs/tools/products", searchProducts); status != 200 {
 		t.Fatalf("upsert: %d %s", status, body)
@@ -305,6 +307,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got != want {
 		t.Errorf("parsers:\n got %s\nwant %s", got, want)
 	}
+
+	// A key past its rate limit: a readable 429 in the models view.
+	b.do(chromedp.Click(chromedp.CSS(`a[data-view=models]`)))
+	b.set("#key", "")
+	b.do(chromedp.SendKeys(chromedp.CSS("#key"), slowKey), chromedp.Click(chromedp.CSS(`#key-form button[type=submit]`)))
+	b.wait("the 429", `[...document.querySelectorAll('#view-models .error, #processors-error')].some(e => e.textContent.includes('Rate limit reached (429 rate_limited)'))`)
 
 	b.problems()
 	t.Logf("browser part took %v", time.Since(start).Round(time.Millisecond))

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/simmatch/simmatch/bridge"
@@ -26,11 +27,12 @@ func runServe(t *testing.T, args []string, getenv func(string) string, out io.Wr
 // startKeyed runs the all-in-one with the real model and one API key (name,
 // key, comma-separated scopes) in a keys file, until stop or the end of the
 // test, and returns the bridge's base URL.
-func startKeyed(t *testing.T, name, key, scopes string) (base string, stop func()) {
+func startKeyed(t *testing.T, name, key, scopes string, moreKeys ...string) (base string, stop func()) {
 	t.Helper()
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys")
-	if err := os.WriteFile(keys, []byte(name+" "+bridge.HashKey(key)+" "+scopes+"\n"), 0o600); err != nil {
+	lines := append([]string{name + " " + bridge.HashKey(key) + " " + scopes}, moreKeys...)
+	if err := os.WriteFile(keys, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	env := map[string]string{
