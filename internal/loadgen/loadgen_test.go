@@ -344,7 +344,11 @@ func TestRunWarmup(t *testing.T) {
 	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
-		time.Sleep(10 * time.Millisecond)
+		select { // 10 ms of service time, cut short when the client goes
+		case <-r.Context().Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
 		w.Write([]byte(`{"results":[]}`))
 	}))
 	defer srv.Close()
