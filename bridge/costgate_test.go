@@ -272,55 +272,80 @@ func TestFloodPenaltyNotAdmitted(t *testing.T) {
 	}
 }
 
-// A refusal of a small body is sent before the body arrives, and the
-// connection is kept for the client's next request (the flood guard knows
-// a client by its connection). A raw connection shows the order: the 429
-// is read before a byte of the body is sent.
-func TestRefusalDoesNotWaitForSmallBody(t *testing.T) {
+// rawRefusal is a bridge whose cost budget one held request fills, and a
+// raw connection to it on which the tests write requests by hand.
+type rawRefusal struct {
+	t    *testing.T
+	big  string // a body the size of the budget
+	head string // the request line and headers of a /predict of big
+	conn net.Conn
+	br   *bufio.Reader
+	// release lets the held request finish and returns its status.
+	release func() int
+}
+
+func startRawRefusal(t *testing.T) *rawRefusal {
+	t.Helper()
 	ns := startNATS(t)
 	proc := startHolding(t, ns)
 	big := predictBody(30)
 	b := startBridge(t, ns, func(c *Config) { c.Flood.MaxInFlightBytes = len(big) })
 	held := postAsync(t, b.URL, big)
 	waitFor(t, 5*time.Second, "a request holding the budget", func() bool { return proc.got.Load() == 1 })
-
 	conn, err := net.Dial("tcp", b.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.SetDeadline(time.Now().Add(15 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(conn)
-	send := func(s string) {
-		t.Helper()
-		if _, err := io.WriteString(conn, s); err != nil {
-			t.Fatal(err)
-		}
+	var once sync.Once
+	status := 0
+	r := &rawRefusal{t: t, big: big, conn: conn, br: bufio.NewReader(conn),
+		head: fmt.Sprintf("POST /predict HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(big)),
+		release: func() int {
+			once.Do(func() { proc.release(); status = <-held })
+			return status
+		}}
+	t.Cleanup(func() { r.release() })
+	return r
+}
+
+func (r *rawRefusal) send(s string) {
+	r.t.Helper()
+	if _, err := io.WriteString(r.conn, s); err != nil {
+		r.t.Fatal(err)
 	}
-	read := func() *http.Response {
-		t.Helper()
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("read the answer: %v", err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp
+}
+
+func (r *rawRefusal) read() *http.Response {
+	r.t.Helper()
+	resp, err := http.ReadResponse(r.br, nil)
+	if err != nil {
+		r.t.Fatalf("read the answer: %v", err)
 	}
-	head := fmt.Sprintf("POST /predict HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(big))
-	send(head)
-	if resp := read(); resp.StatusCode != http.StatusTooManyRequests || resp.Close {
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// A refusal of a small body is sent before the body arrives, and the
+// connection is kept for the client's next request (the flood guard knows
+// a client by its connection). A raw connection shows the order: the 429
+// is read before a byte of the body is sent.
+func TestRefusalDoesNotWaitForSmallBody(t *testing.T) {
+	r := startRawRefusal(t)
+	r.send(r.head)
+	if resp := r.read(); resp.StatusCode != http.StatusTooManyRequests || resp.Close {
 		t.Fatalf("refused before its body was sent: %d, connection closed %t; want 429 on a kept connection", resp.StatusCode, resp.Close)
 	}
-	send(big) // late, and dropped
-	proc.release()
-	if s := <-held; s != http.StatusOK {
+	r.send(r.big) // late, and dropped
+	if s := r.release(); s != http.StatusOK {
 		t.Fatalf("the held request: %d, want 200", s)
 	}
-	send(head + big)
-	if resp := read(); resp.StatusCode != http.StatusOK {
+	r.send(r.head + r.big)
+	if resp := r.read(); resp.StatusCode != http.StatusOK {
 		t.Errorf("the next request on the same connection: %d, want 200", resp.StatusCode)
 	}
 }
@@ -328,41 +353,14 @@ func TestRefusalDoesNotWaitForSmallBody(t *testing.T) {
 // A refused client that never sends the body it announced loses its
 // connection soon after its 429, instead of holding a handler.
 func TestRefusedBodyThatNeverComes(t *testing.T) {
-	ns := startNATS(t)
-	proc := startHolding(t, ns)
-	big := predictBody(30)
-	b := startBridge(t, ns, func(c *Config) { c.Flood.MaxInFlightBytes = len(big) })
-	held := postAsync(t, b.URL, big)
-	waitFor(t, 5*time.Second, "a request holding the budget", func() bool { return proc.got.Load() == 1 })
-	defer func() {
-		proc.release()
-		<-held
-	}()
-
-	conn, err := net.Dial("tcp", b.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(15 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := fmt.Fprintf(conn, "POST /predict HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(big)); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests {
+	r := startRawRefusal(t)
+	r.send(r.head)
+	if resp := r.read(); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("refused: %d, want 429", resp.StatusCode)
 	}
 	// The body never comes: the bridge closes the connection (EOF), well
 	// before this side's 15 s deadline.
-	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+	if _, err := r.br.ReadByte(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after the 429 with no body sent: %v, want the connection closed by the bridge", err)
 	}
 }
