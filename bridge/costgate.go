@@ -106,7 +106,7 @@ func (s *Server) admitByCost(next http.Handler) http.Handler {
 		if !ok {
 			budget, _ := s.costs.budget(now)
 			e := contracts.Errorf(contracts.CodeOverloaded,
-				"the processors have %d bytes of requests in flight, their budget (the work they finish in %v): this request's %d bytes do not fit; retry later or add processors",
+				"the processors' budget of requests in flight is full (%d bytes, the work they finish in %v): this request's %d bytes do not fit; retry after Retry-After, or add processors",
 				budget, s.costs.work, cost)
 			e.RetryAfterMs = contracts.RetryAfterMs(wait)
 			writeRefusal(w, r, e)
