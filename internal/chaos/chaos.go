@@ -83,14 +83,17 @@ func killProcessor(ctx context.Context, e *env) (string, error) {
 		}
 	}
 	inFlight := 0.0
+	var waited time.Duration
 	if job != nil {
 		// The job is under way: kill as soon as a request is in flight
 		// too (a fast machine can be between requests), while the job
-		// still runs; its progress at the kill is read again after.
+		// still runs (its progress is read again just before the kill).
+		t0 := time.Now()
 		_ = waitUntil(2*time.Second, "a request in flight at processor 1", func() bool {
 			inFlight = gauge("http://"+e.procAddrs[0]+"/metrics", "simmatch_processor_in_flight")
 			return inFlight >= 1
 		})
+		waited = time.Since(t0)
 	}
 	for _, want := range []float64{4, 1} {
 		if job != nil {
@@ -103,16 +106,19 @@ func killProcessor(ctx context.Context, e *env) (string, error) {
 			break
 		}
 	}
-	if err := e.processor[0].signal(syscall.SIGKILL, 10*time.Second); err != nil {
-		return "", err
-	}
-	e.killedInFlight = int(inFlight)
-	if job != nil {
+	if job != nil { // still part done, just before the kill
 		if err := e.progressAtKill(job); err != nil {
 			return "", err
 		}
 	}
+	if err := e.processor[0].signal(syscall.SIGKILL, 10*time.Second); err != nil {
+		return "", err
+	}
+	e.killedInFlight = int(inFlight)
 	note := fmt.Sprintf("%.0f requests in flight at the killed processor", inFlight)
+	if job != nil {
+		note += fmt.Sprintf(" (waited %v for one)", waited.Round(time.Millisecond))
+	}
 	if err := sleep(ctx, 5*time.Second); err != nil {
 		return note, err
 	}

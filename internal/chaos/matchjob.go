@@ -205,7 +205,7 @@ func (e *env) waitMidJob(ctx context.Context, m *MatchJobStats) error {
 	}
 }
 
-// progressAtKill records the job's progress right after the kill: it must
+// progressAtKill records the job's progress just before the kill: it must
 // still be part done.
 func (e *env) progressAtKill(m *MatchJobStats) error {
 	mid, st, err := e.midJob(m)
