@@ -12,16 +12,18 @@ import (
 // costGate admits the requests of the model routes (ScopePredict: /predict,
 // search, embeddings and the other interfaces) by cost, before anything of
 // their bodies is read: the bytes in flight to the processors stay within a
-// budget of what they finish in InFlightWork (from their load reports), so
-// their queues stay short and every admitted request is answered well
-// before its deadline. Like TEI's fixed concurrency limit, what does not
+// budget of what they finish in InFlightWork (from their load reports;
+// FloodInFlightWork while a flood is on), so their queues stay short and
+// every admitted request is answered well before its deadline. Like TEI's fixed concurrency limit, what does not
 // fit is refused at once; unlike it, the limit is in work, not requests,
 // and a small request may use a reserve of a quarter of the budget that big
 // ones may not, so it runs beside the big ones the budget is full of
 // instead of waiting behind them.
 type costGate struct {
-	fixed int64         // FloodLimits.MaxInFlightBytes; 0: from the reports
-	work  time.Duration // FloodLimits.InFlightWork
+	fixed     int64         // FloodLimits.MaxInFlightBytes; 0: from the reports
+	work      time.Duration // FloodLimits.InFlightWork
+	floodWork time.Duration // FloodLimits.FloodInFlightWork, while flooding says so
+	flooding  func(time.Time) bool
 	// reports is the load gate whose reports give the processors' speed
 	// (set once it is subscribed; the metrics may read the budget before).
 	reports atomic.Pointer[loadGate]
@@ -47,7 +49,15 @@ func (c *costGate) budget(now time.Time) (budget int64, speed float64) {
 	if c.fixed > 0 {
 		return c.fixed, speed
 	}
-	return int64(speed * c.work.Seconds()), speed
+	return int64(speed * c.workNow(now).Seconds()), speed
+}
+
+// workNow is the work the budget holds now: less while a flood is on.
+func (c *costGate) workNow(now time.Time) time.Duration {
+	if c.flooding != nil && c.flooding(now) {
+		return c.floodWork
+	}
+	return c.work
 }
 
 // enter admits a request of cost bytes, or says how long until it would
@@ -107,7 +117,7 @@ func (s *Server) admitByCost(next http.Handler) http.Handler {
 			budget, _ := s.costs.budget(now)
 			e := contracts.Errorf(contracts.CodeOverloaded,
 				"the processors' budget of requests in flight is full (%d bytes, the work they finish in %v): this request's %d bytes do not fit; retry after Retry-After, or add processors",
-				budget, s.costs.work, cost)
+				budget, s.costs.workNow(now), cost)
 			e.RetryAfterMs = contracts.RetryAfterMs(wait)
 			writeRefusal(w, r, e)
 			return

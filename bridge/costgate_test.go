@@ -172,7 +172,9 @@ func TestCostGate(t *testing.T) {
 // InFlightWork, each processor counted once; none before a speed is known.
 func TestCostGateBudgetFromReports(t *testing.T) {
 	ns := startNATS(t)
-	b := startBridge(t, ns, func(c *Config) { c.Flood.InFlightWork = time.Second })
+	b := startBridge(t, ns, func(c *Config) {
+		c.Flood.InFlightWork, c.Flood.FloodInFlightWork, c.Flood.PenaltyWindow = 4*time.Second, time.Second, 10*time.Second
+	})
 	if budget, _ := b.srv.costs.budget(time.Now()); budget != 0 {
 		t.Fatalf("budget before any report: %d, want 0 (no bound)", budget)
 	}
@@ -194,8 +196,21 @@ func TestCostGateBudgetFromReports(t *testing.T) {
 		defer b.srv.gate.mu.Unlock()
 		return len(b.srv.gate.reports) == 3
 	})
+	if budget, _ := b.srv.costs.budget(time.Now()); budget != 4*3*10240 {
+		t.Errorf("budget: %d bytes, want %d (4 s of 30 KiB/s)", budget, 4*3*10240)
+	}
+	// A client resends while refused: a flood is on, the budget is 1 s of
+	// work until the penalty window has passed.
+	g := b.srv.flood
+	g.refused("flooder", time.Second)
+	if v, _, _ := g.enter("flooder"); v != resentEarly {
+		t.Fatalf("a resend while refused: verdict %v", v)
+	}
 	if budget, _ := b.srv.costs.budget(time.Now()); budget != 3*10240 {
-		t.Errorf("budget: %d bytes, want %d", budget, 3*10240)
+		t.Errorf("budget during a flood: %d bytes, want %d (1 s of 30 KiB/s)", budget, 3*10240)
+	}
+	if g.flooding(time.Now().Add(10*time.Second + time.Millisecond)) {
+		t.Error("still flooding after the penalty window")
 	}
 	// A processor silent for longer than speedAge leaves the budget.
 	if budget, _ := b.srv.costs.budget(time.Now().Add(speedAge + time.Second)); budget != 0 {

@@ -49,6 +49,12 @@ type FloodLimits struct {
 	// before its body is read. Until a processor has measured its speed,
 	// there is no bound.
 	InFlightWork time.Duration
+	// FloodInFlightWork is InFlightWork while a flood is on: a client
+	// resent a request while refused within the last PenaltyWindow
+	// (DefaultFloodInFlightWork). Shorter queues then keep the clients that
+	// wait as told served beside the flood; without a flood the longer
+	// budget leaves room for bursts and for a processor restarting.
+	FloodInFlightWork time.Duration
 	// MaxInFlightBytes, when > 0, is that budget in bytes instead of
 	// InFlightWork's.
 	MaxInFlightBytes int
@@ -56,11 +62,12 @@ type FloodLimits struct {
 
 // Defaults of FloodLimits.
 const (
-	DefaultMaxConcurrent  = 512
-	DefaultPenaltyWindow  = 10 * time.Second
-	DefaultMaxTarpitted   = 4096
-	DefaultMaxTarpitDelay = 2 * time.Second
-	DefaultInFlightWork   = time.Second
+	DefaultMaxConcurrent     = 512
+	DefaultPenaltyWindow     = 10 * time.Second
+	DefaultMaxTarpitted      = 4096
+	DefaultMaxTarpitDelay    = 2 * time.Second
+	DefaultInFlightWork      = 2 * time.Second
+	DefaultFloodInFlightWork = time.Second
 )
 
 func (l FloodLimits) withDefaults() FloodLimits {
@@ -75,6 +82,9 @@ func (l FloodLimits) withDefaults() FloodLimits {
 	}
 	if l.InFlightWork <= 0 {
 		l.InFlightWork = DefaultInFlightWork
+	}
+	if l.FloodInFlightWork <= 0 {
+		l.FloodInFlightWork = min(DefaultFloodInFlightWork, l.InFlightWork)
 	}
 	return l
 }
@@ -93,6 +103,7 @@ type floodGuard struct {
 	now       func() time.Time
 	inFlight  atomic.Int64
 	penalized atomic.Int64 // requests in flight from clients in bad standing
+	lastEarly atomic.Int64 // when a client last resent while refused (Unix ns; 0: never)
 	tarpitted atomic.Int64 // refusals being held back now
 
 	mu        sync.Mutex
@@ -137,6 +148,7 @@ func (g *floodGuard) enter(client string) (v verdict, wait time.Duration, releas
 		st.seen = now
 		if now.Before(st.refusedUntil) {
 			st.badUntil = now.Add(g.lim.PenaltyWindow)
+			g.lastEarly.Store(now.UnixNano())
 			wait = st.refusedUntil.Sub(now)
 			g.mu.Unlock()
 			return resentEarly, wait, nil
@@ -164,6 +176,13 @@ func (g *floodGuard) enter(client string) (v verdict, wait time.Duration, releas
 			g.refused(client, refused)
 		}
 	}
+}
+
+// flooding reports whether a flood is on: a client resent a request while
+// refused within the last PenaltyWindow.
+func (g *floodGuard) flooding(now time.Time) bool {
+	t := g.lastEarly.Load()
+	return t != 0 && now.Sub(time.Unix(0, t)) < g.lim.PenaltyWindow
 }
 
 // refused records that client was told to wait d.

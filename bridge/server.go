@@ -42,7 +42,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, public: map[string]bool{}, limiter: security.NewLimiter(), flood: newFloodGuard(cfg.Flood)}
-	s.costs = &costGate{fixed: int64(s.flood.lim.MaxInFlightBytes), work: s.flood.lim.InFlightWork}
+	s.costs = &costGate{fixed: int64(s.flood.lim.MaxInFlightBytes), work: s.flood.lim.InFlightWork,
+		floodWork: s.flood.lim.FloodInFlightWork, flooding: s.flood.flooding}
 	for _, p := range cfg.PublicPaths {
 		s.public[p] = true
 	}

@@ -149,6 +149,8 @@ func (f *Flags) Bridge(s *Bridge) {
 		"requests in flight, bridge-wide, from clients in bad standing; 0: none")
 	f.Duration(&s.Flood.InFlightWork, "inflight-work", "SIMMATCH_INFLIGHT_WORK", bridge.DefaultInFlightWork,
 		"the model routes' request bodies in flight may add up to what the processors (by their load reports) finish in this long; one that does not fit is answered 429 before its body is read")
+	f.Duration(&s.Flood.FloodInFlightWork, "flood-inflight-work", "SIMMATCH_FLOOD_INFLIGHT_WORK", bridge.DefaultFloodInFlightWork,
+		"-inflight-work while a flood is on (a client resent while refused within -flood-penalty-window)")
 	f.Int(&s.Flood.MaxInFlightBytes, "max-inflight-bytes", "SIMMATCH_MAX_INFLIGHT_BYTES", 0,
 		"that budget in bytes instead; 0: from -inflight-work")
 	f.Int(&s.JobMaxQueries, "job-max-queries", "SIMMATCH_JOB_MAX_QUERIES", contracts.DefaultJobMaxQueries, "most queries one asynchronous job (POST /v1/jobs) may hold")
