@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/simmatch/simmatch/contracts"
+	"github.com/simmatch/simmatch/internal/testenv"
 	"github.com/simmatch/simmatch/processor/jobs/jobstore"
 )
 
@@ -183,26 +183,6 @@ func wantQuota(t testing.TB, resp *http.Response, e *contracts.Error, status int
 	}
 }
 
-// noJobsLeft fails unless the jobs' bucket and chunks stream are empty.
-func noJobsLeft(t testing.TB, js jetstream.JetStream) {
-	t.Helper()
-	ctx := context.Background()
-	kv, err := js.KeyValue(ctx, contracts.JobsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if keys, err := kv.Keys(ctx); !errors.Is(err, jetstream.ErrNoKeysFound) {
-		t.Errorf("job entries left: %v %v", keys, err)
-	}
-	s, err := js.Stream(ctx, contracts.JobChunksStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 0 {
-		t.Errorf("chunks left: %+v %v", info.State, err)
-	}
-}
-
 // The jobs quota counts a tenant's jobs submitting, queued or running: the
 // one past it answers 429 with Retry-After; a cancelled job frees its
 // place; another tenant and an admin are not bound by it.
@@ -308,7 +288,7 @@ func TestUploadQuota(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			resp, data := b.send(t, "POST", "/v1/jobs", keyAcmeJobs, "application/x-ndjson", body)
 			wantQuota(t, resp, decodeError(t, resp, data), http.StatusRequestEntityTooLarge, "upload")
-			noJobsLeft(t, js)
+			testenv.NoJobsLeft(t, js)
 		})
 	}
 }
@@ -342,7 +322,7 @@ func TestJobChunksStreamFull(t *testing.T) {
 		!strings.Contains(e.Message, jobstore.SettingChunksMaxBytes) || e.Limit != 16<<10 {
 		t.Fatalf("JSON: %d %+v", resp.StatusCode, e)
 	}
-	noJobsLeft(t, js)
+	testenv.NoJobsLeft(t, js)
 
 	var body strings.Builder
 	body.WriteString(`{"product_descriptions": ["Claw hammer"]}` + "\n")
@@ -354,7 +334,7 @@ func TestJobChunksStreamFull(t *testing.T) {
 	if resp.StatusCode != http.StatusInsufficientStorage || e.Code != contracts.CodeInsufficientStorage || !strings.Contains(e.Message, jobstore.SettingChunksMaxBytes) {
 		t.Fatalf("JSON lines: %d %+v", resp.StatusCode, e)
 	}
-	noJobsLeft(t, js)
+	testenv.NoJobsLeft(t, js)
 }
 
 // Without authentication there are no tenants, so no quota applies.

@@ -3,7 +3,6 @@ package jobs_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,33 +55,6 @@ func setupJobs(t testing.TB, ns *server.Server) jetstream.JetStream {
 		t.Fatal(err)
 	}
 	return js
-}
-
-// noJobLeft fails unless the jobs' bucket, chunk stream and result stream
-// are empty.
-func noJobLeft(t testing.TB, js jetstream.JetStream) {
-	t.Helper()
-	ctx := context.Background()
-	kv, err := js.KeyValue(ctx, contracts.JobsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if keys, err := kv.Keys(ctx); !errors.Is(err, jetstream.ErrNoKeysFound) {
-		t.Errorf("job entries left: %v %v", keys, err)
-	}
-	for _, name := range []string{contracts.JobChunksStream, contracts.JobResultsStream} {
-		s, err := js.Stream(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.Msgs != 0 {
-			t.Errorf("%s: %d messages left", name, info.State.Msgs)
-		}
-	}
 }
 
 // A 10,000-query job sent as JSON lines runs to the end: every query's
@@ -184,14 +156,14 @@ func TestNDJSONRefused(t *testing.T) {
 		if resp.StatusCode != tt.status || !strings.Contains(string(data), tt.want) {
 			t.Errorf("%s: %d %s; want %d with %s", tt.name, resp.StatusCode, data, tt.status, tt.want)
 		}
-		noJobLeft(t, js)
+		testenv.NoJobsLeft(t, js)
 	}
 	// The body of unknown length over the limit is refused as it streams.
 	resp, data := postNDJSON(t, b.URL, io.MultiReader(strings.NewReader(lines(8000, 0, ""))))
 	if resp.StatusCode != 413 {
 		t.Errorf("chunked body over the limit: %d %s", resp.StatusCode, data)
 	}
-	noJobLeft(t, js)
+	testenv.NoJobsLeft(t, js)
 }
 
 // genNDJSON is an NDJSON job body of about size bytes made as it is read:

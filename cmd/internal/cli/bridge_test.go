@@ -26,18 +26,7 @@ func TestBridgeSecurityFlags(t *testing.T) {
 		"SIMMATCH_RATE_BURST":    "5",
 		"SIMMATCH_METRICS_SCOPE": "metrics",
 	}
-	var b Bridge
-	f := NewFlags("test", func(k string) string { return env[k] }, io.Discard)
-	f.Bridge(&b)
-	if err := f.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	sec, err := b.Security(t.Context(), slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := b.Config(sec, nil, contracts.DefaultLimits, nil, nil)
+	b, cfg, logs := bridgeFromEnv(t, env)
 	if cfg.Keys != nil || strings.Join(cfg.PublicPaths, ",") != "/health,/ready" || cfg.RateLimit != (bridge.RateLimit{Rate: 2.5, Burst: 5}) ||
 		cfg.MetricsScope != bridge.ScopeMetrics {
 		t.Fatalf("config %+v", cfg)
@@ -46,7 +35,7 @@ func TestBridgeSecurityFlags(t *testing.T) {
 		t.Fatalf("no warning that the API is open: %s", logs.String())
 	}
 	b.PublicPaths = "none"
-	if sec, err = b.Security(t.Context(), slog.New(slog.DiscardHandler)); err != nil || sec.publicPaths == nil || len(sec.publicPaths) != 0 {
+	if sec, err := b.Security(t.Context(), slog.New(slog.DiscardHandler)); err != nil || sec.publicPaths == nil || len(sec.publicPaths) != 0 {
 		t.Fatalf("none: %v %v, want an empty non-nil list", sec.publicPaths, err)
 	}
 	for _, bad := range []Bridge{
@@ -110,4 +99,22 @@ func TestBridgeSecurityListenTLS(t *testing.T) {
 	if resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
 		t.Fatalf("TLS state %+v", resp.TLS)
 	}
+}
+
+// bridgeFromEnv parses the bridge's settings from env alone, builds their
+// security, and returns them, the bridge's configuration and the log.
+func bridgeFromEnv(t *testing.T, env map[string]string) (Bridge, bridge.Config, *bytes.Buffer) {
+	t.Helper()
+	var b Bridge
+	f := NewFlags("test", func(k string) string { return env[k] }, io.Discard)
+	f.Bridge(&b)
+	if err := f.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	sec, err := b.Security(t.Context(), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, b.Config(sec, nil, contracts.DefaultLimits, nil, nil), &logs
 }

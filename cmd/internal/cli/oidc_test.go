@@ -1,15 +1,12 @@
 package cli
 
 import (
-	"bytes"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/simmatch/simmatch/bridge/security/oidctest"
-	"github.com/simmatch/simmatch/contracts"
 )
 
 func TestBridgeOIDCFlags(t *testing.T) {
@@ -22,18 +19,7 @@ func TestBridgeOIDCFlags(t *testing.T) {
 		"SIMMATCH_OIDC_SCOPE_CLAIM":  "scp",
 		"SIMMATCH_OIDC_CLOCK_SKEW":   "30s",
 	}
-	var b Bridge
-	f := NewFlags("test", func(k string) string { return env[k] }, io.Discard)
-	f.Bridge(&b)
-	if err := f.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	sec, err := b.Security(t.Context(), slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := b.Config(sec, nil, contracts.DefaultLimits, nil, nil)
+	_, cfg, logs := bridgeFromEnv(t, env)
 	if cfg.OIDC == nil || cfg.OIDC.JWKSURL() != idp.JWKSURL() {
 		t.Fatalf("OIDC verifier %v, want one on the discovered %s", cfg.OIDC, idp.JWKSURL())
 	}
